@@ -1,0 +1,12 @@
+"""Classifiers behind one protocol, built by kind from a model config."""
+
+from __future__ import annotations
+
+from energy_hpc.classifiers.base import (
+    Classifier,
+    Prediction,
+    build_classifier,
+    register_classifier,
+)
+
+__all__ = ["Classifier", "Prediction", "build_classifier", "register_classifier"]

@@ -1,0 +1,172 @@
+"""Load a dataset into a clean ``text,label`` frame and say what was dropped and why."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+
+import pandas as pd
+
+from energy_hpc.config import DatasetConfig
+from energy_hpc.errors import DataError
+
+log = logging.getLogger(__name__)
+
+READERS = {
+    ".csv": lambda p: pd.read_csv(p),
+    ".tsv": lambda p: pd.read_csv(p, sep="\t"),
+    ".xlsx": lambda p: pd.read_excel(p),
+    ".xls": lambda p: pd.read_excel(p),
+    ".json": lambda p: pd.read_json(p),
+    ".jsonl": lambda p: pd.read_json(p, lines=True),
+    ".parquet": lambda p: pd.read_parquet(p),
+}
+
+
+@dataclass
+class Corpus:
+    """Clean texts and labels; ``test_pool`` is set when the source has its own test split."""
+
+    name: str
+    pool: pd.DataFrame
+    test_pool: pd.DataFrame | None = None
+    dropped: dict[str, int] = field(default_factory=dict)
+    source: str = ""
+
+    @property
+    def labels(self) -> list[str]:
+        frames = [self.pool] + ([self.test_pool] if self.test_pool is not None else [])
+        return sorted(set().union(*(set(f["label"]) for f in frames)))
+
+    @property
+    def fingerprint(self) -> str:
+        h = hashlib.sha256()
+        for frame in (self.pool, self.test_pool):
+            if frame is not None:
+                for text, label in zip(frame["text"], frame["label"], strict=True):
+                    h.update(text.encode())
+                    h.update(b"\x1f")
+                    h.update(label.encode())
+                    h.update(b"\x1e")
+        return h.hexdigest()[:16]
+
+
+def demo_path() -> Path:
+    return Path(str(resources.files("energy_hpc") / "data" / "bundled" / "demo.csv"))
+
+
+def read_table(path: str | Path) -> pd.DataFrame:
+    path = Path(path).expanduser()
+    if not path.exists():
+        raise DataError(f"dataset file not found: {path} (set dataset.path to an existing file)")
+    reader = READERS.get(path.suffix.lower())
+    if reader is None:
+        raise DataError(
+            f"dataset file {path}: unsupported extension {path.suffix!r}; use one of {', '.join(READERS)}"
+        )
+    try:
+        return reader(path)
+    except ImportError as exc:
+        raise DataError(f"dataset file {path}: a reader library is missing ({exc})") from None
+    except Exception as exc:  # noqa: BLE001 - any parse error becomes one clear message
+        raise DataError(f"dataset file {path}: could not be read as {path.suffix}: {exc}") from None
+
+
+def _select_columns(frame: pd.DataFrame, cfg: DatasetConfig, where: str) -> pd.DataFrame:
+    missing = [c for c in (cfg.text_column, cfg.label_column) if c not in frame.columns]
+    if missing:
+        raise DataError(
+            f"{where}: column(s) {', '.join(map(repr, missing))} not found; the file has "
+            f"{', '.join(map(repr, map(str, frame.columns)))}. Set dataset.text_column / dataset.label_column."
+        )
+    return pd.DataFrame({"text": frame[cfg.text_column], "label": frame[cfg.label_column]})
+
+
+def clean(frame: pd.DataFrame, cfg: DatasetConfig, where: str, dropped: dict[str, int]) -> pd.DataFrame:
+    """Drop empty/NaN texts and labels, map labels, apply the minimum class size."""
+    frame = frame.copy()
+    bad_text = frame["text"].isna() | (frame["text"].astype(str).str.strip() == "")
+    bad_label = frame["label"].isna()
+    dropped["empty_text"] = dropped.get("empty_text", 0) + int(bad_text.sum())
+    dropped["empty_label"] = dropped.get("empty_label", 0) + int((bad_label & ~bad_text).sum())
+    frame = frame[~bad_text & ~bad_label]
+    frame["text"] = frame["text"].astype(str)
+    labels = frame["label"]
+    if pd.api.types.is_float_dtype(labels) and (labels == labels.round()).all():
+        labels = labels.astype(int)
+    frame["label"] = labels.astype(str)
+    if cfg.label_map:
+        mapping = {str(k): str(v) for k, v in cfg.label_map.items()}
+        unknown = sorted(set(frame["label"]) - set(mapping))
+        if unknown:
+            raise DataError(
+                f"{where}: dataset.label_map has no entry for label(s) {unknown[:10]}; "
+                f"it maps {sorted(mapping)}"
+            )
+        frame["label"] = frame["label"].map(mapping)
+    if cfg.min_class_size > 1:
+        counts = frame["label"].value_counts()
+        small = counts[counts < cfg.min_class_size]
+        if len(small):
+            log.info("%s: dropping %d class(es) with fewer than %d rows: %s", where, len(small),
+                     cfg.min_class_size, dict(small))
+        dropped["small_class"] = dropped.get("small_class", 0) + int(small.sum())
+        frame = frame[~frame["label"].isin(small.index)]
+    if frame.empty:
+        raise DataError(f"{where}: no rows left after cleaning (dropped: {dropped})")
+    return frame.reset_index(drop=True)
+
+
+def _load_hf(cfg: DatasetConfig) -> tuple[pd.DataFrame, pd.DataFrame | None]:
+    try:
+        import datasets
+    except ImportError:
+        raise DataError(
+            f"dataset {cfg.name!r} comes from the Hugging Face hub ({cfg.hf_id}); install the "
+            "'datasets' package (pip install datasets) or export it to CSV and use dataset=file"
+        ) from None
+    try:
+        ds = datasets.load_dataset(cfg.hf_id, cfg.hf_config)
+    except Exception as exc:  # noqa: BLE001
+        raise DataError(
+            f"dataset {cfg.name!r}: could not load {cfg.hf_id} from the hub or the local cache "
+            f"(HF_HOME / HF_DATASETS_CACHE): {type(exc).__name__}: {exc}"
+        ) from None
+    frames = {}
+    for split in ("train", "test"):
+        if split not in ds:
+            continue
+        part = ds[split]
+        frame = part.to_pandas()
+        feature = part.features.get(cfg.label_column)
+        if feature is not None and hasattr(feature, "names") and cfg.label_column in frame:
+            frame[cfg.label_column] = [feature.names[i] for i in frame[cfg.label_column]]
+        frames[split] = frame
+    if "train" not in frames:
+        raise DataError(f"dataset {cfg.hf_id}: no 'train' split; found {list(ds)}")
+    return frames["train"], frames.get("test")
+
+
+def load_corpus(cfg: DatasetConfig) -> Corpus:
+    dropped: dict[str, int] = {}
+    if cfg.source == "hf":
+        train, test = _load_hf(cfg)
+        where = f"dataset {cfg.hf_id}"
+        pool = clean(_select_columns(train, cfg, where), cfg, where + " [train]", dropped)
+        test_pool = None
+        if test is not None:
+            test_pool = clean(_select_columns(test, cfg, where), cfg, where + " [test]", dropped)
+        source = cfg.hf_id or ""
+    else:
+        path = demo_path() if cfg.source == "demo" and not cfg.path else Path(cfg.path or "")
+        raw = read_table(path)
+        where = f"dataset file {path}"
+        pool = clean(_select_columns(raw, cfg, where), cfg, where, dropped)
+        test_pool = None
+        source = str(path)
+    if any(dropped.values()):
+        log.info("dataset %s: dropped rows %s", cfg.name, {k: v for k, v in dropped.items() if v})
+    return Corpus(cfg.name, pool, test_pool, dropped, source)

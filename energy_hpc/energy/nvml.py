@@ -1,0 +1,226 @@
+"""Per-GPU energy from NVML: the total-energy counter (Volta+) or, without it, integrated power samples."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from energy_hpc.energy.base import DeviceEnergy, Reading
+from energy_hpc.errors import MeterUnavailable
+
+
+class CounterNotSupported(Exception):
+    """The GPU has no total-energy counter (pre-Volta)."""
+
+
+class GpuInterface(Protocol):
+    """The few NVML calls the meter needs; tests inject their own, production wraps pynvml."""
+
+    def device_count(self) -> int: ...
+    def handle(self, index: int) -> Any: ...
+    def uuid(self, handle: Any) -> str: ...
+    def name(self, handle: Any) -> str: ...
+    def total_energy_mj(self, handle: Any) -> int: ...
+    def power_mw(self, handle: Any) -> int: ...
+    def power_limit_mw(self, handle: Any) -> int | None: ...
+    def driver_version(self) -> str | None: ...
+
+
+class PynvmlInterface:
+    """The real NVML through ``pynvml`` (nvidia-ml-py)."""
+
+    def __init__(self) -> None:
+        try:
+            import pynvml
+        except ImportError:
+            raise MeterUnavailable(
+                "nvml: the NVML Python bindings are not installed; pip install 'energy_hpc[nvml]'"
+            ) from None
+        try:
+            pynvml.nvmlInit()
+        except pynvml.NVMLError as exc:
+            raise MeterUnavailable(f"nvml: NVML could not start ({exc}); no NVIDIA driver here?") from None
+        self.nv = pynvml
+
+    def device_count(self) -> int:
+        return self.nv.nvmlDeviceGetCount()
+
+    def handle(self, index: int) -> Any:
+        return self.nv.nvmlDeviceGetHandleByIndex(index)
+
+    def uuid(self, handle: Any) -> str:
+        return _text(self.nv.nvmlDeviceGetUUID(handle))
+
+    def name(self, handle: Any) -> str:
+        return _text(self.nv.nvmlDeviceGetName(handle))
+
+    def total_energy_mj(self, handle: Any) -> int:
+        try:
+            return int(self.nv.nvmlDeviceGetTotalEnergyConsumption(handle))
+        except self.nv.NVMLError_NotSupported:
+            raise CounterNotSupported() from None
+
+    def power_mw(self, handle: Any) -> int:
+        return int(self.nv.nvmlDeviceGetPowerUsage(handle))
+
+    def power_limit_mw(self, handle: Any) -> int | None:
+        try:
+            return int(self.nv.nvmlDeviceGetEnforcedPowerLimit(handle))
+        except self.nv.NVMLError:
+            return None
+
+    def driver_version(self) -> str | None:
+        try:
+            return _text(self.nv.nvmlSystemGetDriverVersion())
+        except self.nv.NVMLError:
+            return None
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def visible_gpu_indices(gpu: GpuInterface, visible: str | None) -> list[int]:
+    """Map ``CUDA_VISIBLE_DEVICES`` (indices or UUIDs, prefixes allowed) to NVML indices."""
+    count = gpu.device_count()
+    if visible is None:
+        return list(range(count))
+    entries = [e.strip() for e in visible.split(",") if e.strip()]
+    if not entries:
+        return []
+    uuids = {i: gpu.uuid(gpu.handle(i)) for i in range(count)}
+    out: list[int] = []
+    for entry in entries:
+        if entry.isdigit():
+            idx = int(entry)
+            if idx >= count:
+                raise MeterUnavailable(
+                    f"nvml: CUDA_VISIBLE_DEVICES names GPU {idx}, but NVML sees {count} GPU(s)"
+                )
+            out.append(idx)
+            continue
+        matches = [i for i, u in uuids.items() if u == entry or u.startswith(entry)]
+        if len(matches) != 1:
+            raise MeterUnavailable(
+                f"nvml: CUDA_VISIBLE_DEVICES entry {entry!r} matches {len(matches)} GPU(s); "
+                f"known UUIDs: {', '.join(uuids.values())}"
+            )
+        out.append(matches[0])
+    return out
+
+
+@dataclass
+class _Gpu:
+    index: int
+    handle: Any
+    name: str
+    uuid: str
+    has_counter: bool
+    power_limit_w: float | None
+
+
+class NvmlMeter:
+    """Energy of the GPUs this job owns only."""
+
+    name = "nvml"
+
+    def __init__(self, interface: GpuInterface | None = None, sample_s: float = 0.1,
+                 visible: str | None = None) -> None:
+        self.gpu = interface if interface is not None else PynvmlInterface()
+        self.sample_s = sample_s
+        env_visible = visible if visible is not None else os.environ.get("CUDA_VISIBLE_DEVICES")
+        self.gpus: list[_Gpu] = []
+        for idx in visible_gpu_indices(self.gpu, env_visible):
+            h = self.gpu.handle(idx)
+            try:
+                self.gpu.total_energy_mj(h)
+                has_counter = True
+            except CounterNotSupported:
+                has_counter = False
+            limit = self.gpu.power_limit_mw(h)
+            self.gpus.append(_Gpu(idx, h, self.gpu.name(h), self.gpu.uuid(h), has_counter,
+                                  limit / 1000.0 if limit else None))
+        if not self.gpus:
+            raise MeterUnavailable("nvml: this job owns no GPU (CUDA_VISIBLE_DEVICES is empty or NVML sees none)")
+        self.driver = self.gpu.driver_version()
+        self._start_mj: dict[int, int] = {}
+        self._energy_j: dict[int, float] = {}
+        self._last_sample: dict[int, tuple[float, float]] = {}
+        self._samples = 0
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._t0 = 0.0
+
+    @property
+    def rated_power_w(self) -> float | None:
+        limits = [g.power_limit_w for g in self.gpus]
+        return sum(limits) if all(limits) else None
+
+    def _sample_power(self) -> None:
+        now = time.perf_counter()
+        for g in self.gpus:
+            if g.has_counter:
+                continue
+            watts = self.gpu.power_mw(g.handle) / 1000.0
+            t_prev, w_prev = self._last_sample[g.index]
+            self._energy_j[g.index] += (w_prev + watts) / 2.0 * (now - t_prev)  # trapezoid
+            self._last_sample[g.index] = (now, watts)
+        self._samples += 1
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.sample_s):
+            self._sample_power()
+
+    def start(self) -> None:
+        self._t0 = time.perf_counter()
+        self._samples = 1
+        for g in self.gpus:
+            self._energy_j[g.index] = 0.0
+            if g.has_counter:
+                self._start_mj[g.index] = self.gpu.total_energy_mj(g.handle)
+            else:
+                self._last_sample[g.index] = (self._t0, self.gpu.power_mw(g.handle) / 1000.0)
+        self._stop.clear()
+        if any(not g.has_counter for g in self.gpus):
+            self._thread = threading.Thread(target=self._loop, name="nvml-power", daemon=True)
+            self._thread.start()
+
+    def stop(self) -> Reading:
+        duration = time.perf_counter() - self._t0
+        flags: list[str] = []
+        devices: list[DeviceEnergy] = []
+        if self._thread:
+            self._stop.set()
+            self._thread.join()
+            self._thread = None
+            self._sample_power()
+        methods = set()
+        for g in self.gpus:
+            if g.has_counter:
+                delta_mj = self.gpu.total_energy_mj(g.handle) - self._start_mj[g.index]
+                if delta_mj < 0:
+                    flags.append(f"gpu{g.index} energy counter went backwards ({delta_mj} mJ)")
+                energy_wh = delta_mj / 3.6e6
+                method = "nvml-counter"
+            else:
+                energy_wh = self._energy_j[g.index] / 3600.0
+                method = f"nvml-power-sampling@{self.sample_s:g}s"
+            methods.add(method)
+            devices.append(DeviceEnergy("gpu", f"gpu{g.index}", energy_wh, method, g.name))
+        return Reading(
+            meter=self.name,
+            duration_s=duration,
+            gpu_wh=sum(d.energy_wh for d in devices),
+            methods={"cpu": None, "gpu": "+".join(sorted(methods)), "ram": None},
+            devices=devices,
+            samples=self._samples,
+            flags=flags,
+            info={
+                "driver": self.driver,
+                "gpus": [{"index": g.index, "name": g.name, "uuid": g.uuid,
+                          "power_limit_w": g.power_limit_w} for g in self.gpus],
+            },
+        )

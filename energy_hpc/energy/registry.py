@@ -1,0 +1,114 @@
+"""Meters by name, and ``auto``: the best available source per device class."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from energy_hpc.energy.base import PARTS, DeviceEnergy, Meter, Reading
+from energy_hpc.errors import MeterUnavailable
+
+if TYPE_CHECKING:
+    from energy_hpc.config import EnergyConfig
+
+log = logging.getLogger(__name__)
+
+MeterFactory = Callable[["EnergyConfig"], Meter]
+_REGISTRY: dict[str, MeterFactory] = {}
+
+
+def register_meter(name: str, factory: MeterFactory) -> None:
+    _REGISTRY[name] = factory
+
+
+def available_meter_names() -> list[str]:
+    return sorted(_REGISTRY)
+
+
+def _codecarbon(cfg: EnergyConfig) -> Meter:
+    from energy_hpc.energy.codecarbon_meter import CodeCarbonMeter
+
+    return CodeCarbonMeter(cfg.country, cfg.interval_s, cfg.ram_model, cfg.codecarbon_tracking_mode)
+
+
+def _nvml(cfg: EnergyConfig) -> Meter:
+    from energy_hpc.energy.nvml import NvmlMeter
+
+    return NvmlMeter()
+
+
+def _rapl(cfg: EnergyConfig) -> Meter:
+    from energy_hpc.energy.rapl import RaplMeter
+
+    return RaplMeter(poll_s=min(cfg.interval_s, 10.0))
+
+
+register_meter("codecarbon", _codecarbon)
+register_meter("nvml", _nvml)
+register_meter("rapl", _rapl)
+
+
+class AutoMeter:
+    """Runs the available meters together and takes each part from the best one.
+
+    Preference: GPU from NVML, CPU and RAM from RAPL, anything left from CodeCarbon.
+    """
+
+    name = "auto"
+    PREFERENCE = {"gpu": ("nvml", "codecarbon"), "cpu": ("rapl", "codecarbon"),
+                  "ram": ("rapl", "codecarbon")}
+
+    def __init__(self, meters: dict[str, Meter], fallbacks: list[str]) -> None:
+        self.meters = meters
+        self.fallbacks = fallbacks
+
+    def start(self) -> None:
+        for meter in self.meters.values():
+            meter.start()
+
+    def stop(self) -> Reading:
+        readings = {name: m.stop() for name, m in reversed(list(self.meters.items()))}
+        parts: dict[str, float | None] = {}
+        methods: dict[str, str | None] = {}
+        devices: list[DeviceEnergy] = []
+        for part in PARTS:
+            parts[part], methods[part] = None, None
+            for source in self.PREFERENCE[part]:
+                r = readings.get(source)
+                if r is not None and r.part(part) is not None:
+                    parts[part], methods[part] = r.part(part), r.methods.get(part)
+                    devices.extend(d for d in r.devices if d.part == part)
+                    break
+        return Reading(
+            meter=self.name,
+            duration_s=max(r.duration_s for r in readings.values()),
+            cpu_wh=parts["cpu"], gpu_wh=parts["gpu"], ram_wh=parts["ram"],
+            methods=methods,
+            devices=devices,
+            samples=max(r.samples for r in readings.values()),
+            flags=[f"{n}: {f}" for n, r in readings.items() for f in r.flags],
+            info={"sources": sorted(readings), "fallbacks": self.fallbacks},
+        )
+
+
+def create_meters(cfg: EnergyConfig) -> list[Meter]:
+    """Build the meters a run asked for; an unavailable named meter fails before anything runs."""
+    meters: list[Meter] = []
+    for name in cfg.meters:
+        if name == "auto":
+            found: dict[str, Meter] = {}
+            fallbacks: list[str] = []
+            for candidate in ("nvml", "rapl", "codecarbon"):
+                try:
+                    found[candidate] = _REGISTRY[candidate](cfg)
+                except MeterUnavailable as exc:
+                    fallbacks.append(str(exc))
+                    log.warning("auto meter: %s; falling back", exc)
+            meters.append(AutoMeter(found, fallbacks))
+            continue
+        if name not in _REGISTRY:
+            raise MeterUnavailable(f"energy.meters: unknown meter {name!r}; use one of "
+                                   f"{', '.join(available_meter_names())} or auto")
+        meters.append(_REGISTRY[name](cfg))
+    return meters

@@ -1,0 +1,85 @@
+"""The measured window: warm-up outside, repeated passes inside until the window is long enough."""
+
+from __future__ import annotations
+
+import logging
+import sys
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from energy_hpc.energy.base import PARTS, Meter, Reading
+
+log = logging.getLogger(__name__)
+
+
+def cuda_synchronize() -> None:
+    """Wait for queued GPU work so it lands inside the window it belongs to (no-op without CUDA)."""
+    torch = sys.modules.get("torch")
+    if torch is None:
+        return
+    try:
+        if torch.cuda.is_available() and torch.cuda.is_initialized():
+            torch.cuda.synchronize()
+    except Exception:  # noqa: BLE001 - a broken CUDA must not hide the measurement
+        log.debug("cuda synchronize failed", exc_info=True)
+
+
+@dataclass
+class WindowResult:
+    readings: list[Reading]
+    passes: int
+    wall_s: float
+    output: Any
+
+
+def measure_window(meters: Sequence[Meter], work: Callable[[], Any], *, min_window_s: float = 0.0,
+                   min_passes: int = 1, max_passes: int | None = None) -> WindowResult:
+    """Run ``work`` repeatedly between meter start and stop.
+
+    Inference on a small test set can take milliseconds, below any meter's resolution, so the
+    work is repeated until ``min_window_s`` has passed; callers divide by ``passes``.
+    """
+    cuda_synchronize()
+    for meter in meters:
+        meter.start()
+    t0 = time.perf_counter()
+    passes = 0
+    output = None
+    try:
+        while True:
+            output = work()
+            passes += 1
+            if passes >= min_passes and time.perf_counter() - t0 >= min_window_s:
+                break
+            if max_passes is not None and passes >= max_passes:
+                break
+        cuda_synchronize()
+        wall = time.perf_counter() - t0
+    finally:
+        readings = [meter.stop() for meter in reversed(meters)][::-1]
+    return WindowResult(readings=readings, passes=passes, wall_s=wall, output=output)
+
+
+def measure_idle(meters: Sequence[Meter], seconds: float) -> list[Reading]:
+    """Idle power over ``seconds`` with the process asleep (no busy-waiting)."""
+    for meter in meters:
+        meter.start()
+    threading.Event().wait(seconds)
+    return [meter.stop() for meter in reversed(meters)][::-1]
+
+
+def net_of_idle(gross: Reading, idle: Reading) -> dict[str, float | None]:
+    """Subtract idle power × window length from each part; unknown stays unknown."""
+    out: dict[str, float | None] = {}
+    for part in PARTS:
+        g, i = gross.part(part), idle.part(part)
+        if g is None or i is None or idle.duration_s <= 0:
+            out[part] = None
+        else:
+            out[part] = g - i / idle.duration_s * gross.duration_s
+    known = [v for v in out.values() if v is not None]
+    out["total"] = sum(known) if known else None
+    return out

@@ -1,0 +1,1 @@
+"""The config tree Hydra composes; shipped inside the package so non-editable installs work."""

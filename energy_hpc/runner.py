@@ -1,0 +1,231 @@
+"""The measured loop of one cell: data → splits → fit → warm-up → measured predict → records."""
+
+from __future__ import annotations
+
+import logging
+import time
+from datetime import datetime, timezone
+from typing import Any
+
+from sklearn.metrics import accuracy_score, f1_score
+
+from energy_hpc import RECORD_SCHEMA_VERSION
+from energy_hpc.classifiers import Classifier, build_classifier
+from energy_hpc.config import Settings
+from energy_hpc.data import Corpus, Split, load_corpus, make_splits
+from energy_hpc.energy import Meter, Reading, create_meters, measure_window
+from energy_hpc.energy.base import PARTS, flag_implausible
+from energy_hpc.energy.carbon import carbon_intensity_g_per_kwh, emissions_kg
+from energy_hpc.energy.window import measure_idle, net_of_idle
+from energy_hpc.provenance import environment
+from energy_hpc.results import CellStore, append_sweep_manifest
+
+log = logging.getLogger(__name__)
+
+INVALID = "\x00invalid"
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def quality(truth: list[str], predicted: list[str | None], categories: list[str]) -> dict[str, float]:
+    """Accuracy and macro-F1; an answer outside the categories counts as wrong."""
+    pred = [p if p is not None else INVALID for p in predicted]
+    return {
+        "accuracy": float(accuracy_score(truth, pred)),
+        "macro_f1": float(f1_score(truth, pred, labels=categories, average="macro", zero_division=0)),
+        "invalid_rate": sum(p is None for p in predicted) / len(predicted) if predicted else 0.0,
+    }
+
+
+def rated_power(settings: Settings) -> dict[str, float | None]:
+    """Devices' rated power on this cluster, for flagging implausible readings."""
+    c = settings.cluster
+    gpus = settings.gpus if isinstance(settings.gpus, int) else c.gpus_per_node
+    return {
+        "cpu": c.cpu_power_w * settings.nodes if c.cpu_power_w else None,
+        "gpu": c.gpu_power_w * gpus * settings.nodes if c.gpu_power_w and gpus else None,
+        "ram": None,
+    }
+
+
+def reading_columns(reading: Reading, passes: int, prefix: str = "") -> dict[str, Any]:
+    per = {f"{prefix}{p}_wh": (v / passes if (v := reading.part(p)) is not None else None)
+           for p in PARTS}
+    energy = reading.energy_wh
+    per[f"{prefix}energy_wh"] = energy / passes if energy is not None else None
+    return per
+
+
+def build_record(settings: Settings, split: Split, corpus: Corpus, readings: list[Reading],
+                 passes: int, scores: dict[str, float], started: str, extra: dict[str, Any]) -> dict[str, Any]:
+    primary = readings[0]
+    n_test = len(split.test)
+    duration = primary.duration_s / passes
+    rec: dict[str, Any] = {
+        "schema_version": RECORD_SCHEMA_VERSION,
+        "sweep_id": settings.sweep,
+        "cell_id": settings.cell_id,
+        "split": split.index,
+        "seed": split.seed,
+        "model": settings.model.name,
+        "model_display": settings.model.display_name,
+        "model_family": settings.model.family,
+        "model_kind": settings.model.kind,
+        "dataset": settings.dataset.name,
+        "n_train": len(split.train),
+        "n_test": n_test,
+        "n_classes": len(corpus.labels),
+        "decoding": settings.model.decoding if settings.model.kind == "llm" else None,
+        "batching": settings.model.batching if settings.model.kind == "llm" else None,
+        "cluster": settings.cluster.name,
+        "gpu_type": settings.cluster.gpu_model,
+        "gpus": settings.gpus,
+        "nodes": settings.nodes,
+        **scores,
+        "duration_s": duration,
+        **reading_columns(primary, passes),
+        "cpu_method": primary.methods.get("cpu"),
+        "gpu_method": primary.methods.get("gpu"),
+        "ram_method": primary.methods.get("ram"),
+        "energy_method": primary.meter,
+        "avg_power_w": primary.avg_power_w,
+        "passes": passes,
+        "window_s": primary.duration_s,
+        "window_energy_wh": primary.energy_wh,
+        "samples": primary.samples,
+        "country": settings.energy.country,
+        "carbon_intensity_g_per_kwh": carbon_intensity_g_per_kwh(settings.energy.country),
+        "flags": list(primary.flags),
+        "dropped_rows": sum(corpus.dropped.values()),
+        "dataset_fingerprint": corpus.fingerprint,
+        "train_fingerprint": split.train_fingerprint,
+        "test_fingerprint": split.test_fingerprint,
+        "started_at": started,
+        "ended_at": _now(),
+    }
+    energy = rec["energy_wh"]
+    rec["energy_per_sample_wh"] = energy / n_test if energy is not None and n_test else None
+    rec["emissions_kg"] = emissions_kg(energy, settings.energy.country)
+    for reading in readings:
+        rec.update(reading_columns(reading, passes, prefix=f"{reading.meter}_"))
+        rec[f"{reading.meter}_flags"] = list(reading.flags)
+    rec["node_readings"] = primary.info.get("node_readings") or [
+        {**primary.to_dict(), "energy_wh": primary.energy_wh}]
+    rec["hosts"] = sorted({r.get("node") for r in rec["node_readings"] if r.get("node")})
+    rec.update(extra)
+    return rec
+
+
+class CellRunner:
+    """Runs one cell: the meters and the classifier are made once, each split measured in turn."""
+
+    def __init__(self, settings: Settings, meters: list[Meter] | None = None,
+                 context: dict[str, Any] | None = None) -> None:
+        self.settings = settings
+        self.store = CellStore(settings.out_dir, settings.cell_id)
+        self._meters = meters
+        self.context = dict(context or {})
+
+    def run(self) -> list[dict[str, Any]]:
+        s = self.settings
+        if s.force:
+            self.store.clear()
+        elif self.store.is_complete(s.repetitions):
+            log.info("cell %s already complete in %s; skipping (force=true reruns it)",
+                     s.cell_id, self.store.dir)
+            return self.store.records()
+        corpus = load_corpus(s.dataset)
+        splits = make_splits(corpus, s.dataset, s.repetitions, s.seed)
+        done = self.store.done_splits()
+        todo = [sp for sp in splits if sp.index not in done]
+        if done:
+            log.info("cell %s: %d split(s) already recorded, measuring %d more", s.cell_id,
+                     len(done), len(todo))
+        meters = self._meters if self._meters is not None else create_meters(s.energy)
+        self.store.write_meta({
+            "cell_id": s.cell_id, "sweep": s.sweep, "complete": False, "started_at": _now(),
+            "repetitions": s.repetitions, "choices": s.choices, "environment": environment(),
+            "config": s.measurement_dict(), "dropped_rows": corpus.dropped,
+            "dataset_source": corpus.source, "dataset_fingerprint": corpus.fingerprint,
+            "meters": [m.name for m in meters],
+        })
+        append_sweep_manifest(s.out_dir, s.sweep, {"cell_id": s.cell_id, "choices": s.choices,
+                                                   "at": _now()})
+        t0 = time.perf_counter()
+        classifier = build_classifier(s.model, {**self.context, "gpus": s.gpus,
+                                                "categories": corpus.labels})
+        log.info("cell %s: %s loaded in %.1f s (not measured)", s.cell_id, s.model.display_name,
+                 time.perf_counter() - t0)
+        idle = measure_idle(meters, s.energy.idle_baseline_s) if s.energy.idle_baseline_s else None
+        if idle:
+            self.store.update_meta(idle_readings=[r.to_dict() for r in idle])
+        from tqdm.contrib.logging import logging_redirect_tqdm
+
+        with logging_redirect_tqdm():
+            bar = _progress(todo, s)
+            for split in bar:
+                record = self._measure_split(classifier, meters, corpus, split, idle)
+                self.store.add_record(record)
+                if hasattr(bar, "set_postfix"):
+                    wh = record["energy_wh"]
+                    bar.set_postfix(acc=f"{record['accuracy']:.3f}",
+                                    wh=f"{wh:.3g}" if wh is not None else "n/a")
+        self.store.update_meta(complete=True, ended_at=_now())
+        return self.store.records()
+
+    def _measure_split(self, classifier: Classifier, meters: list[Meter], corpus: Corpus,
+                       split: Split, idle: list[Reading] | None) -> dict[str, Any]:
+        s = self.settings
+        started = _now()
+        train_texts, test_texts = split.train["text"].tolist(), split.test["text"].tolist()
+        classifier.fit(train_texts, split.train["label"].tolist())
+        if s.energy.warmup:
+            classifier.predict(test_texts[: max(1, min(len(test_texts), 8))]
+                               if s.model.kind == "llm" else test_texts)
+        window = measure_window(meters, lambda: classifier.predict(test_texts),
+                                min_window_s=s.energy.min_window_s, min_passes=s.energy.min_passes,
+                                max_passes=1 if s.model.kind == "llm" else None)
+        readings = [flag_implausible(r, rated_power(s)) for r in window.readings]
+        prediction = window.output
+        scores = quality(split.test["label"].tolist(), prediction.labels, corpus.labels)
+        extra: dict[str, Any] = {"classifier": classifier.describe(), **prediction.info}
+        if idle:
+            net = net_of_idle(readings[0], idle[0])
+            extra["idle_power_w"] = idle[0].avg_power_w
+            extra["energy_net_wh"] = net["total"] / window.passes if net["total"] is not None else None
+        if prediction.raw is not None:
+            self._write_raw(split, prediction)
+        rec = build_record(s, split, corpus, readings, window.passes, scores, started, extra)
+        log.info(
+            "split %d: accuracy %.3f, %s Wh per pass (%s) over %d pass(es) in a %.2f s window; "
+            "methods cpu=%s gpu=%s ram=%s%s", split.index, rec["accuracy"],
+            f"{rec['energy_wh']:.4g}" if rec["energy_wh"] is not None else "n/a", rec["energy_method"],
+            rec["passes"], rec["window_s"], rec["cpu_method"], rec["gpu_method"], rec["ram_method"],
+            f"; FLAGS: {rec['flags']}" if rec["flags"] else "")
+        return rec
+
+    def _write_raw(self, split: Split, prediction: Any) -> None:
+        from energy_hpc.results import atomic_write_text, dumps
+
+        path = self.store.dir / "raw" / f"split{split.index:03d}.jsonl"
+        lines = [dumps({"split": split.index, "row": int(i), "label": lab, "parsed": p, "raw": r})
+                 for i, lab, p, r in zip(split.test.index, split.test["label"], prediction.labels,
+                                         prediction.raw, strict=True)]
+        atomic_write_text(path, "\n".join(lines) + "\n")
+
+
+def _progress(todo: list[Split], s: Settings) -> Any:
+    if not s.progress or not todo:
+        return todo
+    from tqdm.auto import tqdm
+
+    return tqdm(todo, desc=f"{s.model.name} on {s.dataset.name}", unit="split", leave=True)
+
+
+def run_cell(settings: Settings, **kwargs: Any) -> list[dict[str, Any]]:
+    return CellRunner(settings, **kwargs).run()
+
+
+__all__ = ["CellRunner", "build_record", "quality", "run_cell"]

