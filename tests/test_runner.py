@@ -1,0 +1,146 @@
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+
+from energy_hpc import results
+from energy_hpc.energy import Reading
+from energy_hpc.runner import CellRunner, quality, run_cell
+
+
+class CountingMeter:
+    """A meter for hardware this machine lacks: returns a fixed power so records can be checked exactly."""
+
+    name = "fixed"
+
+    def __init__(self, watts=100.0):
+        self.watts = watts
+        self.starts = 0
+
+    def start(self):
+        import time
+
+        self.starts += 1
+        self._t0 = time.perf_counter()
+
+    def stop(self):
+        import time
+
+        d = time.perf_counter() - self._t0
+        return Reading(meter=self.name, duration_s=d, gpu_wh=self.watts * d / 3600, cpu_wh=None,
+                       ram_wh=None, methods={"cpu": None, "gpu": "fixed", "ram": None}, node="n1")
+
+
+def test_measured_loop_writes_one_record_per_split(settings_for):
+    s = settings_for("repetitions=3", "energy.min_window_s=0.2")
+    meter = CountingMeter(watts=100.0)
+    recs = run_cell(s, meters=[meter])
+    assert [r["split"] for r in recs] == [0, 1, 2] and meter.starts == 3
+    for r in recs:
+        assert r["passes"] > 1 and r["window_s"] >= 0.2
+        assert r["duration_s"] == pytest.approx(r["window_s"] / r["passes"])
+        assert r["energy_wh"] == pytest.approx(r["window_energy_wh"] / r["passes"])
+        assert r["avg_power_w"] == pytest.approx(100.0)
+        assert r["energy_per_sample_wh"] == pytest.approx(r["energy_wh"] / r["n_test"])
+        assert r["cpu_wh"] is None and r["cpu_method"] is None  # missing sensor: null, not 0
+        assert r["gpu_method"] == "fixed" and r["energy_method"] == "fixed"
+        assert 0.5 < r["accuracy"] <= 1.0 and r["invalid_rate"] == 0.0
+        assert r["n_train"] == 200 and r["n_test"] == 200 and r["n_classes"] == 4
+        assert r["emissions_kg"] == pytest.approx(r["energy_wh"] * 380.95e-6, rel=1e-3)
+        assert r["hosts"] == ["n1"] and len(r["test_fingerprint"]) == 16
+    store = results.CellStore(s.out_dir, s.cell_id)
+    meta = store.meta()
+    assert meta["complete"] and meta["config"]["model"]["name"] == "linear_tfidf"
+    assert "scikit-learn" in meta["environment"]["packages"]
+
+
+def test_real_codecarbon_record(settings_for):
+    recs = run_cell(settings_for("repetitions=1", "energy.interval_s=1"))
+    r = recs[0]
+    assert r["energy_method"] == "codecarbon" and r["cpu_method"].startswith("codecarbon-")
+    assert r["gpu_wh"] is None and r["energy_wh"] > 0 and r["codecarbon_energy_wh"] == r["energy_wh"]
+
+
+def test_resume_skips_complete_cells_and_force_reruns(settings_for):
+    s = settings_for()
+    meter = CountingMeter()
+    first = run_cell(s, meters=[meter])
+    again = run_cell(s, meters=[meter])
+    assert meter.starts == 2 and again == first
+    forced = settings_for("force=true")
+    run_cell(forced, meters=[meter])
+    assert meter.starts == 4
+
+
+def test_crash_mid_cell_keeps_finished_splits_and_resumes(settings_for):
+    s = settings_for("repetitions=4")
+
+    class Dying(CountingMeter):
+        def stop(self):
+            if self.starts == 3:
+                raise KeyboardInterrupt("preempted")
+            return super().stop()
+
+    with pytest.raises(KeyboardInterrupt):
+        run_cell(s, meters=[Dying()])
+    store = results.CellStore(s.out_dir, s.cell_id)
+    assert store.done_splits() == {0, 1} and not store.is_complete(4)
+    first_two = store.records()
+    meter = CountingMeter()
+    recs = run_cell(s, meters=[meter])
+    assert meter.starts == 2 and [r["split"] for r in recs] == [0, 1, 2, 3]
+    assert recs[:2] == first_two
+
+
+def test_results_load_across_runs_and_skips_corrupt_files(settings_for, tmp_path, caplog):
+    run_cell(settings_for(), meters=[CountingMeter()])
+    run_cell(settings_for("model=linear_bow"), meters=[CountingMeter()])
+    bad = tmp_path / "out" / "cells" / "broken" / "records.jsonl"
+    bad.parent.mkdir(parents=True)
+    bad.write_text('{"schema_version": 1, "split": 0}\n{"truncat')
+    old = tmp_path / "out" / "cells" / "old" / "records.jsonl"
+    old.parent.mkdir(parents=True)
+    old.write_text(json.dumps({"schema_version": 0, "split": 0}) + "\n")
+    frame = results.load(str(tmp_path / "out"))
+    assert set(frame["model"]) == {"linear_tfidf", "linear_bow"} and len(frame) == 4
+    assert "broken/records.jsonl:2: not a JSON record" in caplog.text
+    assert "schema version 0 is not supported" in caplog.text
+    globbed = results.load(str(tmp_path / "out" / "cells" / "linear_bow*"))
+    assert set(globbed["model"]) == {"linear_bow"}
+    with pytest.raises(results.RecordError):
+        results.load(bad, on_error="raise")
+    nodes = results.node_rows(frame)
+    assert set(nodes["node"]) == {"n1"} and len(nodes) == 4
+
+
+def test_atomic_write_leaves_old_file_on_failure(tmp_path, monkeypatch):
+    path = tmp_path / "r.jsonl"
+    results.atomic_write_text(path, "old\n")
+
+    def boom(*a, **k):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(results.os, "replace", boom)
+    with pytest.raises(OSError):
+        results.atomic_write_text(path, "new\n")
+    assert path.read_text() == "old\n" and [p.name for p in tmp_path.iterdir()] == ["r.jsonl"]
+
+
+def test_quality_counts_invalid_answers_as_wrong():
+    q = quality(["a", "b", "a", "b"], ["a", None, "a", "a"], ["a", "b"])
+    assert q["accuracy"] == 0.5 and q["invalid_rate"] == 0.25
+    assert 0 < q["macro_f1"] < 1
+
+
+def test_records_are_flat_for_pandas(settings_for):
+    recs = run_cell(settings_for(), meters=[CountingMeter()])
+    frame = pd.DataFrame(recs)
+    for col in ("sweep_id", "cell_id", "split", "seed", "model", "model_family", "dataset", "n_train",
+                "n_test", "cluster", "gpu_type", "gpus", "nodes", "hosts", "accuracy", "macro_f1",
+                "invalid_rate", "duration_s", "energy_wh", "cpu_wh", "gpu_wh", "ram_wh",
+                "avg_power_w", "cpu_method", "gpu_method", "ram_method", "passes", "emissions_kg",
+                "dataset_fingerprint", "started_at", "ended_at"):
+        assert col in frame.columns, col
+    assert CellRunner  # the class is the public entry for custom meters
