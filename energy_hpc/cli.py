@@ -22,6 +22,12 @@ register_configs()
 _failures: list[str] = []
 
 
+def record_failure(line: str) -> None:
+    """A cell that failed inside a sweep; the sweep goes on and exits non-zero at the end."""
+    print(f"energy_hpc: error: {line}", file=sys.stderr)
+    _failures.append(line)
+
+
 def print_summary(records: list[dict[str, Any]] | Any, title: str) -> None:
     import pandas as pd
 
@@ -36,9 +42,14 @@ def print_summary(records: list[dict[str, Any]] | Any, title: str) -> None:
 
 def run_settings(settings: Settings) -> None:
     if settings.cluster.kind == "slurm":
-        from energy_hpc.cluster.submit import submit_one
+        from energy_hpc.cluster.slurm import submit_one
+        from energy_hpc.results import CellStore
 
         submit_one(settings)
+        if settings.wait and not settings.dry_run:
+            print_summary(CellStore(settings.out_dir, settings.cell_id).records(),
+                          f"{settings.model.display_name} on {settings.dataset.name} @ "
+                          f"{settings.cluster.name} (Slurm)")
         return
     from energy_hpc.runner import run_cell
 
@@ -56,11 +67,10 @@ def hydra_task(cfg: DictConfig) -> None:
         settings = settings_from_cfg(cfg, dict(hc.runtime.choices))
         run_settings(settings)
     except UserError as exc:
-        message = f"energy_hpc: error: {exc}"
-        print(message, file=sys.stderr)
         if not multirun:
+            print(f"energy_hpc: error: {exc}", file=sys.stderr)
             sys.exit(2)
-        _failures.append(f"job {hc.job.num} ({' '.join(hc.overrides.task)}): {exc}")
+        record_failure(f"job {hc.job.num} ({' '.join(hc.overrides.task)}): {exc}")
 
 
 class SweepSummaryCallback(Callback):

@@ -124,13 +124,15 @@ class CodeCarbonMeter:
         data = tracker.final_emissions_data
         self._tracker = None
         cpu_mode = None
+        has_gpu = False
         for hw in getattr(tracker, "_hardware", []):
             if type(hw).__name__ == "CPU":
                 cpu_mode = getattr(hw, "_mode", None)
+            has_gpu = has_gpu or type(hw).__name__ in ("GPU", "AMDGPU")
         cpu_method = f"codecarbon-{cpu_mode}" if cpu_mode else "codecarbon"
         duration = float(data.duration) if data.duration else wall
         cpu_wh = data.cpu_energy * 1000.0
-        gpu_wh = data.gpu_energy * 1000.0 if data.gpu_count else None
+        gpu_wh = data.gpu_energy * 1000.0 if has_gpu else None  # CUDA_VISIBLE_DEVICES alone is no GPU
         info = {
             "codecarbon_version": codecarbon.__version__,
             "cpu_model": data.cpu_model,

@@ -1,0 +1,83 @@
+"""A meter on every node of a Ray cluster, started and stopped together, combined by the paper's rule."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from energy_hpc.config import EnergyConfig
+from energy_hpc.energy import Reading, aggregate_nodes
+
+
+class _NodeMeterActor:
+    """Lives on one node (pinned by its ``slurm_<node>`` resource) and owns that node's meters."""
+
+    def __init__(self, energy: EnergyConfig) -> None:
+        from energy_hpc.energy import create_meters
+
+        self.meters = create_meters(energy)
+
+    def start(self) -> bool:
+        for m in self.meters:
+            m.start()
+        return True
+
+    def stop(self) -> list[dict[str, Any]]:
+        return [m.stop().to_dict() for m in reversed(self.meters)][::-1]
+
+
+class _Shared:
+    """One start/stop of the node actors, however many configured meters read from it."""
+
+    def __init__(self, actors: list[Any], n_meters: int) -> None:
+        self.actors = actors
+        self.n_meters = n_meters
+        self.started = False
+        self.pending: list[list[dict[str, Any]]] | None = None
+        self.read = 0
+
+    def start(self) -> None:
+        import ray
+
+        if not self.started:
+            ray.get([a.start.remote() for a in self.actors])
+            self.started, self.pending, self.read = True, None, 0
+
+    def stop(self, index: int) -> list[dict[str, Any]]:
+        import ray
+
+        if self.pending is None:
+            self.pending = ray.get([a.stop.remote() for a in self.actors])
+            self.started = False
+        out = [readings[index] for readings in self.pending]
+        self.read += 1
+        if self.read == self.n_meters:
+            self.pending = None
+        return out
+
+
+class MultiNodeMeter:
+    """Implements the meter protocol over all nodes: energy summed, duration the maximum."""
+
+    def __init__(self, name: str, index: int, shared: _Shared) -> None:
+        self.name = name
+        self.index = index
+        self.shared = shared
+
+    def start(self) -> None:
+        self.shared.start()
+
+    def stop(self) -> Reading:
+        per_node = [Reading.from_dict(d) for d in self.shared.stop(self.index)]
+        combined = aggregate_nodes(per_node)
+        combined.info["node_readings"] = [r.to_dict() for r in per_node]
+        return combined
+
+
+def multi_node_meters(nodes: list[str], energy: EnergyConfig) -> list[MultiNodeMeter]:
+    """One proxy per configured meter over per-node actors pinned by their ``slurm_<node>`` resource."""
+    import ray
+
+    remote = ray.remote(num_cpus=0)(_NodeMeterActor)
+    actors = [remote.options(resources={f"slurm_{n}": 0.001}).remote(energy) for n in nodes]
+    shared = _Shared(actors, len(energy.meters))
+    return [MultiNodeMeter(name, i, shared) for i, name in enumerate(energy.meters)]

@@ -1,0 +1,212 @@
+"""A private Ray cluster inside one Slurm allocation: head on the first node, a worker per other node.
+
+Private means: bound to the allocation's node addresses, no dashboard, per-job temp dir and
+ports (two jobs on one node never collide), token authentication where the installed Ray has
+it, and teardown of this job's Ray processes only (``ray stop`` would kill other jobs' too).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from energy_hpc.errors import UserError
+
+log = logging.getLogger(__name__)
+
+RAY_TOKEN_FILE = "ray_token"
+RAY_ADDRESS_FILE = "ray_head.json"
+RAY_DONE_FILE = "ray_done"
+
+
+class RayStartError(UserError):
+    """Ray failed to start or join on a node."""
+
+
+def node_address(node: str) -> str:
+    """The address Slurm uses for a node (NodeAddr), else its resolved hostname."""
+    try:
+        out = subprocess.run(["scontrol", "show", "node", node, "-o"], capture_output=True,
+                             text=True, timeout=10).stdout
+        for item in out.split():
+            if item.startswith("NodeAddr="):
+                return item.split("=", 1)[1]
+    except (OSError, subprocess.SubprocessError):
+        pass
+    try:
+        return socket.gethostbyname(node)
+    except OSError:
+        return "127.0.0.1"
+
+
+def free_ports(address: str, n: int) -> list[int]:
+    socks, ports = [], []
+    for _ in range(n):
+        s = socket.socket()
+        s.bind((address, 0))
+        socks.append(s)
+        ports.append(s.getsockname()[1])
+    for s in socks:
+        s.close()
+    return ports
+
+
+def ray_auth_supported() -> bool:
+    """Whether the installed Ray has token authentication, without importing Ray.
+
+    Ray reads RAY_AUTH_MODE when it is imported, so the token must be in the environment first.
+    """
+    import importlib.util
+
+    spec = importlib.util.find_spec("ray")
+    if spec is None or not spec.origin:
+        return False
+    return (Path(spec.origin).parent / "_private" / "authentication").is_dir()
+
+
+def _ray_bin() -> str:
+    exe = shutil.which("ray") or str(Path(sys.executable).with_name("ray"))
+    if not Path(exe).exists():
+        raise RayStartError("the 'ray' command is not installed; pip install 'energy_hpc[slurm]'")
+    return exe
+
+
+@dataclass
+class RayNode:
+    """One ``ray start --block`` process group of this job on this node."""
+
+    node: str
+    process: subprocess.Popen
+    log_path: Path
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            try:
+                os.killpg(self.process.pid, signal.SIGTERM)
+                self.process.wait(timeout=20)
+            except (ProcessLookupError, subprocess.TimeoutExpired):
+                try:
+                    os.killpg(self.process.pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+
+
+def _common_args(address: str, node: str, cpus: int, gpus: int, temp_dir: Path) -> list[str]:
+    p = free_ports(address, 8)
+    return [
+        f"--node-ip-address={address}", f"--num-cpus={cpus}", f"--num-gpus={gpus}",
+        f"--resources={json.dumps({f'slurm_{node}': 1})}", f"--temp-dir={temp_dir}",
+        f"--node-manager-port={p[0]}", f"--object-manager-port={p[1]}",
+        f"--metrics-export-port={p[2]}", f"--runtime-env-agent-port={p[3]}",
+        f"--dashboard-agent-listen-port={p[4]}", f"--dashboard-agent-grpc-port={p[5]}",
+        f"--min-worker-port={p[6]}", f"--max-worker-port={p[6] + 200}",
+        "--object-store-memory=200000000", "--disable-usage-stats", "--block",
+    ]
+
+
+def _start(args: list[str], env: dict[str, str], log_path: Path, node: str) -> RayNode:
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    fh = open(log_path, "w")
+    proc = subprocess.Popen(args, stdout=fh, stderr=subprocess.STDOUT, env=env,
+                            start_new_session=True)
+    return RayNode(node, proc, log_path)
+
+
+def ray_env(job_dir: Path, create: bool) -> dict[str, str]:
+    env = dict(os.environ)
+    env["RAY_USAGE_STATS_ENABLED"] = "0"
+    token_file = job_dir / RAY_TOKEN_FILE
+    if ray_auth_supported():
+        if create:
+            job_dir.mkdir(parents=True, exist_ok=True)
+            fd = os.open(token_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "w") as fh:
+                fh.write(secrets.token_hex(32))
+        env["RAY_AUTH_MODE"] = "token"
+        env["RAY_AUTH_TOKEN"] = token_file.read_text().strip()
+        os.environ["RAY_AUTH_MODE"] = env["RAY_AUTH_MODE"]
+        os.environ["RAY_AUTH_TOKEN"] = env["RAY_AUTH_TOKEN"]
+    return env
+
+
+def start_head(job_dir: Path, node: str, cpus: int, gpus: int) -> tuple[RayNode, str]:
+    address = node_address(node)
+    [port, client_port] = free_ports(address, 2)
+    temp_dir = Path(os.environ.get("ENERGY_HPC_RAY_TMP", "/tmp")) / f"ehr-{os.environ.get('SLURM_JOB_ID', os.getpid())}"
+    env = ray_env(job_dir, create=True)
+    args = [_ray_bin(), "start", "--head", f"--port={port}", "--include-dashboard=false",
+            f"--ray-client-server-port={client_port}", *_common_args(address, node, cpus, gpus, temp_dir)]
+    head = _start(args, env, job_dir / f"ray-{node}.log", node)
+    gcs = f"{address}:{port}"
+    _wait_port(address, port, head, timeout=60)
+    (job_dir / RAY_ADDRESS_FILE).write_text(json.dumps({"address": gcs, "node": node}))
+    return head, gcs
+
+
+def start_worker(job_dir: Path, node: str, cpus: int, gpus: int, timeout: float = 120) -> RayNode:
+    deadline = time.monotonic() + timeout
+    head_file = job_dir / RAY_ADDRESS_FILE
+    while not head_file.exists():
+        if time.monotonic() > deadline:
+            raise RayStartError(f"node {node}: the Ray head did not publish its address in {timeout:.0f} s "
+                                f"({head_file}); see the head's log in {job_dir}")
+        time.sleep(0.2)
+    gcs = json.loads(head_file.read_text())["address"]
+    address = node_address(node)
+    temp_dir = Path(os.environ.get("ENERGY_HPC_RAY_TMP", "/tmp")) / f"ehr-{os.environ.get('SLURM_JOB_ID', os.getpid())}-{node}"
+    args = [_ray_bin(), "start", f"--address={gcs}", *_common_args(address, node, cpus, gpus, temp_dir)]
+    return _start(args, ray_env(job_dir, create=False), job_dir / f"ray-{node}.log", node)
+
+
+def _wait_port(address: str, port: int, proc: RayNode, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.process.poll() is not None:
+            raise RayStartError(f"node {proc.node}: Ray exited with code {proc.process.returncode}; "
+                                f"see {proc.log_path}")
+        with socket.socket() as s:
+            if s.connect_ex((address, port)) == 0:
+                return
+        time.sleep(0.2)
+    raise RayStartError(f"node {proc.node}: Ray did not listen on {address}:{port} within "
+                        f"{timeout:.0f} s; see {proc.log_path}")
+
+
+def wait_for_nodes(nodes: list[str], timeout: float, job_dir: Path) -> None:
+    """Block until every node's ``slurm_<node>`` resource is in the cluster, or name the missing ones."""
+    import ray
+
+    deadline = time.monotonic() + timeout
+    missing = nodes
+    while time.monotonic() < deadline:
+        have = ray.cluster_resources()
+        missing = [n for n in nodes if f"slurm_{n}" not in have]
+        if not missing:
+            return
+        time.sleep(0.5)
+    logs = ", ".join(str(job_dir / f"ray-{n}.log") for n in missing)
+    raise RayStartError(f"Ray node(s) {', '.join(missing)} did not join within {timeout:.0f} s; see {logs}")
+
+
+def signal_done(job_dir: Path) -> None:
+    (job_dir / RAY_DONE_FILE).touch()
+
+
+def wait_done(job_dir: Path, worker: RayNode, poll_s: float = 0.5) -> None:
+    """Worker side: keep Ray up until the head says the cell is done (or Ray dies)."""
+    while not (job_dir / RAY_DONE_FILE).exists():
+        if worker.process.poll() is not None:
+            log.warning("Ray on %s exited early (code %s); see %s", worker.node,
+                        worker.process.returncode, worker.log_path)
+            return
+        time.sleep(poll_s)

@@ -1,0 +1,235 @@
+"""Slurm: per-cell resources from the cell's own config, grouped by shape, submitted with submitit."""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import subprocess
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from energy_hpc.cluster.placement import Placement, plan_placement
+from energy_hpc.config import Settings
+from energy_hpc.errors import ConfigError, UserError
+from energy_hpc.results import append_sweep_manifest, read_sweep_manifest
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class JobShape:
+    """Everything sbatch is told; cells with equal shapes can share one job array."""
+
+    partition: str | None
+    account: str | None
+    qos: str | None
+    nodes: int
+    gpus_per_node: int
+    cpus_per_task: int
+    mem_gb: float | None
+    time_min: int
+    constraint: str | None
+    exclusive: bool
+    setup: tuple[str, ...] = field(default_factory=tuple)
+
+    def sbatch_args(self) -> list[str]:
+        args = [f"--nodes={self.nodes}", "--ntasks-per-node=1", f"--cpus-per-task={self.cpus_per_task}",
+                f"--time={self.time_min}"]
+        if self.gpus_per_node:
+            args.append(f"--gpus-per-node={self.gpus_per_node}")
+        if self.mem_gb:
+            args.append(f"--mem={int(self.mem_gb * 1024)}M")
+        for flag, value in (("partition", self.partition), ("account", self.account),
+                            ("qos", self.qos), ("constraint", self.constraint)):
+            if value:
+                args.append(f"--{flag}={value}")
+        if self.exclusive:
+            args.append("--exclusive")
+        return args
+
+    def executor_parameters(self) -> dict[str, Any]:
+        params: dict[str, Any] = {"nodes": self.nodes, "ntasks_per_node": 1,
+                                  "cpus_per_task": self.cpus_per_task, "time": self.time_min,
+                                  "setup": list(self.setup)}
+        if self.gpus_per_node:
+            params["gpus_per_node"] = self.gpus_per_node
+        if self.mem_gb:
+            params["mem"] = f"{int(self.mem_gb * 1024)}M"
+        for key in ("partition", "account", "qos", "constraint"):
+            if getattr(self, key):
+                params[key] = getattr(self, key)
+        if self.exclusive:
+            params["exclusive"] = True
+        return params
+
+
+def job_shape(settings: Settings, placement: Placement) -> JobShape:
+    c = settings.cluster
+    cpus = c.cpus_per_task or (max(1, (c.cpus_per_node or 1) // max(c.gpus_per_node, 1))
+                              * max(placement.gpus_per_node, 1))
+    setup = tuple(c.setup) + tuple(f"export {k}={json.dumps(str(v))}" for k, v in sorted(c.env.items()))
+    return JobShape(partition=c.partition, account=c.account, qos=c.qos, nodes=placement.nodes,
+                    gpus_per_node=placement.gpus_per_node, cpus_per_task=cpus, mem_gb=c.mem_gb,
+                    time_min=c.time_limit_min, constraint=c.constraint, exclusive=c.exclusive,
+                    setup=setup)
+
+
+def require_slurm(cluster: str) -> None:
+    if shutil.which("sbatch") is None:
+        raise ConfigError(
+            f"cluster={cluster} is a Slurm cluster but this machine has no 'sbatch'. Run here with "
+            "cluster=local, submit from a login node of that cluster, or try the loopback dev cluster: "
+            "source <(bash launchers/dev_slurm/up.sh) and cluster=dev_slurm"
+        )
+
+
+@dataclass
+class PlannedCell:
+    settings: Settings
+    placement: Placement
+    shape: JobShape
+
+
+def plan(cells: list[Settings]) -> dict[JobShape, list[PlannedCell]]:
+    """Placement and shape per cell (every check happens here, before anything is submitted)."""
+    groups: dict[JobShape, list[PlannedCell]] = defaultdict(list)
+    for s in cells:
+        placement = plan_placement(s)
+        shape = job_shape(s, placement)
+        groups[shape].append(PlannedCell(s, placement, shape))
+    return dict(groups)
+
+
+def format_plan(groups: dict[JobShape, list[PlannedCell]]) -> str:
+    lines = []
+    for i, (shape, cells) in enumerate(groups.items()):
+        lines.append(f"job array {i}: {len(cells)} cell(s)  sbatch {' '.join(shape.sbatch_args())}")
+        for setup in shape.setup:
+            lines.append(f"    setup: {setup}")
+        for pc in cells:
+            lines.append(f"  - {pc.settings.cell_id}: {pc.settings.model.name} on "
+                         f"{pc.settings.dataset.name} @ {pc.settings.cluster.name}; {pc.placement.describe()}")
+    return "\n".join(lines)
+
+
+def _executor(folder: Path, shape: JobShape, name: str, parallelism: int) -> Any:
+    import submitit
+
+    ex = submitit.SlurmExecutor(folder=str(folder), max_num_timeout=3)
+    ex.update_parameters(job_name=name, array_parallelism=parallelism, **shape.executor_parameters())
+    return ex
+
+
+def submit(groups: dict[JobShape, list[PlannedCell]], out_dir: str, sweep: str) -> list[tuple[PlannedCell, Any]]:
+    """One job array per shape; each job gets exactly its cell's allocation."""
+    from energy_hpc.cluster.job import CellJob
+
+    submitted: list[tuple[PlannedCell, Any]] = []
+    for shape, cells in groups.items():
+        require_slurm(cells[0].settings.cluster.name)
+        folder = Path(out_dir) / "slurm" / sweep / "%j"
+        ex = _executor(folder, shape, f"ehpc-{sweep}", max(1, len(cells)))
+        try:
+            with ex.batch():
+                jobs = [ex.submit(CellJob(), pc.settings) for pc in cells]
+        except subprocess.CalledProcessError as exc:
+            raise UserError(f"sbatch refused the job ({' '.join(shape.sbatch_args())}): "
+                            f"{(exc.stderr or exc.output or b'').decode(errors='replace').strip()}") from None
+        except Exception as exc:  # noqa: BLE001 - submitit wraps sbatch failures in several types
+            raise UserError(f"sbatch refused the job ({' '.join(shape.sbatch_args())}): {exc}") from None
+        for pc, job in zip(cells, jobs, strict=True):
+            log.info("submitted %s as Slurm job %s", pc.settings.cell_id, job.job_id)
+            append_sweep_manifest(out_dir, sweep, {"cell_id": pc.settings.cell_id, "job_id": job.job_id,
+                                                   "choices": pc.settings.choices,
+                                                   "shape": shape.sbatch_args()})
+            submitted.append((pc, job))
+    return submitted
+
+
+def wait(submitted: list[tuple[PlannedCell, Any]]) -> list[str]:
+    """Wait for every job; return one line per failed cell (the others are unaffected)."""
+    failures = []
+    for pc, job in submitted:
+        try:
+            job.results()  # every task (one per node) must have succeeded
+        except Exception as exc:  # noqa: BLE001 - report and carry on with the other cells
+            first = str(exc).strip().splitlines()
+            tail = first[-1] if first else type(exc).__name__
+            failures.append(f"{pc.settings.cell_id} (Slurm job {job.job_id}): {tail}; "
+                            f"logs: {job.paths.stderr}")
+    return failures
+
+
+def submit_cells(cells: list[Settings]) -> list[str]:
+    """Plan, then dry-run or submit (and wait, unless wait=false). Returns failure lines."""
+    if not cells:
+        return []
+    first = cells[0]
+    groups = plan(cells)
+    if first.dry_run:
+        print(format_plan(groups))
+        return []
+    submitted = submit(groups, first.out_dir, first.sweep)
+    print(f"submitted {len(submitted)} job(s) in {len(groups)} array(s): "
+          + ", ".join(str(job.job_id) for _, job in submitted))
+    if not first.wait:
+        print(f"not waiting; watch with: python -m energy_hpc.status {first.out_dir} --sweep {first.sweep}")
+        return []
+    return wait(submitted)
+
+
+def submit_one(settings: Settings) -> None:
+    failures = submit_cells([settings])
+    if failures:
+        raise UserError("; ".join(failures))
+
+
+def job_states(job_ids: list[str]) -> dict[str, str]:
+    """Slurm's state per job id, from sacct (accounting) with squeue as the fallback."""
+    if not job_ids:
+        return {}
+    states: dict[str, str] = {}
+    try:
+        out = subprocess.run(["sacct", "-n", "-P", "-X", "-o", "JobID,State", "-j", ",".join(job_ids)],
+                             capture_output=True, text=True, timeout=30).stdout
+        for line in out.splitlines():
+            jid, _, state = line.partition("|")
+            states[jid.strip()] = state.split()[0] if state else "UNKNOWN"
+    except (OSError, subprocess.SubprocessError):
+        pass
+    return states
+
+
+def sweep_status(out_dir: str, sweep: str) -> list[dict[str, Any]]:
+    """pending / running / done / failed per cell, from Slurm and the records."""
+    from energy_hpc.results import CellStore
+
+    entries = read_sweep_manifest(out_dir, sweep)
+    latest: dict[str, dict[str, Any]] = {}
+    for e in entries:
+        latest[e["cell_id"]] = {**latest.get(e["cell_id"], {}), **e}
+    states = job_states([str(e["job_id"]) for e in latest.values() if e.get("job_id")])
+    rows = []
+    for cell_id, e in latest.items():
+        store = CellStore(out_dir, cell_id)
+        meta = store.meta()
+        reps = meta.get("repetitions")
+        done = len(store.done_splits())
+        slurm = states.get(str(e.get("job_id")), "-") if e.get("job_id") else "local"
+        if meta.get("complete"):
+            status = "done"
+        elif slurm in ("PENDING", "REQUEUED", "CONFIGURING"):
+            status = "pending"
+        elif slurm in ("RUNNING", "COMPLETING"):
+            status = "running"
+        elif slurm in ("FAILED", "CANCELLED", "TIMEOUT", "OUT_OF_MEMORY", "NODE_FAIL", "PREEMPTED",
+                       "BOOT_FAIL", "DEADLINE") or (slurm == "COMPLETED" and not meta.get("complete")):
+            status = "failed"
+        else:
+            status = "pending" if not meta else "running"
+        rows.append({"cell_id": cell_id, "job_id": e.get("job_id"), "slurm_state": slurm,
+                     "splits_done": done, "repetitions": reps, "status": status})
+    return rows

@@ -1,0 +1,152 @@
+#!/usr/bin/env bash
+# Start a real two-node Slurm cluster on this machine, on loopback: munge, a private MariaDB,
+# slurmdbd, slurmctld and two slurmd (n1, n2) with 4 fake GPUs each. For tests, CI and laptops.
+#
+#   source <(bash launchers/dev_slurm/up.sh)      # prints `export SLURM_CONF=...`
+#   bash launchers/dev_slurm/down.sh
+#
+# Everything lives in $DEV_SLURM_DIR (default /tmp/ehpc-slurm); /etc/slurm is not touched.
+# Needs root (daemons, mknod). Idempotent: a running cluster is left as it is.
+set -euo pipefail
+DIR=${DEV_SLURM_DIR:-/tmp/ehpc-slurm}
+PARTITION=${DEV_SLURM_PARTITION:-debug}
+CPUS=${DEV_SLURM_CPUS:-$(nproc)}
+MEM_MB=${DEV_SLURM_MEM_MB:-4096}
+log() { echo "dev_slurm: $*" >&2; }
+
+if [ -f "$DIR/slurm.conf" ] && SLURM_CONF="$DIR/slurm.conf" sinfo -h -o '%T' 2>/dev/null | grep -qE 'idle|mix|alloc'; then
+  log "already running ($DIR)"
+  echo "export SLURM_CONF=$DIR/slurm.conf"
+  exit 0
+fi
+
+if ! command -v slurmctld >/dev/null || ! command -v munged >/dev/null || ! command -v mariadbd >/dev/null \
+   || ! command -v slurmdbd >/dev/null; then
+  log "installing slurm-wlm, munge, slurmdbd, mariadb-server (Debian packages)"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq >&2
+  apt-get install -y -qq --no-install-recommends slurmctld slurmd slurm-client munge slurmdbd \
+    mariadb-server >&2
+fi
+
+mkdir -p "$DIR"/{munge,db,spool,log,run,dev,state}
+chmod 0755 "$DIR" "$DIR/munge"
+
+# --- munge, private key and socket
+if [ ! -f "$DIR/munge/munge.key" ]; then
+  dd if=/dev/urandom of="$DIR/munge/munge.key" bs=1024 count=1 status=none
+  chmod 400 "$DIR/munge/munge.key"
+fi
+if ! pgrep -f "munged.*$DIR/munge/munge.sock" >/dev/null; then
+  munged --key-file="$DIR/munge/munge.key" --socket="$DIR/munge/munge.sock" \
+    --pid-file="$DIR/munge/munged.pid" --log-file="$DIR/log/munged.log" \
+    --seed-file="$DIR/munge/munge.seed" --force
+fi
+SOCK="$DIR/munge/munge.sock"
+
+# --- MariaDB for accounting (sacct; submitit needs it to see failed jobs)
+if [ ! -d "$DIR/db/mysql" ]; then
+  mariadb-install-db --no-defaults --datadir="$DIR/db" --user=root --auth-root-authentication-method=socket >"$DIR/log/mariadb-install.log" 2>&1
+fi
+if ! pgrep -f "mariadbd.*$DIR/db" >/dev/null; then
+  (mariadbd --no-defaults --datadir="$DIR/db" --port=13306 --bind-address=127.0.0.1 \
+     --socket="$DIR/run/mysqld.sock" --pid-file="$DIR/run/mysqld.pid" --user=root \
+     >"$DIR/log/mariadb.log" 2>&1 &)
+  for _ in $(seq 60); do [ -S "$DIR/run/mysqld.sock" ] && break; sleep 0.5; done
+fi
+mariadb --no-defaults --socket="$DIR/run/mysqld.sock" -uroot >/dev/null <<SQL
+CREATE DATABASE IF NOT EXISTS slurm_acct_db;
+CREATE USER IF NOT EXISTS 'slurm'@'127.0.0.1' IDENTIFIED BY 'slurmdev';
+CREATE USER IF NOT EXISTS 'slurm'@'localhost' IDENTIFIED BY 'slurmdev';
+GRANT ALL ON slurm_acct_db.* TO 'slurm'@'127.0.0.1';
+GRANT ALL ON slurm_acct_db.* TO 'slurm'@'localhost';
+FLUSH PRIVILEGES;
+SQL
+
+# --- fake GPUs: character devices, as gres.conf needs
+for i in 0 1 2 3; do [ -e "$DIR/dev/nvidia$i" ] || mknod "$DIR/dev/nvidia$i" c 1 3; done
+
+cat >"$DIR/slurmdbd.conf" <<CONF
+AuthType=auth/munge
+AuthInfo=socket=$SOCK
+DbdHost=localhost
+DbdAddr=127.0.0.1
+DbdPort=16819
+SlurmUser=root
+StorageType=accounting_storage/mysql
+StorageHost=127.0.0.1
+StoragePort=13306
+StorageUser=slurm
+StoragePass=slurmdev
+StorageLoc=slurm_acct_db
+LogFile=$DIR/log/slurmdbd.log
+PidFile=$DIR/run/slurmdbd.pid
+CONF
+chmod 600 "$DIR/slurmdbd.conf"
+
+cat >"$DIR/slurm.conf" <<CONF
+ClusterName=devcluster
+SlurmctldHost=localhost(127.0.0.1)
+SlurmctldPort=16817
+SlurmdPort=16818
+SlurmUser=root
+AuthType=auth/munge
+AuthInfo=socket=$SOCK
+CredType=cred/munge
+CommunicationParameters=NoInAddrAny
+StateSaveLocation=$DIR/state
+SlurmdSpoolDir=$DIR/spool/%n
+SlurmctldPidFile=$DIR/run/slurmctld.pid
+SlurmdPidFile=$DIR/run/slurmd-%n.pid
+SlurmctldLogFile=$DIR/log/slurmctld.log
+SlurmdLogFile=$DIR/log/slurmd-%n.log
+ProctrackType=proctrack/linuxproc
+TaskPlugin=task/none
+SelectType=select/cons_tres
+SelectTypeParameters=CR_Core
+ReturnToService=2
+MpiDefault=none
+MailProg=/bin/true
+SlurmdParameters=config_overrides
+SchedulerType=sched/backfill
+JobAcctGatherType=jobacct_gather/none
+AccountingStorageType=accounting_storage/slurmdbd
+AccountingStorageHost=127.0.0.1
+AccountingStoragePort=16819
+AccountingStoragePass=$SOCK
+JobCompType=jobcomp/none
+GresTypes=gpu
+AccountingStorageTRES=gres/gpu
+KillWait=5
+InactiveLimit=0
+MinJobAge=30
+MaxArraySize=1001
+NodeName=n1 NodeAddr=127.0.0.1 NodeHostname=$(hostname) Port=17001 CPUs=$CPUS RealMemory=$MEM_MB Gres=gpu:4 State=UNKNOWN
+NodeName=n2 NodeAddr=127.0.0.1 NodeHostname=$(hostname) Port=17002 CPUs=$CPUS RealMemory=$MEM_MB Gres=gpu:4 State=UNKNOWN
+PartitionName=$PARTITION Nodes=n1,n2 Default=YES MaxTime=INFINITE State=UP OverSubscribe=NO
+PartitionName=other Nodes=n1,n2 Default=NO MaxTime=INFINITE State=UP
+CONF
+cat >"$DIR/gres.conf" <<CONF
+NodeName=n[1-2] Name=gpu File=$DIR/dev/nvidia[0-3]
+CONF
+export SLURM_CONF="$DIR/slurm.conf"
+
+pgrep -f "slurmdbd.*" >/dev/null || SLURM_CONF="$DIR/slurm.conf" slurmdbd
+for _ in $(seq 40); do ss -ltn 2>/dev/null | grep -q ':16819 ' && break; sleep 0.25; done
+pgrep -x slurmctld >/dev/null || slurmctld -f "$DIR/slurm.conf"
+for n in n1 n2; do
+  pgrep -f "slurmd -N $n" >/dev/null || slurmd -N "$n" -f "$DIR/slurm.conf"
+done
+
+for _ in $(seq 120); do
+  states=$(sinfo -h -N -o '%N %T' 2>/dev/null | sort -u || true)
+  if [ "$(echo "$states" | grep -cE 'idle|mix|alloc')" -ge 2 ]; then break; fi
+  sleep 0.5
+done
+if [ "$(sinfo -h -N -o '%T' 2>/dev/null | grep -cE 'idle|mix|alloc')" -lt 2 ]; then
+  scontrol update nodename=n1,n2 state=resume >/dev/null 2>&1 || true
+  sleep 1
+fi
+sinfo -N >&2
+log "up: export SLURM_CONF=$DIR/slurm.conf"
+echo "export SLURM_CONF=$DIR/slurm.conf"
