@@ -199,13 +199,16 @@ def append_sweep_manifest(out_dir: str | Path, sweep: str, entry: dict[str, Any]
 
 
 def read_sweep_manifest(out_dir: str | Path, sweep: str) -> list[dict[str, Any]]:
+    """One entry per cell of the sweep (later lines add to earlier ones, e.g. the Slurm job id)."""
     path = Path(out_dir) / "sweeps" / f"{sweep}.jsonl"
     if not path.exists():
         return []
-    out = []
+    cells: dict[str, dict[str, Any]] = {}
     for line in path.read_text().splitlines():
         try:
-            out.append(json.loads(line))
+            entry = json.loads(line)
         except json.JSONDecodeError:
             log.warning("%s: skipping a corrupt line", path)
-    return out
+            continue
+        cells.setdefault(entry["cell_id"], {}).update(entry)
+    return list(cells.values())

@@ -1,11 +1,17 @@
 #!/usr/bin/env bash
 # The test command (README, CI): install the project with its test extras, start the services the
-# tests need, run the suite. Safe to rerun.
+# tests need (the loopback dev Slurm cluster), lint, run the suite. Safe to rerun.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # torch is pinned to the CPU build this machine kind ships; a looser pin pulls a multi-GB CUDA build.
 python -m pip install -q 'torch==2.13.0' -e '.[dev]'
+
+# The Slurm tests run against a real Slurm (Debian's slurm-wlm + munge): two slurmd on 127.0.0.1.
+# Starting it needs root; without it those tests are skipped with a message.
+if [ "$(id -u)" = "0" ]; then
+  eval "$(bash launchers/dev_slurm/up.sh)"
+fi
 
 ruff check .
 python -m pytest "$@"

@@ -35,7 +35,33 @@ def csv_file(tmp_path):
     return make
 
 
-def run_cli(*args: str, cwd: Path | None = None, timeout: int = 300) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
+def run_cli(*args: str, cwd: Path | None = None, timeout: int = 300,
+            env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONWARNINGS": "ignore", **(env or {})}
     return subprocess.run([sys.executable, "-m", "energy_hpc", *args], capture_output=True,
                           text=True, cwd=cwd or REPO, env=env, timeout=timeout)
+
+
+@pytest.fixture(scope="session")
+def dev_slurm():
+    """The loopback dev cluster (scripts/test.sh starts it with launchers/dev_slurm/up.sh)."""
+    conf = os.environ.get("SLURM_CONF")
+    if not conf or subprocess.run(["sinfo", "-h"], capture_output=True).returncode != 0:
+        pytest.skip("dev Slurm cluster not running: source <(bash launchers/dev_slurm/up.sh)")
+    return conf
+
+
+def sacct(job_id: str) -> dict[str, str]:
+    """Slurm's own account of a finished job's allocation."""
+    import time
+
+    fields = "JobID,State,NNodes,NodeList,Partition,AllocTRES,ReqCPUS"
+    for _ in range(40):
+        out = subprocess.run(["sacct", "-a", "-n", "-P", "-X", "-j", str(job_id), "-o", fields],
+                             capture_output=True, text=True).stdout.strip()
+        if out:
+            row = dict(zip(fields.split(","), out.splitlines()[0].split("|"), strict=True))
+            if row["State"] not in ("PENDING", "RUNNING", "COMPLETING"):
+                return row
+        time.sleep(0.5)
+    raise AssertionError(f"sacct has no finished record of job {job_id}")

@@ -101,15 +101,29 @@ class RayNode:
                     pass
 
 
+def worker_port_range(node: str) -> tuple[int, int]:
+    """A 300-port block for Ray's workers below the ephemeral range, chosen per (job, node).
+
+    Ray refuses to start when its worker range overlaps a port handed to another component, so
+    the block must not come from the ephemeral range the other ports are picked from.
+    """
+    import zlib
+
+    key = f"{os.environ.get('SLURM_JOB_ID', os.getpid())}-{node}".encode()
+    start = 20000 + (zlib.crc32(key) % 40) * 300
+    return start, start + 299
+
+
 def _common_args(address: str, node: str, cpus: int, gpus: int, temp_dir: Path) -> list[str]:
-    p = free_ports(address, 8)
+    p = free_ports(address, 6)
+    lo, hi = worker_port_range(node)
     return [
         f"--node-ip-address={address}", f"--num-cpus={cpus}", f"--num-gpus={gpus}",
         f"--resources={json.dumps({f'slurm_{node}': 1})}", f"--temp-dir={temp_dir}",
         f"--node-manager-port={p[0]}", f"--object-manager-port={p[1]}",
         f"--metrics-export-port={p[2]}", f"--runtime-env-agent-port={p[3]}",
         f"--dashboard-agent-listen-port={p[4]}", f"--dashboard-agent-grpc-port={p[5]}",
-        f"--min-worker-port={p[6]}", f"--max-worker-port={p[6] + 200}",
+        f"--min-worker-port={lo}", f"--max-worker-port={hi}",
         "--object-store-memory=200000000", "--disable-usage-stats", "--block",
     ]
 

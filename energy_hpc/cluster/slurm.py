@@ -149,6 +149,17 @@ def submit(groups: dict[JobShape, list[PlannedCell]], out_dir: str, sweep: str) 
     return submitted
 
 
+def failure_reason(exc: BaseException) -> str:
+    """The remote exception's own line (``XError: message``) out of submitit's failure text."""
+    import re
+
+    lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+    errors = [ln for ln in lines if re.match(r"^[\w.]*(Error|Exception|Interrupt)\b.*:", ln)]
+    if errors:
+        return errors[-1]
+    return lines[-1] if lines else type(exc).__name__
+
+
 def wait(submitted: list[tuple[PlannedCell, Any]]) -> list[str]:
     """Wait for every job; return one line per failed cell (the others are unaffected)."""
     failures = []
@@ -156,9 +167,7 @@ def wait(submitted: list[tuple[PlannedCell, Any]]) -> list[str]:
         try:
             job.results()  # every task (one per node) must have succeeded
         except Exception as exc:  # noqa: BLE001 - report and carry on with the other cells
-            first = str(exc).strip().splitlines()
-            tail = first[-1] if first else type(exc).__name__
-            failures.append(f"{pc.settings.cell_id} (Slurm job {job.job_id}): {tail}; "
+            failures.append(f"{pc.settings.cell_id} (Slurm job {job.job_id}): {failure_reason(exc)}; "
                             f"logs: {job.paths.stderr}")
     return failures
 
@@ -207,10 +216,7 @@ def sweep_status(out_dir: str, sweep: str) -> list[dict[str, Any]]:
     """pending / running / done / failed per cell, from Slurm and the records."""
     from energy_hpc.results import CellStore
 
-    entries = read_sweep_manifest(out_dir, sweep)
-    latest: dict[str, dict[str, Any]] = {}
-    for e in entries:
-        latest[e["cell_id"]] = {**latest.get(e["cell_id"], {}), **e}
+    latest = {e["cell_id"]: e for e in read_sweep_manifest(out_dir, sweep)}
     states = job_states([str(e["job_id"]) for e in latest.values() if e.get("job_id")])
     rows = []
     for cell_id, e in latest.items():

@@ -1,0 +1,33 @@
+"""``python -m energy_hpc.status OUT_DIR [--sweep NAME]``: pending/running/done/failed per cell."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from energy_hpc.cluster.slurm import sweep_status
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m energy_hpc.status", description=__doc__)
+    ap.add_argument("out_dir", help="the run's out_dir (default energy_results)")
+    ap.add_argument("--sweep", default="default", help="sweep name (the sweep= option)")
+    args = ap.parse_args(argv)
+    rows = sweep_status(args.out_dir, args.sweep)
+    if not rows:
+        print(f"no cells recorded for sweep {args.sweep!r} under {args.out_dir}/sweeps/", file=sys.stderr)
+        return 2
+    headers = ["cell_id", "job_id", "slurm_state", "splits", "status"]
+    table = [[r["cell_id"], str(r["job_id"] or "-"), r["slurm_state"],
+              f"{r['splits_done']}/{r['repetitions'] or '?'}", r["status"]] for r in rows]
+    widths = [max(len(h), *(len(t[i]) for t in table)) for i, h in enumerate(headers)]
+    print("  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)))
+    for t in table:
+        print("  ".join(c.ljust(w) for c, w in zip(t, widths, strict=True)))
+    counts = {s: sum(r["status"] == s for r in rows) for s in ("pending", "running", "done", "failed")}
+    print(", ".join(f"{v} {k}" for k, v in counts.items()))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

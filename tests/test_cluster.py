@@ -1,0 +1,109 @@
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from energy_hpc.cluster.placement import minimum_fit, plan_placement
+from energy_hpc.cluster.ray_cluster import RayNode, RayStartError, _wait_port, start_worker
+from energy_hpc.cluster.slurm import failure_reason, job_shape
+from energy_hpc.config import ModelConfig, compose_settings
+from energy_hpc.errors import ConfigError
+
+
+def llm(params, dtype="bfloat16"):
+    return ModelConfig(name=f"m{params}", kind="llm", family="llm", hf_id="x/y", params_billion=params,
+                       dtype=dtype, engine="vllm")
+
+
+@pytest.mark.parametrize("cluster", ["capella", "paula", "clara", "local", "dev_slurm"])
+def test_shipped_cluster_files_validate(cluster):
+    s = compose_settings([f"cluster={cluster}"])
+    assert s.cluster.name == cluster
+
+
+def test_paper_clusters_have_table_2_facts():
+    capella = compose_settings(["cluster=capella"]).cluster
+    paula = compose_settings(["cluster=paula"]).cluster
+    clara = compose_settings(["cluster=clara"]).cluster
+    assert (capella.gpus_per_node, capella.gpu_memory_gb, capella.gpu_power_w) == (4, 94, 700)
+    assert (paula.gpus_per_node, paula.gpu_memory_gb, paula.gpu_power_w) == (8, 24, 165)
+    assert (clara.gpus_per_node, clara.gpu_memory_gb, clara.gpu_power_w) == (4, 32, 250)
+    assert (capella.ram_gb, paula.ram_gb, clara.ram_gb) == (768, 1024, 512)
+
+
+def test_tp_is_gpus_per_node_and_pp_is_nodes():
+    s = compose_settings(["cluster=capella", "gpus=8", "nodes=2"])
+    p = plan_placement(s)
+    assert (p.nodes, p.gpus_per_node, p.tensor_parallel, p.pipeline_parallel) == (2, 4, 4, 2)
+
+
+def test_70b_in_16_bit_needs_two_v100_nodes_as_in_the_paper():
+    clara = compose_settings(["cluster=clara"]).cluster
+    capella = compose_settings(["cluster=capella"]).cluster
+    assert minimum_fit(llm(70), clara) == (2, 4)
+    assert minimum_fit(llm(70), capella) == (1, 2)
+    assert minimum_fit(llm(8), capella) == (1, 1)
+
+
+def test_model_that_does_not_fit_fails_with_the_minimum():
+    from dataclasses import replace
+
+    s = compose_settings(["cluster=clara", "gpus=4", "nodes=1"])
+    s = replace(s, model=llm(70))
+    with pytest.raises(ConfigError, match=r"needs ~168 GB.*minimum that fits on 'clara' is nodes=2 gpus=8"):
+        plan_placement(s)
+    auto = replace(s, gpus="auto")
+    p = plan_placement(auto)
+    assert (p.nodes, p.gpus_per_node) == (2, 4)
+
+
+def test_more_gpus_per_node_than_the_cluster_has():
+    s = compose_settings(["cluster=clara", "gpus=8", "nodes=1"])
+    with pytest.raises(ConfigError, match=r"8 GPU\(s\) per node asked.*'clara' has 4"):
+        plan_placement(s)
+    with pytest.raises(ConfigError, match="cannot be spread evenly"):
+        plan_placement(compose_settings(["cluster=clara", "gpus=3", "nodes=2"]))
+    with pytest.raises(ConfigError, match="has 1 node"):
+        plan_placement(compose_settings(["nodes=2"]))
+
+
+def test_job_shape_comes_from_the_cells_own_config():
+    s = compose_settings(["cluster=capella", "gpus=2", "cluster.account=p_llm",
+                          "cluster.setup=[module load CUDA]", "+cluster.env={HF_HOME: /data/hf}"])
+    shape = job_shape(s, plan_placement(s))
+    args = shape.sbatch_args()
+    assert "--gpus-per-node=2" in args and "--partition=capella" in args
+    assert "--account=p_llm" in args and "--exclusive" in args and "--cpus-per-task=32" in args
+    assert shape.setup == ("module load CUDA", 'export HF_HOME="/data/hf"')
+
+
+def test_bad_cluster_file_names_field_and_valid_ones(tmp_path):
+    conf = tmp_path / "cluster"
+    conf.mkdir()
+    (conf / "mine.yaml").write_text("name: mine\nkind: slurm\ngpu_per_node: 4\n")
+    with pytest.raises(ConfigError, match=r"cluster/mine.yaml: unknown field 'gpu_per_node'; did you mean 'gpus_per_node'\?"):
+        compose_settings([f"hydra.searchpath=[file://{tmp_path}]", "cluster=mine"])
+    (conf / "typo.yaml").write_text("name: typo\nkind: slurmm\n")
+    with pytest.raises(ConfigError, match=r"cluster.kind='slurmm'.*local, slurm"):
+        compose_settings([f"hydra.searchpath=[file://{tmp_path}]", "cluster=typo"])
+
+
+def test_worker_without_head_names_node_and_where_to_look(tmp_path):
+    with pytest.raises(RayStartError, match=r"node n2: the Ray head did not publish.*ray_head.json"):
+        start_worker(tmp_path, "n2", 1, 0, timeout=0.3)
+
+
+def test_ray_process_that_dies_names_node_and_log(tmp_path):
+    proc = subprocess.Popen([sys.executable, "-c", "raise SystemExit(3)"])
+    proc.wait()
+    node = RayNode("n7", proc, tmp_path / "ray-n7.log")
+    with pytest.raises(RayStartError, match=r"node n7: Ray exited with code 3; see .*ray-n7.log"):
+        _wait_port("127.0.0.1", 9, node, timeout=5)
+
+
+def test_failure_reason_picks_the_remote_exception_line():
+    text = ("Job (task=0) failed\nTraceback...\n  File x\nenergy_hpc.cluster.ray_cluster.RayStartError: "
+            "Ray node(s) n2 did not join\nsrun: error: n1: task 0: Exited\n  - /x/log.out")
+    assert failure_reason(Exception(text)).startswith("energy_hpc.cluster.ray_cluster.RayStartError: Ray")

@@ -1,0 +1,165 @@
+"""Against the real loopback Slurm cluster (launchers/dev_slurm/up.sh): two slurmd, fake GPUs, Ray."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+
+from energy_hpc.cluster.slurm import plan, submit
+from energy_hpc.config import compose_settings
+from energy_hpc.results import CellStore, load, read_sweep_manifest
+from tests.conftest import run_cli, sacct
+
+pytestmark = pytest.mark.slurm
+FAST = ["repetitions=2", "energy.min_window_s=0.05", "progress=false", "energy.interval_s=1"]
+
+
+def _second_cluster(tmp_path):
+    """An admin's extra cluster file: the other partition, 2 CPUs per task."""
+    conf = tmp_path / "conf" / "cluster"
+    conf.mkdir(parents=True)
+    (conf / "dev_other.yaml").write_text(
+        "name: dev_other\nkind: slurm\nnodes_available: 2\ngpus_per_node: 4\ngpu_model: fake-gpu\n"
+        "gpu_memory_gb: 16\npartition: other\ntime_limit_min: 10\ncpus_per_task: 2\nmem_gb: 1\n"
+        "setup: ['export EHPC_MARK=other']\n")
+    return tmp_path / "conf"
+
+
+def test_single_node_job_through_the_launcher(dev_slurm, tmp_path):
+    out = tmp_path / "out"
+    proc = run_cli("cluster=dev_slurm", "gpus=1", f"out_dir={out}", *FAST)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "submitted 1 job(s)" in proc.stdout and "dev_slurm" in proc.stdout
+    [entry] = read_sweep_manifest(out, "default")
+    row = sacct(entry["job_id"])
+    assert row["State"] == "COMPLETED" and row["NNodes"] == "1" and "gres/gpu=1" in row["AllocTRES"]
+    frame = load(out)
+    assert len(frame) == 2 and set(frame["cluster"]) == {"dev_slurm"}
+    meta = CellStore(out, entry["cell_id"]).meta()
+    assert meta["environment"]["slurm"]["SLURM_JOB_ID"] == str(entry["job_id"])
+
+
+def test_sweep_gets_each_job_its_own_allocation_and_two_node_cells_use_ray(dev_slurm, tmp_path):
+    out = tmp_path / "out"
+    proc = run_cli("-m", "cluster=dev_slurm,dev_other", "nodes=1,2", "gpus=2",
+                   f"hydra.searchpath=[file://{_second_cluster(tmp_path)}]", f"out_dir={out}",
+                   "sweep=shapes", *FAST, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    entries = read_sweep_manifest(out, "shapes")
+    assert len(entries) == 4
+    frame = load(out)
+    for e in entries:
+        row = sacct(e["job_id"])
+        cell = frame[frame["cell_id"] == e["cell_id"]]
+        nodes = int(cell["nodes"].iloc[0])
+        cluster = cell["cluster"].iloc[0]
+        assert row["State"] == "COMPLETED"
+        assert int(row["NNodes"]) == nodes
+        assert f"gres/gpu={2}" in row["AllocTRES"]  # 2 per node on one node, 1 per node on two
+        assert row["Partition"] == ("debug" if cluster == "dev_slurm" else "other")
+        assert int(row["ReqCPUS"]) == nodes * (1 if cluster == "dev_slurm" else 2)
+        for _, rec in cell.iterrows():
+            readings = rec["node_readings"]
+            assert len(readings) == nodes and sorted(rec["hosts"]) == sorted(r["node"] for r in readings)
+            if nodes == 2:
+                assert {r["node"] for r in readings} == {"n1", "n2"}
+                window = sum(r["energy_wh"] for r in readings)
+                assert rec["window_energy_wh"] == pytest.approx(window)
+                assert rec["window_s"] == pytest.approx(max(r["duration_s"] for r in readings))
+    status = run_cli_status(out, "shapes")
+    assert "4 done" in status
+
+
+def run_cli_status(out, sweep):
+    import subprocess
+    import sys
+
+    return subprocess.run([sys.executable, "-m", "energy_hpc.status", str(out), "--sweep", sweep],
+                          capture_output=True, text=True).stdout
+
+
+def test_requeued_job_resumes_without_losing_finished_splits(dev_slurm, tmp_path):
+    out = tmp_path / "out"
+    s = compose_settings(["cluster=dev_slurm", "gpus=0", f"out_dir={out}", "repetitions=4",
+                          "energy.min_window_s=2.5", "progress=false", "energy.interval_s=1"])
+    [(pc, job)] = submit(plan([s]), str(out), "requeue")
+    store = CellStore(out, s.cell_id)
+    deadline = time.time() + 120
+    while len(store.done_splits()) < 1:
+        assert time.time() < deadline, "no split finished in time"
+        time.sleep(0.3)
+    before = {r["split"]: r["started_at"] for r in store.records()}
+    job._interrupt()  # the signal Slurm sends before preemption: submitit checkpoints and requeues
+    _start_requeued_now(job.job_id)
+    job.results()
+    records = store.records()
+    assert [r["split"] for r in records] == [0, 1, 2, 3]
+    for split, started in before.items():
+        assert records[split]["started_at"] == started  # finished splits kept, not re-measured
+    assert int(store.meta()["environment"]["slurm"].get("SLURM_RESTART_COUNT", "0")) >= 1
+
+
+def _start_requeued_now(job_id: str) -> None:
+    """Slurm delays a requeued job's start (BeginTime); the test need not wait for that."""
+    import subprocess
+
+    for _ in range(100):
+        state = subprocess.run(["squeue", "-h", "-j", str(job_id), "-o", "%T"], capture_output=True,
+                               text=True).stdout.strip()
+        if state == "PENDING":
+            subprocess.run(["scontrol", "update", f"jobid={job_id}", "StartTime=now"],
+                           capture_output=True)
+            return
+        time.sleep(0.3)
+
+
+def test_dry_run_prints_plan_and_submits_nothing(dev_slurm, tmp_path):
+    proc = run_cli("-m", "cluster=dev_slurm", "nodes=1,2", "gpus=2", "dry_run=true",
+                   f"out_dir={tmp_path}", *FAST)
+    assert proc.returncode == 0, proc.stderr
+    assert "sbatch --nodes=1" in proc.stdout and "--gpus-per-node=2" in proc.stdout
+    assert "sbatch --nodes=2" in proc.stdout and "--gpus-per-node=1" in proc.stdout
+    assert "TP=2, PP=1" in proc.stdout and "TP=1, PP=2" in proc.stdout
+    assert not (tmp_path / "slurm").exists()
+
+
+def test_partition_slurm_rejects_passes_slurms_message(dev_slurm, tmp_path):
+    proc = run_cli("cluster=dev_slurm", "cluster.partition=nosuchpart", f"out_dir={tmp_path}", *FAST)
+    assert proc.returncode == 2
+    assert "sbatch refused" in proc.stderr and "invalid partition" in proc.stderr.lower()
+    assert "Traceback" not in proc.stderr
+
+
+def test_ray_failing_on_a_node_names_node_and_log(dev_slurm, tmp_path):
+    out = tmp_path / "out"
+    proc = run_cli("-m", "cluster=dev_slurm", "nodes=2,1", "gpus=0", f"out_dir={out}", *FAST,
+                   env={"ENERGY_HPC_RAY_TIMEOUT": "0.01"}, timeout=300)
+    assert proc.returncode == 2
+    assert "Ray node(s) n2 did not join" in proc.stderr and "ray-n2.log" in proc.stderr
+    assert "1 cell(s) failed" in proc.stderr
+    frame = load(out)  # the one-node cell of the same sweep is unaffected
+    assert set(frame["nodes"]) == {1} and len(frame) == 2
+
+
+def test_no_slurm_on_the_machine_says_what_to_do(tmp_path, monkeypatch):
+    import shutil
+
+    real_which = shutil.which
+    monkeypatch.setattr(shutil, "which", lambda name: None if name == "sbatch" else real_which(name))
+    from energy_hpc.cluster.slurm import submit_cells
+    from energy_hpc.errors import ConfigError
+
+    s = compose_settings(["cluster=clara", f"out_dir={tmp_path}"])
+    with pytest.raises(ConfigError, match=r"no 'sbatch'.*cluster=local.*dev_slurm"):
+        submit_cells([s])
+
+
+def test_sweep_manifest_records_shape(dev_slurm, tmp_path):
+    out = tmp_path / "out"
+    proc = run_cli("cluster=dev_slurm", "gpus=1", "wait=false", f"out_dir={out}", *FAST)
+    assert proc.returncode == 0 and "not waiting" in proc.stdout
+    [entry] = read_sweep_manifest(out, "default")
+    assert "--gpus-per-node=1" in entry["shape"]
+    assert json.dumps(entry)
