@@ -11,6 +11,7 @@ from sklearn.metrics import accuracy_score, f1_score
 
 from energy_hpc import RECORD_SCHEMA_VERSION
 from energy_hpc.classifiers import Classifier, build_classifier
+from energy_hpc.cluster.placement import plan_placement
 from energy_hpc.config import Settings
 from energy_hpc.data import Corpus, Split, load_corpus, make_splits
 from energy_hpc.energy import Meter, Reading, create_meters, measure_window
@@ -81,7 +82,7 @@ def build_record(settings: Settings, split: Split, corpus: Corpus, readings: lis
         "batching": settings.model.batching if settings.model.kind == "llm" else None,
         "cluster": settings.cluster.name,
         "gpu_type": settings.cluster.gpu_model,
-        "gpus": settings.gpus,
+        "gpus": extra.pop("placement_gpus", settings.gpus),
         "nodes": settings.nodes,
         **scores,
         "duration_s": duration,
@@ -127,6 +128,7 @@ class CellRunner:
         self.store = CellStore(settings.out_dir, settings.cell_id)
         self._meters = meters
         self.context = dict(context or {})
+        self.placement = plan_placement(settings)
 
     def run(self) -> list[dict[str, Any]]:
         s = self.settings
@@ -154,7 +156,8 @@ class CellRunner:
         append_sweep_manifest(s.out_dir, s.sweep, {"cell_id": s.cell_id, "choices": s.choices,
                                                    "at": _now()})
         t0 = time.perf_counter()
-        classifier = build_classifier(s.model, {**self.context, "gpus": s.gpus,
+        classifier = build_classifier(s.model, {**self.context, "gpus": self.placement.gpus,
+                                                "placement": self.placement,
                                                 "categories": corpus.labels})
         log.info("cell %s: %s loaded in %.1f s (not measured)", s.cell_id, s.model.display_name,
                  time.perf_counter() - t0)
@@ -190,7 +193,10 @@ class CellRunner:
         readings = [flag_implausible(r, rated_power(s)) for r in window.readings]
         prediction = window.output
         scores = quality(split.test["label"].tolist(), prediction.labels, corpus.labels)
-        extra: dict[str, Any] = {"classifier": classifier.describe(), **prediction.info}
+        extra: dict[str, Any] = {"classifier": classifier.describe(), **prediction.info,
+                                 "placement_gpus": self.placement.gpus,
+                                 "tensor_parallel": self.placement.tensor_parallel,
+                                 "pipeline_parallel": self.placement.pipeline_parallel}
         if idle:
             net = net_of_idle(readings[0], idle[0])
             extra["idle_power_w"] = idle[0].avg_power_w

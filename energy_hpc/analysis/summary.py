@@ -1,28 +1,43 @@
-"""Per-cell mean and standard deviation over splits, as the CLI prints after a run."""
+"""Per-cell aggregation over splits: mean, standard deviation, and variation in dex (log10) as the paper reports."""
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 
 CELL_KEYS = ["model", "model_display", "model_family", "dataset", "cluster", "gpu_type", "gpus",
              "nodes", "decoding", "batching"]
 METRICS = ["accuracy", "energy_wh", "duration_s", "avg_power_w", "energy_per_sample_wh"]
+EXTRA_MEANS = ["cpu_wh", "gpu_wh", "ram_wh", "macro_f1", "invalid_rate", "emissions_kg"]
+DEX = ["energy_wh", "duration_s"]
 
 
 def summarize(records: pd.DataFrame) -> pd.DataFrame:
-    """One row per cell: ``<metric>_mean`` and ``<metric>_std`` over its splits, plus ``splits``."""
+    """One row per cell: ``<metric>_mean``, ``<metric>_std``, ``<metric>_dex`` (std of log10), ``splits``."""
+    if records.empty:
+        return pd.DataFrame()
     keys = [k for k in CELL_KEYS if k in records.columns]
     frame = records.copy()
     for k in keys:
         frame[k] = frame[k].astype(object).where(frame[k].notna(), "-")
-    grouped = frame.groupby(keys, dropna=False, sort=False)
-    out = grouped.size().rename("splits").to_frame()
-    for metric in METRICS:
-        if metric in frame.columns:
-            values = pd.to_numeric(frame[metric], errors="coerce")
-            out[f"{metric}_mean"] = values.groupby([frame[k] for k in keys], sort=False).mean()
-            out[f"{metric}_std"] = values.groupby([frame[k] for k in keys], sort=False).std(ddof=1)
-    return out.reset_index()
+    groups = [frame[k] for k in keys]
+    out = frame.groupby(keys, sort=False).size().rename("splits").to_frame()
+    for metric in METRICS + EXTRA_MEANS:
+        if metric not in frame.columns:
+            continue
+        values = pd.to_numeric(frame[metric], errors="coerce")
+        grouped = values.groupby(groups, sort=False)
+        out[f"{metric}_mean"] = grouped.mean()
+        if metric in METRICS:
+            out[f"{metric}_std"] = grouped.std(ddof=1)
+        if metric in DEX:
+            logs = np.log10(values.where(values > 0))
+            out[f"{metric}_dex"] = logs.groupby(groups, sort=False).std(ddof=1)
+    out = out.reset_index()
+    for k in ("gpus", "nodes"):
+        if k in out.columns:
+            out[k] = pd.to_numeric(out[k], errors="coerce").astype("Int64")
+    return out
 
 
 def _fmt(mean: float, std: float) -> str:

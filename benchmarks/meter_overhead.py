@@ -1,0 +1,67 @@
+"""Meter overhead: a fixed CPU workload with no meter and with each meter, alternating, in one process.
+
+Prints each meter's duration ratio against no meter (aim <= 1.01) and the smallest window it
+resolves (the shortest window whose energy is non-zero and within 10% of the long-window power).
+
+    python benchmarks/meter_overhead.py [--rounds 5] [--work 2000000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+from energy_hpc.config import EnergyConfig
+from energy_hpc.energy import create_meters, measure_window
+from energy_hpc.errors import MeterUnavailable
+
+
+def workload(n: int) -> int:
+    total = 0
+    for i in range(n):
+        total += i * i
+    return total
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--work", type=int, default=2_000_000)
+    args = ap.parse_args()
+
+    meters = {}
+    for name in ("codecarbon", "rapl", "nvml"):
+        try:
+            meters[name] = create_meters(EnergyConfig(meters=[name], interval_s=15.0))
+        except MeterUnavailable as exc:
+            print(f"{name:10s}: unavailable here ({exc})")
+    for m in meters.values():  # first start (CodeCarbon's hardware detection) outside the rounds
+        measure_window(m, lambda: None, min_passes=1)
+
+    times: dict[str, list[float]] = {"none": [], **{k: [] for k in meters}}
+    for _ in range(args.rounds):
+        for name in times:
+            t0 = time.perf_counter()
+            measure_window(meters.get(name, []), lambda: workload(args.work), min_passes=1)
+            times[name].append(time.perf_counter() - t0)
+    base = statistics.median(times["none"])
+    print(f"workload: {base:.3f} s without a meter (median of {args.rounds})")
+    for name in meters:
+        print(f"{name:10s}: duration ratio {statistics.median(times[name]) / base:.4f}")
+
+    for name, m in meters.items():
+        long = measure_window(m, lambda: workload(args.work), min_window_s=3.0).readings[0]
+        ref = long.avg_power_w or 0
+        smallest = None
+        for window in (0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0):
+            r = measure_window(m, lambda: workload(20_000), min_window_s=window).readings[0]
+            if r.energy_wh and ref and abs((r.avg_power_w or 0) - ref) / ref <= 0.10:
+                smallest = window
+                break
+        print(f"{name:10s}: smallest window resolved within 10% of the 3 s power "
+              f"({ref:.1f} W): {smallest if smallest is not None else '> 2'} s")
+
+
+if __name__ == "__main__":
+    main()

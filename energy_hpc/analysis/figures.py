@@ -1,0 +1,233 @@
+"""The paper's figures (1–6) from aggregated cells; each saved as PNG and PDF.
+
+A figure whose data is absent from the records is not drawn; :func:`make_figures` says why.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from energy_hpc.analysis.paper import paper_cells
+from energy_hpc.analysis.recommend import pareto_front
+
+FAMILY_STYLE = {"traditional": ("#1b9e77", "o"), "llm": ("#d95f02", "s"), "reasoning": ("#7570b3", "^")}
+
+
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _label(row: pd.Series) -> str:
+    d = row.get("model_display")
+    return str(d) if d not in (None, "-") and not pd.isna(d) else str(row["model"])
+
+
+def _save(fig, out_dir: Path, name: str) -> list[Path]:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = [out_dir / f"{name}.png", out_dir / f"{name}.pdf"]
+    fig.tight_layout()
+    for p in paths:
+        fig.savefig(p, dpi=150)
+    _plt().close(fig)
+    return paths
+
+
+def _spread_labels(ax, xs, ys, labels) -> None:
+    """Label points to their right, pushing a label down when it would sit on a neighbour's."""
+    ax.figure.canvas.draw()
+    to_px = ax.transData.transform
+    placed: list[tuple[float, float]] = []
+    for i in np.argsort(-np.asarray(ys)):
+        px, py = to_px((xs[i], ys[i]))
+        dy = 0.0
+        while any(abs(px - qx) < 90 and abs(py + dy - qy) < 11 for qx, qy in placed):
+            dy -= 11
+        placed.append((px, py + dy))
+        ax.annotate(labels[i], (xs[i], ys[i]), xytext=(6, dy), textcoords="offset points",
+                    fontsize=7, va="center",
+                    arrowprops={"arrowstyle": "-", "lw": 0.5, "color": "grey"} if dy else None)
+
+
+def figure1(summary: pd.DataFrame, out_dir: Path, with_paper: bool = True) -> list[Path]:
+    """Accuracy vs energy (log), families distinguished, Pareto front drawn; one panel per dataset."""
+    plt = _plt()
+    cells = summary[summary["nodes"] == 1].dropna(subset=["energy_wh_mean", "accuracy_mean"])
+    datasets = list(dict.fromkeys(cells["dataset"]))
+    fig, axes = plt.subplots(1, len(datasets), figsize=(6.5 * len(datasets), 5), squeeze=False)
+    for ax, ds in zip(axes[0], datasets, strict=True):
+        sub = cells[cells["dataset"] == ds]
+        for fam, (color, marker) in FAMILY_STYLE.items():
+            part = sub[sub["model_family"] == fam]
+            if not part.empty:
+                ax.scatter(part["energy_wh_mean"], part["accuracy_mean"], c=color, marker=marker,
+                           s=45, label=f"{fam} (this run)", zorder=3)
+        front = pareto_front(sub)
+        ax.step(front["energy_wh_mean"], front["accuracy_mean"], where="post", color="black",
+                lw=1, ls="--", label="Pareto front", zorder=2)
+        several = sub["cluster"].nunique() > 1
+        _spread_labels(ax, sub["energy_wh_mean"].to_numpy(), sub["accuracy_mean"].to_numpy(),
+                       [_label(r) + (f" @{r['cluster']}" if several else "") for _, r in sub.iterrows()])
+        if with_paper:
+            ref = paper_cells(ds).dropna(subset=["energy_wh"])
+            if not ref.empty:
+                ax.scatter(ref["energy_wh"], ref["accuracy"], facecolors="none", edgecolors="grey",
+                           s=45, label="paper (Capella H100)", zorder=1)
+        ax.set_xscale("log")
+        from matplotlib.ticker import NullFormatter
+
+        ax.xaxis.set_minor_formatter(NullFormatter())
+        ax.set_xlabel("energy per run over the test set (Wh, log scale)")
+        ax.set_ylabel("accuracy")
+        ax.set_title(f"accuracy vs energy: {ds}")
+        ax.grid(True, which="both", alpha=0.3)
+        ax.margins(x=0.25, y=0.08)
+        ax.legend(fontsize=7, loc="best")
+    return _save(fig, out_dir, "figure1_accuracy_vs_energy")
+
+
+def figure2(summary: pd.DataFrame, out_dir: Path) -> list[Path]:
+    """Energy split into CPU, GPU and RAM per model (share of the total; total in the label)."""
+    plt = _plt()
+    cells = summary[summary["nodes"] == 1].copy()
+    cells["label"] = [f"{_label(r)} [{r['dataset']}, {r['cluster']}]" for _, r in cells.iterrows()]
+    parts = cells[["cpu_wh_mean", "gpu_wh_mean", "ram_wh_mean"]].astype(float)
+    total = parts.sum(axis=1, min_count=1)
+    share = parts.div(total, axis=0).fillna(0)
+    fig, ax = plt.subplots(figsize=(8, 0.35 * len(cells) + 2))
+    left = np.zeros(len(cells))
+    ys = np.arange(len(cells))
+    for col, name, color in (("cpu_wh_mean", "CPU", "#1f78b4"), ("gpu_wh_mean", "GPU", "#e31a1c"),
+                             ("ram_wh_mean", "RAM", "#33a02c")):
+        ax.barh(ys, share[col], left=left, color=color, label=name)
+        left += share[col].to_numpy()
+    ax.set_yticks(ys)
+    ax.set_yticklabels(cells["label"], fontsize=8)
+    for i, t in enumerate(total):
+        ax.text(1.01, i, f"{t:.3g} Wh" if not pd.isna(t) else "n/a", va="center", fontsize=7)
+    ax.set_xlim(0, 1.25)
+    ax.set_xlabel("share of energy per run (unknown parts count as 0 in the share)")
+    ax.set_title("energy by device class")
+    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.12), ncol=3)
+    return _save(fig, out_dir, "figure2_energy_parts")
+
+
+def figure3(summary: pd.DataFrame, out_dir: Path) -> list[Path]:
+    """GPU count vs duration and energy, a line per model."""
+    plt = _plt()
+    cells = summary[summary["nodes"] == 1]
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(11, 4.5))
+    for (_model, ds), g in cells.groupby(["model", "dataset"], sort=False):
+        if g["gpus"].nunique() < 2:
+            continue
+        g = g.sort_values("gpus")
+        label = f"{_label(g.iloc[0])} [{ds}]"
+        a1.plot(g["gpus"], g["duration_s_mean"], marker="o", label=label)
+        a2.plot(g["gpus"], g["energy_wh_mean"], marker="o", label=label)
+    for ax, y in ((a1, "duration (s)"), (a2, "energy (Wh)")):
+        ax.set_xlabel("GPUs")
+        ax.set_ylabel(y)
+        ax.grid(alpha=0.3)
+    a1.set_title("more GPUs: duration")
+    a2.set_title("more GPUs: energy")
+    a2.legend(fontsize=7)
+    return _save(fig, out_dir, "figure3_gpu_count")
+
+
+def _grouped_bars(ax, labels, series: dict[str, list[float]], ylabel: str) -> None:
+    x = np.arange(len(labels))
+    width = 0.8 / max(len(series), 1)
+    for i, (name, values) in enumerate(series.items()):
+        ax.bar(x + i * width, values, width, label=name)
+    ax.set_xticks(x + width * (len(series) - 1) / 2)
+    ax.set_xticklabels(labels, rotation=30, ha="right", fontsize=8)
+    ax.set_ylabel(ylabel)
+    ax.grid(axis="y", alpha=0.3)
+
+
+def figure4(table_b2: pd.DataFrame, out_dir: Path) -> list[Path]:
+    """Single vs double node: duration and energy."""
+    plt = _plt()
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(11, 4.5))
+    labels = [f"{m} [{d}]" for m, d in zip(table_b2["Model"], table_b2["Dataset"], strict=True)]
+    _grouped_bars(a1, labels, {"single": list(table_b2["Duration single (s)"]),
+                               "double": list(table_b2["Duration double (s)"])}, "duration (s)")
+    _grouped_bars(a2, labels, {"single": list(table_b2["Energy single (Wh)"]),
+                               "double": list(table_b2["Energy double (Wh)"])}, "energy (Wh)")
+    a1.set_title("one node vs two nodes: duration")
+    a2.set_title("one node vs two nodes: energy")
+    a2.legend(fontsize=8)
+    return _save(fig, out_dir, "figure4_nodes")
+
+
+def figure5(table_b3: pd.DataFrame, out_dir: Path) -> list[Path]:
+    """GPU architectures side by side."""
+    plt = _plt()
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(11, 4.5))
+    dur = [c for c in table_b3.columns if c.startswith("Duration ")]
+    eng = [c for c in table_b3.columns if c.startswith("Energy ")]
+    _grouped_bars(a1, list(table_b3["Model"]), {c[9:-4]: list(table_b3[c]) for c in dur}, "duration (s)")
+    _grouped_bars(a2, list(table_b3["Model"]), {c[7:-5]: list(table_b3[c]) for c in eng}, "energy (Wh)")
+    a1.set_title("GPU architectures: duration")
+    a2.set_title("GPU architectures: energy")
+    a2.legend(fontsize=8)
+    return _save(fig, out_dir, "figure5_architectures")
+
+
+def figure6(summary: pd.DataFrame, out_dir: Path) -> list[Path]:
+    """Energy vs duration with a fitted line per GPU count."""
+    plt = _plt()
+    cells = summary.dropna(subset=["energy_wh_mean", "duration_s_mean"])
+    fig, ax = plt.subplots(figsize=(6.5, 5))
+    for gpus, g in cells.groupby("gpus", sort=True):
+        x, y = g["duration_s_mean"].astype(float), g["energy_wh_mean"].astype(float)
+        pts = ax.scatter(x, y, s=30, label=f"{gpus} GPU(s)")
+        if len(g) >= 2 and x.nunique() > 1:
+            slope, intercept = np.polyfit(x, y, 1)
+            xs = np.linspace(x.min(), x.max(), 50)
+            ax.plot(xs, slope * xs + intercept, color=pts.get_facecolor()[0], lw=1,
+                    label=f"fit {gpus} GPU(s): {slope * 3600:.3g} W")
+    ax.set_xlabel("duration (s)")
+    ax.set_ylabel("energy (Wh)")
+    ax.set_title("energy vs duration by GPU count")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    return _save(fig, out_dir, "figure6_energy_vs_duration")
+
+
+def make_figures(summary: pd.DataFrame, b2: pd.DataFrame, b3: pd.DataFrame, out_dir: Path,
+                 with_paper: bool = True) -> tuple[dict[str, list[Path]], dict[str, str]]:
+    """Draw every figure the records allow; return the files and, per skipped figure, why."""
+    made: dict[str, list[Path]] = {}
+    skipped: dict[str, str] = {}
+    single = summary[summary["nodes"] == 1]
+    if single.dropna(subset=["energy_wh_mean", "accuracy_mean"]).empty:
+        skipped["figure1"] = "no single-node cells with energy and accuracy"
+    else:
+        made["figure1"] = figure1(summary, out_dir, with_paper)
+    if single.empty:
+        skipped["figure2"] = "no single-node cells"
+    else:
+        made["figure2"] = figure2(summary, out_dir)
+    if not any(g["gpus"].nunique() > 1 for _, g in single.groupby(["model", "dataset"])):
+        skipped["figure3"] = "no model measured with more than one GPU count"
+    else:
+        made["figure3"] = figure3(summary, out_dir)
+    both = b2.dropna(subset=["Duration single (s)", "Duration double (s)"]) if not b2.empty else b2
+    if both.empty:
+        skipped["figure4"] = "no model measured on both one and two nodes"
+    else:
+        made["figure4"] = figure4(both, out_dir)
+    if len([c for c in b3.columns if c.startswith("Duration ")]) < 2:
+        skipped["figure5"] = "fewer than two GPU types (clusters) in these records"
+    else:
+        made["figure5"] = figure5(b3, out_dir)
+    made["figure6"] = figure6(summary, out_dir)
+    return made, skipped

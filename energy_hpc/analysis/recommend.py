@@ -1,0 +1,75 @@
+"""The decision the paper argues for: the least energy for the accuracy you need, on the Pareto front."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pandas as pd
+
+
+def pareto_front(cells: pd.DataFrame, energy: str = "energy_wh_mean",
+                 accuracy: str = "accuracy_mean") -> pd.DataFrame:
+    """Cells no other cell beats on both lower energy and higher accuracy, by rising energy."""
+    data = cells.dropna(subset=[energy, accuracy]).sort_values([energy, accuracy],
+                                                                ascending=[True, False])
+    front, best = [], float("-inf")
+    for idx, row in data.iterrows():
+        if row[accuracy] > best:
+            front.append(idx)
+            best = row[accuracy]
+    return data.loc[front]
+
+
+@dataclass
+class Recommendation:
+    dataset: str
+    sentence: str
+    chosen: pd.Series | None
+    most_accurate: pd.Series | None
+    floor: float | None
+    reached: bool
+
+
+def _name(row: pd.Series) -> str:
+    label = row.get("model_display") if row.get("model_display") not in (None, "-") else row["model"]
+    where = f"{row['cluster']}"
+    if row.get("gpus") not in (None, 0) and not pd.isna(row.get("gpus")):
+        where += f", {row['gpus']} GPU(s)"
+    if row.get("nodes", 1) not in (1, None):
+        where += f", {row['nodes']} nodes"
+    return f"{label} ({where})"
+
+
+def recommend(summary: pd.DataFrame, dataset: str, accuracy_floor: float | None = None,
+              within: float | None = None) -> Recommendation:
+    """Name the least-energy cell reaching the floor (or ``best - within``) and what it saves."""
+    cells = summary[summary["dataset"] == dataset].dropna(subset=["energy_wh_mean", "accuracy_mean"])
+    if cells.empty:
+        return Recommendation(dataset, f"No measured cells for {dataset}.", None, None, None, False)
+    front = pareto_front(cells)
+    top = front.iloc[-1]
+    floor = accuracy_floor
+    if floor is None and within is not None:
+        floor = float(top["accuracy_mean"]) - within
+    if floor is None:
+        floor = float(top["accuracy_mean"])
+    ok = front[front["accuracy_mean"] >= floor - 1e-12]
+    if ok.empty:
+        return Recommendation(
+            dataset,
+            f"On {dataset}, no cell reaches accuracy {floor:.3f}; the best available is {_name(top)} "
+            f"at {top['accuracy_mean']:.3f} for {top['energy_wh_mean']:.3g} Wh.",
+            top, top, floor, False)
+    chosen = ok.iloc[0]
+    e_c, e_t = float(chosen["energy_wh_mean"]), float(top["energy_wh_mean"])
+    if chosen.name == top.name:
+        sentence = (f"On {dataset}, {_name(top)} is the most accurate cell ({top['accuracy_mean']:.3f}) "
+                    f"and nothing cheaper reaches {floor:.3f}; it uses {e_t:.3g} Wh per run.")
+    else:
+        saving = 1 - e_c / e_t if e_t > 0 else float("nan")
+        factor = e_t / e_c if e_c > 0 else float("inf")
+        sentence = (f"On {dataset}, {_name(chosen)} reaches {chosen['accuracy_mean']:.3f} accuracy "
+                    f"(floor {floor:.3f}) for {e_c:.3g} Wh per run: {saving:.1%} less energy "
+                    f"({factor:.3g}x) than the most accurate, {_name(top)} "
+                    f"({top['accuracy_mean']:.3f}, {e_t:.3g} Wh).")
+    return Recommendation(dataset, sentence, chosen, top, floor, True)

@@ -1,0 +1,162 @@
+"""The paper's tables (B1–B6) from aggregated cells, each written as Markdown, CSV and LaTeX.
+
+Missing cells stay in the tables as missing ("–"), so a gap in a sweep is visible, not dropped.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from energy_hpc.analysis.paper import display_name, paper_cells
+
+MISSING = "–"
+
+
+def _label(summary: pd.DataFrame) -> pd.Series:
+    if "model_display" in summary:
+        return summary["model_display"].where(summary["model_display"] != "-", summary["model"])
+    return summary["model"]
+
+
+def table_b1(summary: pd.DataFrame, dataset: str, cluster: str | None = None,
+             with_paper: bool = True) -> pd.DataFrame:
+    """Model, GPUs, energy, accuracy, duration, average power for one dataset (single node)."""
+    cells = summary[(summary["dataset"] == dataset) & (summary["nodes"] == 1)]
+    if cluster is not None:
+        cells = cells[cells["cluster"] == cluster]
+    out = pd.DataFrame({
+        "Model": _label(cells), "Cluster": cells["cluster"], "GPUs": cells["gpus"],
+        "Energy (Wh)": cells["energy_wh_mean"], "Accuracy": cells["accuracy_mean"],
+        "Duration (s)": cells["duration_s_mean"], "Average Power (W)": cells["avg_power_w_mean"],
+        "model": cells["model"],
+    })
+    if with_paper:
+        ref = paper_cells(dataset)
+        if not ref.empty:
+            ref = ref.rename(columns={"energy_wh": "Paper Energy (Wh)", "accuracy": "Paper Accuracy"})
+            out = out.merge(ref[["model", "Paper Energy (Wh)", "Paper Accuracy", "energy_wh_below"]],
+                            on="model", how="outer")
+            below = out.pop("energy_wh_below")
+            out["Paper Energy (Wh)"] = [
+                f"<{b:g}" if pd.isna(e) and not pd.isna(b) else e
+                for e, b in zip(out["Paper Energy (Wh)"], below, strict=True)]
+            out["Model"] = out["Model"].fillna(out["model"].map(display_name))
+    return out.drop(columns="model").reset_index(drop=True)
+
+
+def table_b2(summary: pd.DataFrame, dataset: str | None = None) -> pd.DataFrame:
+    """Single vs double node: duration and energy with ratios (double ÷ single)."""
+    cells = summary if dataset is None else summary[summary["dataset"] == dataset]
+    rows = []
+    for (_model, ds, cluster), group in cells.groupby(["model", "dataset", "cluster"], sort=False):
+        one, two = group[group["nodes"] == 1], group[group["nodes"] == 2]
+        if one.empty and two.empty:
+            continue
+        d1 = one["duration_s_mean"].min() if not one.empty else np.nan
+        d2 = two["duration_s_mean"].min() if not two.empty else np.nan
+        e1 = one["energy_wh_mean"].min() if not one.empty else np.nan
+        e2 = two["energy_wh_mean"].min() if not two.empty else np.nan
+        rows.append({"Model": _label(group).iloc[0], "Dataset": ds, "Cluster": cluster,
+                     "Duration single (s)": d1, "Duration double (s)": d2, "Duration ratio": d2 / d1,
+                     "Energy single (Wh)": e1, "Energy double (Wh)": e2, "Energy ratio": e2 / e1})
+    return pd.DataFrame(rows)
+
+
+def table_b3(summary: pd.DataFrame, dataset: str | None = None) -> pd.DataFrame:
+    """GPU architectures side by side: duration and energy per GPU type (single node)."""
+    cells = summary[summary["nodes"] == 1]
+    if dataset is not None:
+        cells = cells[cells["dataset"] == dataset]
+    cells = cells.assign(arch=cells["gpu_type"].where(cells["gpu_type"] != "-", cells["cluster"]),
+                         label=_label(cells))
+    dur = cells.pivot_table(index="label", columns="arch", values="duration_s_mean", aggfunc="min")
+    eng = cells.pivot_table(index="label", columns="arch", values="energy_wh_mean", aggfunc="min")
+    dur.columns = [f"Duration {c} (s)" for c in dur.columns]
+    eng.columns = [f"Energy {c} (Wh)" for c in eng.columns]
+    out = pd.concat([dur, eng], axis=1).reset_index().rename(columns={"label": "Model"})
+    return out
+
+
+def table_b45(summary: pd.DataFrame, datasets: list[str] | None = None) -> pd.DataFrame:
+    """Energy and accuracy per dataset (B4/B5 shape): one row per model, two columns per dataset."""
+    cells = summary[summary["nodes"] == 1].assign(label=_label(summary[summary["nodes"] == 1]))
+    datasets = datasets or list(dict.fromkeys(cells["dataset"]))
+    models = list(dict.fromkeys(cells["label"]))
+    out = pd.DataFrame({"Model": models})
+    for ds in datasets:
+        sub = cells[cells["dataset"] == ds].groupby("label")
+        out[f"{ds} Energy (Wh)"] = out["Model"].map(sub["energy_wh_mean"].min())
+        out[f"{ds} Accuracy"] = out["Model"].map(sub["accuracy_mean"].max())
+    return out
+
+
+def table_b6(summary: pd.DataFrame) -> pd.DataFrame:
+    """OLS of energy on duration, GPUs and their interaction per dataset (statsmodels), with SEs."""
+    import statsmodels.formula.api as smf
+
+    columns: dict[str, dict[str, str]] = {}
+    for ds, group in summary.groupby("dataset", sort=False):
+        data = pd.DataFrame({"energy": group["energy_wh_mean"].astype(float),
+                             "duration": group["duration_s_mean"].astype(float),
+                             "gpus": pd.to_numeric(group["gpus"], errors="coerce").astype(float)}).dropna()
+        col: dict[str, str] = {}
+        varying = data["gpus"].nunique() > 1
+        formula = "energy ~ duration * gpus" if varying else "energy ~ duration"
+        n_params = 4 if varying else 2
+        if len(data) <= n_params:
+            col["Duration"] = f"insufficient data ({len(data)} cells)"
+            columns[str(ds)] = col
+            continue
+        fit = smf.ols(formula, data=data).fit()
+        names = {"duration": "Duration", "gpus": "GPUs", "duration:gpus": "Duration:GPUs",
+                 "Intercept": "Constant"}
+        for term, label in names.items():
+            if term in fit.params:
+                p = fit.pvalues[term]
+                stars = "***" if p < 0.01 else "**" if p < 0.05 else "*" if p < 0.1 else ""
+                col[label] = f"{fit.params[term]:.3f}{stars} ({fit.bse[term]:.3f})"
+            else:
+                col[label] = "no variation in GPUs" if term != "Intercept" else MISSING
+        col["Observations"] = str(int(fit.nobs))
+        col["R2"] = f"{fit.rsquared:.3f}"
+        col["Adjusted R2"] = f"{fit.rsquared_adj:.3f}"
+        columns[str(ds)] = col
+    order = ["Duration", "GPUs", "Duration:GPUs", "Constant", "Observations", "R2", "Adjusted R2"]
+    out = pd.DataFrame(columns).reindex(order).fillna(MISSING)
+    out.index.name = "Dependent variable: Energy"
+    return out.reset_index()
+
+
+def _fmt(value: object) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)) or value is pd.NA:
+        return MISSING
+    if isinstance(value, (float, np.floating)):
+        v = float(value)
+        if v == 0:
+            return "0"
+        return f"{v:.2f}" if abs(v) >= 0.01 else f"{v:.2e}"
+    return str(value)
+
+
+def formatted(table: pd.DataFrame) -> pd.DataFrame:
+    return table.apply(lambda col: col.map(_fmt)) if not table.empty else table
+
+
+def write_table(table: pd.DataFrame, out_dir: Path, name: str, caption: str) -> dict[str, Path]:
+    """``name.md``, ``name.csv`` (raw numbers), ``name.tex``; returns the paths."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = {ext: out_dir / f"{name}.{ext}" for ext in ("md", "csv", "tex")}
+    table.to_csv(paths["csv"], index=False)
+    shown = formatted(table)
+    if shown.empty:
+        paths["md"].write_text(f"*{caption}: no cells in these records.*\n")
+        paths["tex"].write_text(f"% {caption}: no cells in these records.\n")
+        return paths
+    paths["md"].write_text(shown.to_markdown(index=False) + "\n")
+    paths["tex"].write_text(shown.to_latex(index=False, caption=caption, label=f"tab:{name}",
+                                           escape=True))
+    return paths

@@ -1,0 +1,109 @@
+"""``python -m energy_hpc.report FOLDER… --out DIR``: the paper's tables, figures and a recommendation.
+
+Reads only records, so it works on results from any cluster, old or new.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+import pandas as pd
+
+from energy_hpc.analysis.figures import make_figures
+from energy_hpc.analysis.recommend import recommend
+from energy_hpc.analysis.summary import summarize
+from energy_hpc.analysis.tables import (
+    formatted,
+    table_b1,
+    table_b2,
+    table_b3,
+    table_b6,
+    table_b45,
+    write_table,
+)
+from energy_hpc.results import find_record_files, load
+
+log = logging.getLogger("energy_hpc.report")
+
+
+def build_report(folders: list[str], out: Path, floor: float | None = None,
+                 within: float | None = None, with_paper: bool = True,
+                 progress: bool = True) -> Path:
+    files = find_record_files(folders)
+    if not files:
+        raise SystemExit(f"energy_hpc.report: error: no records.jsonl under {', '.join(folders)}; "
+                         "point it at an out_dir of energy_hpc (default energy_results)")
+    records = load(files, progress=progress)
+    if records.empty:
+        raise SystemExit(f"energy_hpc.report: error: {len(files)} record file(s) found but none readable "
+                         "(see the warnings above)")
+    summary = summarize(records)
+    out.mkdir(parents=True, exist_ok=True)
+    summary.to_csv(out / "cells.csv", index=False)
+    tables_dir, fig_dir = out / "tables", out / "figures"
+    datasets = list(dict.fromkeys(summary["dataset"]))
+
+    sections: list[str] = ["# energy_hpc report", "",
+                           f"{len(records)} records, {len(summary)} cells, from {len(files)} file(s): "
+                           + ", ".join(sorted({str(Path(f).parent.parent) for f in files})), ""]
+    sections += ["## Recommendation", ""]
+    for ds in datasets:
+        sections.append(f"- {recommend(summary, ds, accuracy_floor=floor, within=within).sentence}")
+    sections.append("")
+
+    b2, b3 = table_b2(summary), table_b3(summary)
+    tables = [(f"table_b1_{ds}", f"Table B1 shape: all models on {ds}" +
+               (" (paper columns: Capella H100, single node)" if with_paper else ""),
+               table_b1(summary, ds, with_paper=with_paper)) for ds in datasets]
+    tables += [("table_b2", "Table B2 shape: single vs double node", b2),
+               ("table_b3", "Table B3 shape: GPU architectures, single node", b3),
+               ("table_b45", "Tables B4/B5 shape: energy and accuracy per dataset", table_b45(summary)),
+               ("table_b6", "Table B6 shape: OLS of energy on duration, GPUs and their interaction",
+                table_b6(summary))]
+    sections += ["## Tables", ""]
+    for name, caption, table in tables:
+        write_table(table, tables_dir, name, caption)
+        sections += [f"### {caption}", "", f"Files: `tables/{name}.md`, `.csv`, `.tex`", ""]
+        shown = formatted(table)
+        sections += [shown.to_markdown(index=False) if not shown.empty else "*no cells in these records*", ""]
+
+    made, skipped = make_figures(summary, b2, b3, fig_dir, with_paper=with_paper)
+    sections += ["## Figures", ""]
+    for name, paths in made.items():
+        png = paths[0].relative_to(out)
+        sections += [f"### {name}", "", f"![{name}]({png})", f"(PDF: `{paths[1].relative_to(out)}`)", ""]
+    for name, why in skipped.items():
+        sections += [f"### {name}", "", f"*Not drawn: {why}.*", ""]
+    sections += ["## Cells", "", formatted(summary[[c for c in summary.columns if c in (
+        "model", "dataset", "cluster", "gpus", "nodes", "splits", "accuracy_mean", "accuracy_std",
+        "energy_wh_mean", "energy_wh_dex", "duration_s_mean", "duration_s_dex")]]).to_markdown(index=False), ""]
+    report = out / "report.md"
+    report.write_text("\n".join(sections))
+    return report
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m energy_hpc.report", description=__doc__.splitlines()[0])
+    ap.add_argument("folders", nargs="+", help="out_dirs, cell folders, records files or globs")
+    ap.add_argument("--out", required=True, help="where the report, tables and figures go")
+    group = ap.add_mutually_exclusive_group()
+    group.add_argument("--floor", type=float, help="accuracy the recommendation must reach")
+    group.add_argument("--within", type=float, help="accept this much below the best accuracy")
+    ap.add_argument("--no-paper", action="store_true", help="leave out the paper's published numbers")
+    ap.add_argument("--no-progress", action="store_true")
+    args = ap.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
+    if args.floor is not None and not 0 <= args.floor <= 1:
+        ap.error(f"--floor={args.floor} must be an accuracy between 0 and 1")
+    report = build_report(args.folders, Path(args.out), args.floor, args.within, not args.no_paper,
+                          progress=not args.no_progress)
+    print(f"report: {report}")
+    return 0
+
+
+if __name__ == "__main__":
+    pd.set_option("display.width", 200)
+    sys.exit(main())

@@ -1,0 +1,203 @@
+from __future__ import annotations
+
+import json
+import math
+import os
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from energy_hpc.analysis.paper import paper_cells, paper_reference
+from energy_hpc.analysis.recommend import pareto_front, recommend
+from energy_hpc.analysis.summary import summarize
+from energy_hpc.analysis.tables import (
+    table_b1,
+    table_b2,
+    table_b3,
+    table_b6,
+    table_b45,
+    write_table,
+)
+
+
+def rec(model, energy, acc, duration, *, dataset="tomatoes", cluster="capella", gpus=1, nodes=1,
+        family="traditional", split=0, cpu=None, gpu=None, ram=None):
+    return {"schema_version": 1, "cell_id": f"{model}-{dataset}-{cluster}-{gpus}-{nodes}", "split": split,
+            "model": model, "model_display": model, "model_family": family, "dataset": dataset,
+            "cluster": cluster, "gpu_type": {"capella": "H100", "clara": "V100"}.get(cluster, "-"),
+            "gpus": gpus, "nodes": nodes, "decoding": None, "batching": None, "accuracy": acc,
+            "energy_wh": energy, "duration_s": duration, "avg_power_w": energy * 3600 / duration,
+            "energy_per_sample_wh": energy / 200, "cpu_wh": cpu, "gpu_wh": gpu, "ram_wh": ram}
+
+
+def test_summary_mean_std_and_dex_hand_computed():
+    frame = pd.DataFrame([rec("a", 1.0, 0.5, 10, split=0), rec("a", 10.0, 0.7, 100, split=1),
+                          rec("a", 100.0, 0.6, 1000, split=2)])
+    s = summarize(frame).iloc[0]
+    assert s["splits"] == 3
+    assert s["energy_wh_mean"] == pytest.approx(37.0)
+    assert s["accuracy_mean"] == pytest.approx(0.6) and s["accuracy_std"] == pytest.approx(0.1)
+    assert s["energy_wh_dex"] == pytest.approx(1.0)  # log10 values 0, 1, 2 → std 1 dex
+    assert s["duration_s_dex"] == pytest.approx(1.0)
+
+
+def test_regression_recovers_known_coefficients():
+    rng = np.random.default_rng(0)
+    rows = []
+    for i in range(12):
+        gpus = 1 + i % 3
+        duration = float(rng.uniform(10, 500))
+        energy = 0.5 + 0.04 * duration + 0.2 * gpus + 0.12 * duration * gpus
+        rows.append(rec(f"m{i}", energy, 0.5, duration, gpus=gpus))
+    b6 = table_b6(summarize(pd.DataFrame(rows)))
+    col = b6.set_index("Dependent variable: Energy")["tomatoes"]
+    assert col["Duration"].startswith("0.040") and col["Duration:GPUs"].startswith("0.120")
+    assert col["GPUs"].startswith("0.200") and col["Constant"].startswith("0.500")
+    assert col["Observations"] == "12" and col["R2"] == "1.000"
+
+
+def test_regression_without_gpu_variation_says_so():
+    rows = [rec(f"m{i}", 0.1 * i + 1, 0.5, 10 * i + 5, gpus=0) for i in range(5)]
+    col = table_b6(summarize(pd.DataFrame(rows))).set_index("Dependent variable: Energy")["tomatoes"]
+    assert col["GPUs"] == "no variation in GPUs" and col["Duration"].startswith("0.010")
+    few = table_b6(summarize(pd.DataFrame(rows[:2])))
+    assert "insufficient data (2 cells)" in few["tomatoes"].tolist()
+
+
+def test_b1_overlays_paper_and_keeps_missing_models():
+    frame = pd.DataFrame([rec("linear_bow", 0.001, 0.58, 0.01), rec("linear_tfidf", 0.002, 0.60, 0.02)])
+    b1 = table_b1(summarize(frame), "tomatoes")
+    assert len(b1) == 17  # every paper model listed; ours have numbers, the rest are missing
+    row = b1[b1["Model"] == "linear_bow"].iloc[0]
+    assert row["Paper Accuracy"] == 0.59 and row["Paper Energy (Wh)"] == "<0.01"
+    llama = b1[b1["Model"] == "Llama 3.1 70B"].iloc[0]
+    assert pd.isna(llama["Energy (Wh)"]) and llama["Paper Energy (Wh)"] == 32.07
+
+
+def test_b2_b3_b45_shapes_show_missing_cells():
+    frame = pd.DataFrame([
+        rec("llama70b", 48.6, 0.48, 161.6, gpus=2, nodes=1), rec("llama70b", 94.9, 0.48, 304.8, gpus=2, nodes=2),
+        rec("qwen72b", 48.7, 0.51, 164.4, gpus=2, nodes=1),
+        rec("llama8b", 5.86, 0.35, 36.9, cluster="capella"), rec("llama8b", 2.88, 0.35, 27.5, cluster="clara"),
+        rec("llama8b", 4.1, 0.87, 30, dataset="emotion"),
+    ])
+    s = summarize(frame)
+    b2 = table_b2(s, "tomatoes").set_index("Model")
+    assert b2.loc["llama70b", "Energy ratio"] == pytest.approx(94.9 / 48.6)
+    assert math.isnan(b2.loc["qwen72b", "Energy double (Wh)"])  # missing, not dropped
+    b3 = table_b3(s, "tomatoes").set_index("Model")
+    assert b3.loc["llama8b", "Energy V100 (Wh)"] == 2.88 and b3.loc["llama8b", "Energy H100 (Wh)"] == 5.86
+    assert math.isnan(b3.loc["qwen72b", "Energy V100 (Wh)"])
+    b45 = table_b45(s).set_index("Model")
+    assert b45.loc["llama8b", "emotion Accuracy"] == 0.87
+    assert math.isnan(b45.loc["qwen72b", "emotion Accuracy"])
+
+
+def test_tables_written_in_three_formats(tmp_path):
+    frame = pd.DataFrame([rec("linear_bow", 0.001, 0.58, 0.01), rec("llama8b", 4.0, 0.87, 30)])
+    paths = write_table(table_b45(summarize(frame)), tmp_path, "b45", "B4/B5")
+    assert "| Model" in paths["md"].read_text()
+    assert "\\begin{table}" in paths["tex"].read_text() and "\\caption{B4/B5}" in paths["tex"].read_text()
+    assert pd.read_csv(paths["csv"])["tomatoes Accuracy"].tolist() == [0.58, 0.87]
+    empty = write_table(pd.DataFrame(), tmp_path, "none", "nothing")
+    assert "no cells" in empty["md"].read_text()
+
+
+def test_pareto_front_and_recommendation():
+    frame = pd.DataFrame([rec("bow", 0.001, 0.59, 0.01), rec("emb", 0.01, 0.79, 1.6),
+                          rec("xgb", 0.002, 0.54, 0.01), rec("llama70b", 32.0, 0.91, 160, family="llm"),
+                          rec("llama8b", 4.0, 0.87, 37, family="llm")])
+    s = summarize(frame)
+    assert pareto_front(s)["model"].tolist() == ["bow", "emb", "llama8b", "llama70b"]
+    r = recommend(s, "tomatoes", accuracy_floor=0.75)
+    assert r.reached and r.chosen["model"] == "emb" and r.most_accurate["model"] == "llama70b"
+    assert "emb" in r.sentence and "100.0% less energy" in r.sentence.replace("99.97%", "100.0%")
+    within = recommend(s, "tomatoes", within=0.05)
+    assert within.chosen["model"] == "llama8b"
+    none = recommend(s, "tomatoes", accuracy_floor=0.95)
+    assert not none.reached and "no cell reaches accuracy 0.950" in none.sentence
+    assert "llama70b" in none.sentence
+
+
+def test_paper_reference_is_complete():
+    ref = paper_reference()
+    assert set(ref["table"]) == {"B1", "B2", "B3", "B4", "B5"}
+    assert len(paper_reference("B1")) == 17 and len(paper_cells("yelp")) == 17
+    b1 = paper_reference("B1").set_index("model")
+    assert b1.loc["llama70b", "energy_wh"] == 48.60 and b1.loc["ds_qwen32b", "duration_s"] == 2255.99
+
+
+@pytest.fixture(scope="module")
+def small_sweep(tmp_path_factory):
+    """A small real sweep: three traditional models on the demo data, real CodeCarbon."""
+    from energy_hpc.config import compose_settings
+    from energy_hpc.runner import run_cell
+
+    out = tmp_path_factory.mktemp("sweep")
+    for model in ("linear_bow", "linear_tfidf", "xgboost_bow"):
+        run_cell(compose_settings([f"model={model}", f"out_dir={out}", "repetitions=2",
+                                   "energy.min_window_s=0.05", "progress=false", "energy.interval_s=1"]))
+    return out
+
+
+def test_report_cli_on_a_real_sweep(small_sweep, tmp_path):
+    import subprocess
+    import sys
+
+    out = tmp_path / "report"
+    proc = subprocess.run([sys.executable, "-m", "energy_hpc.report", str(small_sweep), "--out", str(out),
+                           "--within", "0.1", "--no-progress"], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    text = (out / "report.md").read_text()
+    assert "## Recommendation" in text and "On demo," in text
+    assert "![figure1](figures/figure1_accuracy_vs_energy.png)" in text
+    assert "figure4" in text and "Not drawn: no model measured on both one and two nodes" in text
+    for name in ("figure1_accuracy_vs_energy", "figure2_energy_parts", "figure6_energy_vs_duration"):
+        for ext in ("png", "pdf"):
+            assert (out / "figures" / f"{name}.{ext}").stat().st_size > 5000
+    assert (out / "tables" / "table_b1_demo.tex").exists() and (out / "tables" / "table_b6.csv").exists()
+
+
+def test_report_bad_inputs(small_sweep, tmp_path):
+    import shutil
+    import subprocess
+    import sys
+
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    proc = subprocess.run([sys.executable, "-m", "energy_hpc.report", str(empty), "--out", str(tmp_path / "r")],
+                          capture_output=True, text=True)
+    assert proc.returncode != 0 and "no records.jsonl under" in proc.stderr
+    mixed = tmp_path / "mixed"
+    shutil.copytree(small_sweep, mixed)
+    victim = next(mixed.glob("cells/*/records.jsonl"))
+    victim.write_text(victim.read_text()[:-40])  # truncated
+    old = mixed / "cells" / "old" / "records.jsonl"
+    old.parent.mkdir(parents=True)
+    old.write_text(json.dumps({"schema_version": 99, "split": 0}) + "\n")
+    proc = subprocess.run([sys.executable, "-m", "energy_hpc.report", str(mixed), "--out", str(tmp_path / "r2"),
+                           "--no-progress"], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert victim.parent.name in proc.stderr and "not a JSON record" in proc.stderr
+    assert "schema version 99 is not supported" in proc.stderr
+    assert "On demo," in (tmp_path / "r2" / "report.md").read_text()
+
+
+def test_notebook_executes_against_a_real_sweep(small_sweep, tmp_path):
+    nbformat = pytest.importorskip("nbformat")
+    nbclient = pytest.importorskip("nbclient")
+    from tests.conftest import REPO
+
+    nb = nbformat.read(REPO / "notebooks" / "results.ipynb", as_version=4)
+    os.environ["ENERGY_HPC_RESULTS"] = str(small_sweep)
+    os.environ["ENERGY_HPC_FIGURES"] = str(tmp_path / "figs")
+    try:
+        nbclient.NotebookClient(nb, timeout=300, kernel_name="python3",
+                                resources={"metadata": {"path": str(tmp_path)}}).execute()
+    finally:
+        os.environ.pop("ENERGY_HPC_RESULTS")
+        os.environ.pop("ENERGY_HPC_FIGURES")
+    outputs = "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.outputs)
+    assert "records from 3 cells" in outputs and "On demo," in outputs
+    assert (tmp_path / "figs" / "figure1_accuracy_vs_energy.png").exists()
