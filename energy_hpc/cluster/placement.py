@@ -73,7 +73,7 @@ def _auto(settings: Settings) -> tuple[int, int]:
     """``gpus=auto``: one GPU per node for traditional models (0 without GPUs); the smallest fit for
     an LLM, spread over ``nodes`` when more nodes are asked for (the paper's 1 GPU x 2 nodes)."""
     cluster, model = settings.cluster, settings.model
-    if model.kind != "llm" or not model.params_billion:
+    if model.kind != "llm" or not model.params_billion or not cluster.gpus_per_node:
         return settings.nodes, min(1, cluster.gpus_per_node)
     fit = minimum_fit(model, cluster)
     if fit is None:

@@ -1,0 +1,191 @@
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from energy_hpc.classifiers.llm import LLMClassifier
+from energy_hpc.classifiers.llm.parsing import parse_answer
+from energy_hpc.classifiers.llm.prompt import build_messages, check_categories
+from energy_hpc.config import compose_settings
+from energy_hpc.errors import ConfigError, UserError
+from energy_hpc.results import CellStore
+from energy_hpc.runner import run_cell
+from tests.tiny_llama import build_tiny_llama
+
+FKTG = ["geoWK", "Tongestein", "Aktive Störungszonen", "Öffentlichkeitsbeteiligung", "Kristallingestein",
+        "FEP/Szenarien/Entwicklungen des Endlagersystems", "Anwendung geoWK", "Mindestanforderungen",
+        "Steinsalz in steiler Lagerung", "Datenverfügbarkeit", "Modellierung", "Referenzdatensätze",
+        "Bereitstellung der Daten", "Ausschlusskriterien"]
+
+PAPER_SYSTEM = """Your input fields are:
+1. `text` (str)
+
+Your output fields are:
+1. `category` (str)
+
+All interactions will be structured in the following way, with the appropriate values filled in.
+
+[[ ## text ## ]]
+{text}
+
+[[ ## category ## ]]
+{category}
+
+[[ ## completed ## ]]
+
+In adhering to this structure, your objective is:
+        Classify the text as one of the following categories:
+        - geoWK
+        - Tongestein
+"""
+
+PAPER_USER = """[[ ## text ## ]]
+Die Daten fehlen.
+
+Respond with the corresponding output fields, starting with the field `[[ ## category ## ]]`, and then ending with the marker for `[[ ## completed ## ]]`."""
+
+
+def test_prompt_reproduces_the_paper():
+    messages = build_messages("Die Daten fehlen.", FKTG)
+    assert [m["role"] for m in messages] == ["system", "user"]
+    assert messages[0]["content"].startswith(PAPER_SYSTEM)
+    assert messages[0]["content"].endswith("        - Ausschlusskriterien")
+    assert messages[1]["content"] == PAPER_USER
+    german = build_messages("x", FKTG, language="de")[0]["content"]
+    assert "Klassifiziere den Text als eine der folgenden Kategorien:" in german
+
+
+def test_few_shot_demos_are_user_assistant_turns():
+    messages = build_messages("new", ["a", "b"], demos=[("t1", "a"), ("t2", "b")])
+    assert [m["role"] for m in messages] == ["system", "user", "assistant", "user", "assistant", "user"]
+    assert messages[2]["content"] == "[[ ## category ## ]]\na\n\n[[ ## completed ## ]]"
+
+
+@pytest.mark.parametrize(
+    ("output", "expected", "how"),
+    [
+        ("[[ ## category ## ]]\nTongestein\n\n[[ ## completed ## ]]", "Tongestein", "exact"),
+        ("[[ ## category ## ]]\ntongestein\n[[ ## completed ## ]]", "Tongestein", "normalised"),
+        ("[[ ## category ## ]]\n  Öffentlichkeitsbeteiligung.  ", "Öffentlichkeitsbeteiligung", "normalised"),
+        ("[[ ## category ## ]]\nO\u0308ffentlichkeitsbeteiligung", "Öffentlichkeitsbeteiligung", "normalised"),
+        ("[[ ## category ## ]]\n**Datenverfügbarkeit**\n[[ ## completed ## ]]", "Datenverfügbarkeit", "normalised"),
+        ("Datenverfugbarkeit", "Datenverfügbarkeit", "closest"),
+        ("<think>Maybe geoWK? No, it is about clay.</think>\n[[ ## category ## ]]\nTongestein\n[[ ## completed ## ]]",
+         "Tongestein", "exact"),
+        ("it is about clay.</think>\n\n[[ ## category ## ]]\nTongestein", "Tongestein", "exact"),
+        ("<think>Let me think about whether this is geoWK or", None, "unfinished-reasoning"),
+        ("The text is about Steinsalz in steiler Lagerung, clearly.", "Steinsalz in steiler Lagerung", "contained"),
+        ("[[ ## category ## ]]\nAnwendung geoWK", "Anwendung geoWK", "exact"),
+        ("[[ ## category ## ]]\nSomething about geoWK and Tongestein", None, "invalid"),
+        ("[[ ## category ## ]]\nWeather", None, "invalid"),
+        ("", None, "invalid"),
+        ("[[ ## category ## ]]\nModellierung\n\n[[ ## completed ## ]]\nExtra prose afterwards.", "Modellierung", "exact"),
+    ],
+)
+def test_parsing_realistic_outputs(output, expected, how):
+    assert parse_answer(output, FKTG) == (expected, how)
+
+
+@pytest.mark.parametrize(
+    ("categories", "pattern"),
+    [([], "category list is empty"), (["a", "A "], "duplicates"), (["ok", "[[ ## x ## ]]"], "marker syntax"),
+     (["a", "  "], "empty or whitespace")],
+)
+def test_bad_category_lists(categories, pattern):
+    with pytest.raises(ConfigError, match=pattern):
+        check_categories(categories)
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    from energy_hpc.data.loading import demo_path
+
+    texts = demo_path().read_text().splitlines()[:200]
+    return build_tiny_llama(tmp_path_factory.mktemp("tiny"), texts)
+
+
+def llm_settings(tiny, out, *extra):
+    return compose_settings([
+        "model=llama8b", f"model.hf_id={tiny}", "model.engine=transformers", "model.dtype=float32",
+        "model.display_name=tiny", "model.max_tokens=12", "dataset.n_train=8", "dataset.n_test=6",
+        "repetitions=2", "progress=false", f"out_dir={out}", "energy.interval_s=1", *extra])
+
+
+def test_tiny_llama_end_to_end_through_transformers(tiny, tmp_path):
+    s = llm_settings(tiny, tmp_path)
+    records = run_cell(s)
+    assert len(records) == 2
+    for r in records:
+        assert r["model_kind"] == "llm" and r["passes"] == 1 and r["n_test"] == 6
+        assert 0.0 <= r["invalid_rate"] <= 1.0 and 0.0 <= r["accuracy"] <= 1.0 - r["invalid_rate"] + 1e-9
+        assert r["energy_wh"] > 0 and r["cpu_method"].startswith("codecarbon")
+        assert r["decoding"] == "free" and r["batching"] == "sequential"
+        assert sum(r["parse_methods"].values()) == 6 and r["truncated_texts"] == 0
+        assert r["classifier"]["engine"] == "transformers"
+    raw = CellStore(s.out_dir, s.cell_id).dir / "raw" / "split000.jsonl"
+    lines = [json.loads(line) for line in raw.read_text().splitlines()]
+    assert len(lines) == 6 and all("raw" in line and "label" in line for line in lines)
+    assert "raw" not in records[0]  # raw outputs live in the side file, not the record
+
+
+def test_choice_decoding_and_batching(tiny, tmp_path):
+    records = run_cell(llm_settings(tiny, tmp_path, "model.decoding=choice", "model.batching=batched",
+                                    "repetitions=1"))
+    r = records[0]
+    assert r["invalid_rate"] == 0.0 and r["parse_methods"] == {"exact": 6}
+    assert r["decoding"] == "choice" and r["batching"] == "batched"
+
+
+def test_long_texts_are_truncated_counted_and_recorded(tiny, tmp_path):
+    probe = LLMClassifier(llm_settings(tiny, tmp_path).model,
+                          {"categories": ["building_permit", "public_transport", "taxes_fees",
+                                          "waste_collection"]})
+    overhead = probe.model.context_length - probe._budget() - probe.model.max_tokens - 8
+    room = 30  # tokens left for each text: the demo texts are longer
+    records = run_cell(llm_settings(tiny, tmp_path, f"model.context_length={overhead + 12 + 8 + room}",
+                                    "repetitions=1"))
+    assert records[0]["truncated_texts"] == 6
+
+
+def test_few_shot_picks_demos_from_the_training_split(tiny):
+    s = llm_settings(tiny, "/tmp", "model.few_shot=3")
+    clf = LLMClassifier(s.model, {"categories": ["a", "b"]}, engine=object())
+    clf.fit(["t1", "t2", "t3", "t4"], ["a", "a", "b", "b"])
+    assert clf.demos == [("t1", "a"), ("t3", "b"), ("t2", "a")]
+
+
+def test_context_too_small_for_the_prompt(tiny, tmp_path):
+    with pytest.raises(ConfigError, match="leaves no room for the text"):
+        run_cell(llm_settings(tiny, tmp_path, "model.context_length=64", "repetitions=1"))
+
+
+def test_vllm_not_installed_names_the_install(tmp_path, monkeypatch):
+    import importlib.util
+
+    if importlib.util.find_spec("vllm") is not None:
+        pytest.skip("vLLM is installed here")
+    s = compose_settings(["model=llama8b", "model.hf_id=/nonexistent", "cluster=capella", f"out_dir={tmp_path}"])
+    from energy_hpc.classifiers.llm.engines import VllmEngine
+
+    with pytest.raises(UserError, match=r"vLLM is not installed.*pip install vllm"):
+        VllmEngine(s.model, {})
+
+
+def test_uncached_model_says_where_it_looked(tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    s = compose_settings(["model=qwen7b", "model.engine=transformers", f"out_dir={tmp_path}",
+                          "repetitions=1", "dataset.n_train=8", "dataset.n_test=4"])
+    with pytest.raises(UserError, match=r"Qwen/Qwen2-7B-Instruct.*not a local path.*Hugging Face cache"):
+        run_cell(s)
+
+
+def test_catalogue_has_the_papers_eleven_models():
+    from tests.conftest import REPO
+
+    names = sorted(p.stem for p in (REPO / "energy_hpc" / "hydra_conf" / "model").glob("*.yaml"))
+    llms = [n for n in names if compose_settings([f"model={n}"]).model.kind == "llm"]
+    assert len(llms) == 11
+    ds = compose_settings(["model=ds_llama70b"]).model
+    assert ds.family == "reasoning" and ds.max_tokens >= 4096
+    assert compose_settings(["model=qwen72b"]).model.hf_id == "Qwen/Qwen2-72B-Instruct"
