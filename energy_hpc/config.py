@@ -272,11 +272,17 @@ class Settings:
     choices: dict[str, str] = field(default_factory=dict)
 
     def measurement_dict(self) -> dict[str, Any]:
-        """What defines the measurement (not where its output goes): the basis of the cell id."""
+        """What defines the measurement (not where its output goes): the basis of the cell id.
+
+        Secrets in the cluster's ``env`` (tokens, passwords, keys) are redacted: this dict is
+        written into every cell's meta.json.
+        """
+        cluster = asdict(self.cluster)
+        cluster["env"] = {k: redact(k, v) for k, v in cluster["env"].items()}
         return {
             "model": asdict(self.model),
             "dataset": asdict(self.dataset),
-            "cluster": asdict(self.cluster),
+            "cluster": cluster,
             "energy": asdict(self.energy),
             "repetitions": self.repetitions,
             "seed": self.seed,
@@ -289,6 +295,17 @@ class Settings:
         payload = json.dumps(self.measurement_dict(), sort_keys=True, default=str)
         digest = hashlib.sha256(payload.encode()).hexdigest()[:12]
         return f"{self.model.name}-{self.dataset.name}-{self.cluster.name}-g{self.gpus}n{self.nodes}-{digest}"
+
+
+SECRET_WORDS = ("TOKEN", "SECRET", "PASSWORD", "PASSWD", "API_KEY", "ACCESS_KEY", "CREDENTIAL")
+
+
+def is_secret(name: str) -> bool:
+    return any(word in name.upper() for word in SECRET_WORDS)
+
+
+def redact(name: str, value: Any) -> Any:
+    return "<redacted>" if is_secret(name) else value
 
 
 def build_section(cls: type, values: Any, source: str) -> Any:

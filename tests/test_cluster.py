@@ -107,3 +107,13 @@ def test_failure_reason_picks_the_remote_exception_line():
     text = ("Job (task=0) failed\nTraceback...\n  File x\nenergy_hpc.cluster.ray_cluster.RayStartError: "
             "Ray node(s) n2 did not join\nsrun: error: n1: task 0: Exited\n  - /x/log.out")
     assert failure_reason(Exception(text)).startswith("energy_hpc.cluster.ray_cluster.RayStartError: Ray")
+
+
+def test_secrets_in_cluster_env_never_reach_meta_or_the_printed_plan():
+    from energy_hpc.cluster.slurm import format_plan, plan
+
+    s = compose_settings(["cluster=capella", "+cluster.env={HF_TOKEN: hf_abc123secret, HF_HOME: /data/hf}"])
+    meta_config = s.measurement_dict()
+    assert meta_config["cluster"]["env"] == {"HF_TOKEN": "<redacted>", "HF_HOME": "/data/hf"}
+    text = format_plan(plan([s]))
+    assert "hf_abc123secret" not in text and "export HF_TOKEN=<redacted>" in text

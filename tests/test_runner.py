@@ -144,3 +144,13 @@ def test_records_are_flat_for_pandas(settings_for):
                 "dataset_fingerprint", "started_at", "ended_at"):
         assert col in frame.columns, col
     assert CellRunner  # the class is the public entry for custom meters
+
+
+def test_idle_baseline_gives_net_beside_gross(settings_for):
+    s = settings_for("repetitions=1", "energy.idle_baseline_s=0.2", "energy.min_window_s=0.2")
+    [r] = run_cell(s, meters=[CountingMeter(watts=100.0)])
+    assert r["idle_power_w"] == pytest.approx(100.0)
+    assert r["energy_net_wh"] == pytest.approx(0.0, abs=1e-9)  # constant power: nothing above idle
+    assert r["energy_wh"] > 0  # gross stays the paper's metric
+    meta = results.CellStore(s.out_dir, s.cell_id).meta()
+    assert meta["idle_readings"][0]["duration_s"] >= 0.2

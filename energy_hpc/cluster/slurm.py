@@ -103,12 +103,20 @@ def plan(cells: list[Settings]) -> dict[JobShape, list[PlannedCell]]:
     return dict(groups)
 
 
+def _redacted_setup(line: str) -> str:
+    from energy_hpc.config import is_secret
+
+    if line.startswith("export ") and "=" in line and is_secret(line[7:].split("=", 1)[0]):
+        return line.split("=", 1)[0] + "=<redacted>"
+    return line
+
+
 def format_plan(groups: dict[JobShape, list[PlannedCell]]) -> str:
     lines = []
     for i, (shape, cells) in enumerate(groups.items()):
         lines.append(f"job array {i}: {len(cells)} cell(s)  sbatch {' '.join(shape.sbatch_args())}")
         for setup in shape.setup:
-            lines.append(f"    setup: {setup}")
+            lines.append(f"    setup: {_redacted_setup(setup)}")
         for pc in cells:
             lines.append(f"  - {pc.settings.cell_id}: {pc.settings.model.name} on "
                          f"{pc.settings.dataset.name} @ {pc.settings.cluster.name}; {pc.placement.describe()}")

