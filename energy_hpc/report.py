@@ -60,7 +60,7 @@ def build_report(folders: list[str], out: Path, floor: float | None = None,
                table_b1(summary, ds, with_paper=with_paper)) for ds in datasets]
     tables += [("table_b2", "Table B2 shape: single vs double node", b2),
                ("table_b3", "Table B3 shape: GPU architectures, single node", b3),
-               ("table_b45", "Tables B4/B5 shape: energy and accuracy per dataset", table_b45(summary)),
+               ("table_b45", "Tables B4/B5 shape: energy and accuracy per dataset", table_b45(summary, with_paper=with_paper)),
                ("table_b6", "Table B6 shape: OLS of energy on duration, GPUs and their interaction",
                 table_b6(summary))]
     sections += ["## Tables", ""]

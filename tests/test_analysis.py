@@ -89,8 +89,10 @@ def test_b2_b3_b45_shapes_show_missing_cells():
     b3 = table_b3(s, "tomatoes").set_index("Model")
     assert b3.loc["llama8b", "Energy V100 (Wh)"] == 2.88 and b3.loc["llama8b", "Energy H100 (Wh)"] == 5.86
     assert math.isnan(b3.loc["qwen72b", "Energy V100 (Wh)"])
-    b45 = table_b45(s).set_index("Model")
+    b45 = table_b45(s, with_paper=True).set_index("Model")
     assert b45.loc["llama8b", "emotion Accuracy"] == 0.87
+    assert b45.loc["llama8b", "emotion Paper Accuracy"] == 0.56  # Table B5
+    assert b45.loc["llama70b", "tomatoes Paper Accuracy"] == 0.91
     assert math.isnan(b45.loc["qwen72b", "emotion Accuracy"])
 
 

@@ -81,16 +81,22 @@ def table_b3(summary: pd.DataFrame, dataset: str | None = None) -> pd.DataFrame:
     return out
 
 
-def table_b45(summary: pd.DataFrame, datasets: list[str] | None = None) -> pd.DataFrame:
-    """Energy and accuracy per dataset (B4/B5 shape): one row per model, two columns per dataset."""
+def table_b45(summary: pd.DataFrame, datasets: list[str] | None = None,
+              with_paper: bool = False) -> pd.DataFrame:
+    """Energy and accuracy per dataset (B4/B5 shape): one row per model, two columns per dataset;
+    ``with_paper`` adds the paper's accuracy for the same model and dataset where it published one."""
     cells = summary[summary["nodes"] == 1].assign(label=_label(summary[summary["nodes"] == 1]))
     datasets = datasets or list(dict.fromkeys(cells["dataset"]))
-    models = list(dict.fromkeys(cells["label"]))
-    out = pd.DataFrame({"Model": models})
+    keys = cells.drop_duplicates("label").set_index("label")["model"]
+    out = pd.DataFrame({"Model": list(keys.index)})
     for ds in datasets:
         sub = cells[cells["dataset"] == ds].groupby("label")
         out[f"{ds} Energy (Wh)"] = out["Model"].map(sub["energy_wh_mean"].min())
         out[f"{ds} Accuracy"] = out["Model"].map(sub["accuracy_mean"].max())
+        if with_paper:
+            ref = paper_cells(ds).set_index("model")
+            if not ref.empty:
+                out[f"{ds} Paper Accuracy"] = out["Model"].map(keys).map(ref["accuracy"])
     return out
 
 
