@@ -19,7 +19,7 @@ from energy_hpc.energy.base import PARTS, flag_implausible
 from energy_hpc.energy.carbon import carbon_intensity_g_per_kwh, emissions_kg
 from energy_hpc.energy.window import measure_idle, net_of_idle
 from energy_hpc.provenance import environment
-from energy_hpc.results import CellStore, append_sweep_manifest
+from energy_hpc.results import CellStore, append_sweep_manifest, atomic_write_text, dumps
 
 log = logging.getLogger(__name__)
 
@@ -212,8 +212,6 @@ class CellRunner:
         return rec
 
     def _write_raw(self, split: Split, prediction: Any) -> None:
-        from energy_hpc.results import atomic_write_text, dumps
-
         path = self.store.dir / "raw" / f"split{split.index:03d}.jsonl"
         lines = [dumps({"split": split.index, "row": int(i), "label": lab, "parsed": p, "raw": r})
                  for i, lab, p, r in zip(split.test.index, split.test["label"], prediction.labels,
