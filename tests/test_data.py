@@ -117,3 +117,23 @@ def test_hf_dataset_without_hub_says_where_it_looked(monkeypatch):
     s = compose_settings(["dataset=tomatoes"])
     with pytest.raises(DataError, match=r"cornell-movie-review-data/rotten_tomatoes.*cache"):
         load_corpus(s.dataset)
+
+
+def test_hf_source_samples_train_and_test_from_their_own_splits(tmp_path):
+    pytest.importorskip("datasets")
+    import pandas as pd
+
+    folder = tmp_path / "local_hf"
+    folder.mkdir()
+    pd.DataFrame({"text": [f"train {i}" for i in range(60)], "label": [i % 3 for i in range(60)]}).to_csv(
+        folder / "train.csv", index=False)
+    pd.DataFrame({"text": [f"test {i}" for i in range(30)], "label": [i % 3 for i in range(30)]}).to_csv(
+        folder / "test.csv", index=False)
+    cfg = DatasetConfig(name="local", source="hf", hf_id=str(folder), n_train=12, n_test=9,
+                        label_map={"0": "neg", "1": "neu", "2": "pos"})
+    corpus = load_corpus(cfg)
+    assert corpus.test_pool is not None and corpus.labels == ["neg", "neu", "pos"]
+    [split] = make_splits(corpus, cfg, 1, 0)
+    assert split.train["text"].str.startswith("train").all() and len(split.train) == 12
+    assert split.test["text"].str.startswith("test").all() and len(split.test) == 9
+    assert sorted(split.test["label"].value_counts()) == [3, 3, 3]
