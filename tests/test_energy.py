@@ -281,3 +281,25 @@ def test_window_repeats_until_min_window():
     assert window.passes == len(calls) > 1 and window.wall_s >= 0.1
     assert measure_window([], lambda: None, min_window_s=0.0, min_passes=3).passes == 3
     assert not math.isnan(window.wall_s)
+
+
+def test_window_never_shorter_than_the_coarsest_meters_resolution():
+    class Coarse:
+        name = "coarse"
+        resolution_s = 0.3
+
+        def start(self):
+            import time as t
+
+            self.t0 = t.perf_counter()
+
+        def stop(self):
+            import time as t
+
+            return Reading(meter="coarse", duration_s=t.perf_counter() - self.t0, cpu_wh=1e-6,
+                           methods={"cpu": "x", "gpu": None, "ram": None})
+
+    w = measure_window([Coarse()], lambda: None, min_window_s=0.0)
+    assert w.wall_s >= 0.3 and w.readings[0].flags == []
+    capped = measure_window([Coarse()], lambda: None, min_window_s=0.0, max_passes=1)
+    assert capped.passes == 1 and "shorter than coarse's resolution (0.3 s)" in capped.readings[0].flags[0]

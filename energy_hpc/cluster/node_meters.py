@@ -58,10 +58,11 @@ class _Shared:
 class MultiNodeMeter:
     """Implements the meter protocol over all nodes: energy summed, duration the maximum."""
 
-    def __init__(self, name: str, index: int, shared: _Shared) -> None:
+    def __init__(self, name: str, index: int, shared: _Shared, resolution_s: float = 0.0) -> None:
         self.name = name
         self.index = index
         self.shared = shared
+        self.resolution_s = resolution_s
 
     def start(self) -> None:
         self.shared.start()
@@ -80,4 +81,5 @@ def multi_node_meters(nodes: list[str], energy: EnergyConfig) -> list[MultiNodeM
     remote = ray.remote(num_cpus=0)(_NodeMeterActor)
     actors = [remote.options(resources={f"slurm_{n}": 0.001}).remote(energy) for n in nodes]
     shared = _Shared(actors, len(energy.meters))
-    return [MultiNodeMeter(name, i, shared) for i, name in enumerate(energy.meters)]
+    resolution = {"codecarbon": 0.5, "nvml": 0.1, "auto": 0.5}
+    return [MultiNodeMeter(name, i, shared, resolution.get(name, 0.0)) for i, name in enumerate(energy.meters)]

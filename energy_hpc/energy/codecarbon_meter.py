@@ -73,6 +73,9 @@ class CodeCarbonMeter:
     """One offline CodeCarbon tracker per window (start → stop), never writing files."""
 
     name = "codecarbon"
+    # CodeCarbon skips the closing measurement when < 0.05 s passed since the last one, and its
+    # load-based CPU model samples every second; shorter windows read near zero (seen here).
+    resolution_s = 0.5
 
     def __init__(self, country: str = "DEU", interval_s: float = 15.0,
                  ram_model: str = "codecarbon", tracking_mode: str = "machine") -> None:

@@ -126,6 +126,7 @@ class NvmlMeter:
     """Energy of the GPUs this job owns only."""
 
     name = "nvml"
+    resolution_s = 0.1  # the energy counter and power readings refresh every few tens of ms
 
     def __init__(self, interface: GpuInterface | None = None, sample_s: float = 0.1,
                  visible: str | None = None) -> None:

@@ -62,6 +62,7 @@ class AutoMeter:
     def __init__(self, meters: dict[str, Meter], fallbacks: list[str]) -> None:
         self.meters = meters
         self.fallbacks = fallbacks
+        self.resolution_s = max((getattr(m, "resolution_s", 0.0) for m in meters.values()), default=0.0)
 
     def start(self) -> None:
         for meter in self.meters.values():

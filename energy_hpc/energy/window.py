@@ -40,8 +40,12 @@ def measure_window(meters: Sequence[Meter], work: Callable[[], Any], *, min_wind
     """Run ``work`` repeatedly between meter start and stop.
 
     Inference on a small test set can take milliseconds, below any meter's resolution, so the
-    work is repeated until ``min_window_s`` has passed; callers divide by ``passes``.
+    work is repeated until ``min_window_s`` has passed; callers divide by ``passes``. The window is
+    never shorter than the coarsest meter's ``resolution_s``; a window that still ends shorter
+    (``max_passes`` reached) is flagged in every reading.
     """
+    resolution = max((getattr(m, "resolution_s", 0.0) for m in meters), default=0.0)
+    min_window_s = max(min_window_s, resolution)
     cuda_synchronize()
     for meter in meters:
         meter.start()
@@ -60,6 +64,11 @@ def measure_window(meters: Sequence[Meter], work: Callable[[], Any], *, min_wind
         wall = time.perf_counter() - t0
     finally:
         readings = [meter.stop() for meter in reversed(meters)][::-1]
+    for meter, reading in zip(meters, readings, strict=True):
+        needed = getattr(meter, "resolution_s", 0.0)
+        if reading.duration_s < needed:
+            reading.flags.append(f"window {reading.duration_s:.3g} s is shorter than {meter.name}'s "
+                                 f"resolution ({needed:g} s); its energy is unreliable")
     return WindowResult(readings=readings, passes=passes, wall_s=wall, output=output)
 
 
