@@ -9,7 +9,7 @@ from typing import Any
 
 from sklearn.metrics import accuracy_score, f1_score
 
-from energy_hpc import RECORD_SCHEMA_VERSION
+from energy_hpc import RECORD_SCHEMA_VERSION, __version__
 from energy_hpc.classifiers import Classifier, build_classifier
 from energy_hpc.cluster.placement import Placement, plan_placement
 from energy_hpc.config import Settings
@@ -111,6 +111,12 @@ def build_record(settings: Settings, split: Split, corpus: Corpus, readings: lis
     for reading in readings:
         rec.update(reading_columns(reading, passes, prefix=f"{reading.meter}_"))
         rec[f"{reading.meter}_flags"] = list(reading.flags)
+    versions = {r.info.get("codecarbon_version") for r in readings} - {None}
+    for node_reading in primary.info.get("node_readings") or []:
+        versions.add(node_reading.get("info", {}).get("codecarbon_version"))
+    versions.discard(None)
+    rec["codecarbon_version"] = ",".join(sorted(versions)) or None
+    rec["energy_hpc_version"] = __version__
     rec["node_readings"] = primary.info.get("node_readings") or [
         {**primary.to_dict(), "energy_wh": primary.energy_wh}]
     rec["hosts"] = sorted({r.get("node") for r in rec["node_readings"] if r.get("node")})

@@ -61,6 +61,9 @@ def test_real_codecarbon_record(settings_for):
     r = recs[0]
     assert r["energy_method"] == "codecarbon" and r["cpu_method"].startswith("codecarbon-")
     assert r["gpu_wh"] is None and r["energy_wh"] > 0 and r["codecarbon_energy_wh"] == r["energy_wh"]
+    import codecarbon
+
+    assert r["codecarbon_version"] == codecarbon.__version__ and r["energy_hpc_version"]
 
 
 def test_resume_skips_complete_cells_and_force_reruns(settings_for):
