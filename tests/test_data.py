@@ -60,7 +60,10 @@ def test_file_formats_and_label_map(tmp_path, csv_file):
     rows = [(f"text {i}", i % 2) for i in range(40)]
     path = csv_file(rows)
     for suffix, write in ((".jsonl", lambda f, p: f.to_json(p, orient="records", lines=True)),
-                          (".parquet", lambda f, p: f.to_parquet(p))):
+                          (".parquet", lambda f, p: f.to_parquet(p)),
+                          (".xlsx", lambda f, p: f.to_excel(p, index=False)),
+                          (".json", lambda f, p: f.to_json(p, orient="records")),
+                          (".tsv", lambda f, p: f.to_csv(p, sep="\t", index=False))):
         import pandas as pd
 
         other = tmp_path / f"d{suffix}"
@@ -68,6 +71,24 @@ def test_file_formats_and_label_map(tmp_path, csv_file):
         cfg = DatasetConfig(name="f", source="file", path=str(other), n_train=10, n_test=10,
                             label_map={"0": "neg", "1": "pos"})
         assert load_corpus(cfg).labels == ["neg", "pos"]
+
+
+def test_fktg_from_a_spreadsheet(tmp_path):
+    import pandas as pd
+
+    rows = [(f"Beitrag {t}-{i}", f"Thema {t}") for t in range(3) for i in range(12)]
+    path = tmp_path / "fktg.xlsx"
+    pd.DataFrame(rows, columns=["Beitrag", "Themenkomplex"]).to_excel(path, index=False)
+    s = compose_settings(["dataset=fktg", f"dataset.path={path}"])
+    corpus = load_corpus(s.dataset)
+    assert corpus.labels == ["Thema 0", "Thema 1", "Thema 2"] and len(corpus.pool) == 36
+
+
+def test_unsupported_extension_lists_the_supported(tmp_path):
+    path = tmp_path / "data.txt"
+    path.write_text("x")
+    with pytest.raises(DataError, match=r"unsupported extension '.txt'; use one of .csv, .tsv, .xlsx"):
+        load_corpus(DatasetConfig(name="f", source="file", path=str(path)))
 
 
 def test_missing_file_names_the_path(tmp_path):
