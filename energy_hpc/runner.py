@@ -58,8 +58,9 @@ def reading_columns(reading: Reading, passes: int, prefix: str = "") -> dict[str
     return per
 
 
-def build_record(settings: Settings, split: Split, corpus: Corpus, readings: list[Reading],
-                 passes: int, scores: dict[str, float], started: str, extra: dict[str, Any]) -> dict[str, Any]:
+def build_record(settings: Settings, placement: Placement, split: Split, corpus: Corpus,
+                 readings: list[Reading], passes: int, scores: dict[str, float], started: str,
+                 extra: dict[str, Any]) -> dict[str, Any]:
     primary = readings[0]
     n_test = len(split.test)
     duration = primary.duration_s / passes
@@ -81,8 +82,10 @@ def build_record(settings: Settings, split: Split, corpus: Corpus, readings: lis
         "batching": settings.model.batching if settings.model.kind == "llm" else None,
         "cluster": settings.cluster.name,
         "gpu_type": settings.cluster.gpu_model,
-        "gpus": extra.pop("placement_gpus", settings.gpus),
-        "nodes": extra.pop("placement_nodes", settings.nodes),
+        "gpus": placement.gpus,
+        "nodes": placement.nodes,
+        "tensor_parallel": placement.tensor_parallel,
+        "pipeline_parallel": placement.pipeline_parallel,
         **scores,
         "duration_s": duration,
         **reading_columns(primary, passes),
@@ -197,18 +200,15 @@ class CellRunner:
         readings = [flag_implausible(r, rated_power(s, self.placement)) for r in window.readings]
         prediction = window.output
         scores = quality(split.test["label"].tolist(), prediction.labels, corpus.labels)
-        extra: dict[str, Any] = {"classifier": classifier.describe(), **prediction.info,
-                                 "placement_gpus": self.placement.gpus,
-                                 "placement_nodes": self.placement.nodes,
-                                 "tensor_parallel": self.placement.tensor_parallel,
-                                 "pipeline_parallel": self.placement.pipeline_parallel}
+        extra: dict[str, Any] = {"classifier": classifier.describe(), **prediction.info}
         if idle:
             net = net_of_idle(readings[0], idle[0])
             extra["idle_power_w"] = idle[0].avg_power_w
             extra["energy_net_wh"] = net["total"] / window.passes if net["total"] is not None else None
         if prediction.raw is not None:
             self._write_raw(split, prediction)
-        rec = build_record(s, split, corpus, readings, window.passes, scores, started, extra)
+        rec = build_record(s, self.placement, split, corpus, readings, window.passes, scores, started,
+                           extra)
         log.info(
             "split %d: accuracy %.3f, %s Wh per pass (%s) over %d pass(es) in a %.2f s window; "
             "methods cpu=%s gpu=%s ram=%s%s", split.index, rec["accuracy"],

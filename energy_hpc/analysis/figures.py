@@ -152,33 +152,37 @@ def _grouped_bars(ax, labels, series: dict[str, list[float]], ylabel: str) -> No
     ax.grid(axis="y", alpha=0.3)
 
 
-def figure4(table_b2: pd.DataFrame, out_dir: Path) -> list[Path]:
-    """Single vs double node: duration and energy."""
+def _duration_energy_bars(labels: list[str], durations: dict[str, list[float]],
+                          energies: dict[str, list[float]], title: str, out_dir: Path,
+                          name: str) -> list[Path]:
+    """Two panels of grouped bars: duration (s) left, energy (Wh) right."""
     plt = _plt()
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(11, 4.5))
-    labels = [f"{m} [{d}]" for m, d in zip(table_b2["Model"], table_b2["Dataset"], strict=True)]
-    _grouped_bars(a1, labels, {"single": list(table_b2["Duration single (s)"]),
-                               "double": list(table_b2["Duration double (s)"])}, "duration (s)")
-    _grouped_bars(a2, labels, {"single": list(table_b2["Energy single (Wh)"]),
-                               "double": list(table_b2["Energy double (Wh)"])}, "energy (Wh)")
-    a1.set_title("one node vs two nodes: duration")
-    a2.set_title("one node vs two nodes: energy")
+    _grouped_bars(a1, labels, durations, "duration (s)")
+    _grouped_bars(a2, labels, energies, "energy (Wh)")
+    a1.set_title(f"{title}: duration")
+    a2.set_title(f"{title}: energy")
     a2.legend(fontsize=8)
-    return _save(fig, out_dir, "figure4_nodes")
+    return _save(fig, out_dir, name)
+
+
+def figure4(table_b2: pd.DataFrame, out_dir: Path) -> list[Path]:
+    """Single vs double node: duration and energy."""
+    labels = [f"{m} [{d}]" for m, d in zip(table_b2["Model"], table_b2["Dataset"], strict=True)]
+    return _duration_energy_bars(
+        labels,
+        {"single": list(table_b2["Duration single (s)"]), "double": list(table_b2["Duration double (s)"])},
+        {"single": list(table_b2["Energy single (Wh)"]), "double": list(table_b2["Energy double (Wh)"])},
+        "one node vs two nodes", out_dir, "figure4_nodes")
 
 
 def figure5(table_b3: pd.DataFrame, out_dir: Path) -> list[Path]:
     """GPU architectures side by side."""
-    plt = _plt()
-    fig, (a1, a2) = plt.subplots(1, 2, figsize=(11, 4.5))
     dur = [c for c in table_b3.columns if c.startswith("Duration ")]
     eng = [c for c in table_b3.columns if c.startswith("Energy ")]
-    _grouped_bars(a1, list(table_b3["Model"]), {c[9:-4]: list(table_b3[c]) for c in dur}, "duration (s)")
-    _grouped_bars(a2, list(table_b3["Model"]), {c[7:-5]: list(table_b3[c]) for c in eng}, "energy (Wh)")
-    a1.set_title("GPU architectures: duration")
-    a2.set_title("GPU architectures: energy")
-    a2.legend(fontsize=8)
-    return _save(fig, out_dir, "figure5_architectures")
+    return _duration_energy_bars(
+        list(table_b3["Model"]), {c[9:-4]: list(table_b3[c]) for c in dur},
+        {c[7:-5]: list(table_b3[c]) for c in eng}, "GPU architectures", out_dir, "figure5_architectures")
 
 
 def figure6(summary: pd.DataFrame, out_dir: Path) -> list[Path]:

@@ -6,6 +6,7 @@ from typing import Any
 
 from energy_hpc.config import EnergyConfig
 from energy_hpc.energy import Reading, aggregate_nodes
+from energy_hpc.energy.registry import meter_resolution
 
 
 class _NodeMeterActor:
@@ -81,5 +82,4 @@ def multi_node_meters(nodes: list[str], energy: EnergyConfig) -> list[MultiNodeM
     remote = ray.remote(num_cpus=0)(_NodeMeterActor)
     actors = [remote.options(resources={f"slurm_{n}": 0.001}).remote(energy) for n in nodes]
     shared = _Shared(actors, len(energy.meters))
-    resolution = {"codecarbon": 0.5, "nvml": 0.1, "auto": 0.5}
-    return [MultiNodeMeter(name, i, shared, resolution.get(name, 0.0)) for i, name in enumerate(energy.meters)]
+    return [MultiNodeMeter(name, i, shared, meter_resolution(name)) for i, name in enumerate(energy.meters)]

@@ -93,6 +93,18 @@ class AutoMeter:
         )
 
 
+def meter_resolution(name: str) -> float:
+    """The shortest window a named meter resolves (``auto``: the coarsest it may use)."""
+    from energy_hpc.energy.codecarbon_meter import CodeCarbonMeter
+    from energy_hpc.energy.nvml import NvmlMeter
+    from energy_hpc.energy.rapl import RaplMeter
+
+    classes = {"codecarbon": CodeCarbonMeter, "nvml": NvmlMeter, "rapl": RaplMeter}
+    if name == "auto":
+        return max(getattr(c, "resolution_s", 0.0) for c in classes.values())
+    return getattr(classes.get(name), "resolution_s", 0.0)
+
+
 def create_meters(cfg: EnergyConfig) -> list[Meter]:
     """Build the meters a run asked for; an unavailable named meter fails before anything runs."""
     meters: list[Meter] = []
