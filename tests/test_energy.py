@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import math
+import os
 import time
 from pathlib import Path
 
@@ -28,8 +29,11 @@ def make_powercap(root: Path, zones: dict[str, tuple[str, int, int]]) -> Path:
     return root
 
 
-def set_counter(root: Path, dirname: str, value: int) -> None:
-    (root / dirname / "energy_uj").write_text(f"{value}\n")
+def set_counter(root: Path, dirname: str, value: int | str) -> None:
+    """Replace the counter in one step, as sysfs reads are atomic (a plain rewrite is not)."""
+    tmp = root / dirname / "energy_uj.tmp"
+    tmp.write_text(f"{value}\n")
+    os.replace(tmp, root / dirname / "energy_uj")
 
 
 def test_rapl_sums_packages_and_dram_and_skips_core(tmp_path):
@@ -63,6 +67,14 @@ def test_rapl_handles_wraparound_via_max_range(tmp_path):
     assert r.info["wraparounds"] == 1
 
 
+def wait_for_polls(meter: RaplMeter, n: int, timeout_s: float = 10.0) -> None:
+    """Let the background thread poll n more times (not a fixed sleep: CI machines stall)."""
+    target = meter._samples + n
+    deadline = time.monotonic() + timeout_s
+    while meter._samples < target and time.monotonic() < deadline:
+        time.sleep(0.01)
+
+
 def test_rapl_polls_so_two_wraps_in_a_long_window_are_caught(tmp_path):
     max_range = 10_000_000
     root = make_powercap(tmp_path, {"intel-rapl:0": ("package-0", 0, max_range)})
@@ -70,10 +82,38 @@ def test_rapl_polls_so_two_wraps_in_a_long_window_are_caught(tmp_path):
     meter.start()
     for value in (8_000_000, 2_000_000, 9_000_000, 1_000_000):  # +8, +4 (wrap), +7, +2 (wrap) J
         set_counter(root, "intel-rapl:0", value)
-        time.sleep(0.2)
+        wait_for_polls(meter, 2)
     r = meter.stop()
     assert r.cpu_wh == pytest.approx(21e6 / 3.6e9)
     assert r.info["wraparounds"] == 2 and r.samples >= 4
+
+
+def test_rapl_background_read_failure_is_survived_and_flagged(tmp_path):
+    root = make_powercap(tmp_path, {"intel-rapl:0": ("package-0", 0, 10**12)})
+    meter = RaplMeter(root, poll_s=0.02)
+    meter.start()
+    set_counter(root, "intel-rapl:0", 1_000_000)
+    wait_for_polls(meter, 2)
+    set_counter(root, "intel-rapl:0", "")  # a read that fails while the poll thread runs
+    deadline = time.monotonic() + 10
+    while meter._poll_errors == 0 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    set_counter(root, "intel-rapl:0", 3_000_000)
+    wait_for_polls(meter, 2)
+    assert meter._thread is not None and meter._thread.is_alive()
+    r = meter.stop()
+    assert r.cpu_wh == pytest.approx(3e6 / 3.6e9)
+    assert r.info["poll_errors"] >= 1
+    assert any("background read(s) failed" in f for f in r.flags)
+
+
+def test_rapl_unreadable_at_window_end_is_an_error_not_a_number(tmp_path):
+    root = make_powercap(tmp_path, {"intel-rapl:0": ("package-0", 0, 10**12)})
+    meter = RaplMeter(root, poll_s=60)
+    meter.start()
+    set_counter(root, "intel-rapl:0", "garbage")
+    with pytest.raises(MeterUnavailable, match="end of the window"):
+        meter.stop()
 
 
 def test_rapl_unreadable_reasons(tmp_path, monkeypatch):

@@ -77,15 +77,30 @@ class RaplMeter:
         self._acc: list[int] = []
         self._wraps: list[int] = []
         self._samples = 0
+        self._poll_errors = 0
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._t0 = 0.0
 
-    def _poll(self) -> None:
+    def _poll(self, final: bool = False) -> None:
+        """Fold each zone's advance since the last read into its total.
+
+        A zone that cannot be read in a background poll keeps its last value and is read again
+        next time (the delta then spans both intervals); only a missed wraparound would be lost,
+        so failed polls are counted and flagged. The closing read retries and must succeed.
+        """
         with self._lock:
             for i, zone in enumerate(self.zones):
-                now = zone.read_uj()
+                try:
+                    now = self._read(zone, attempts=5 if final else 1)
+                except (OSError, ValueError) as exc:
+                    if final:
+                        raise MeterUnavailable(
+                            f"rapl: cannot read {zone.path / 'energy_uj'} at the end of the window: {exc}"
+                        ) from exc
+                    self._poll_errors += 1
+                    continue
                 delta = now - self._last[i]
                 if delta < 0:
                     if zone.max_range_uj > 0:
@@ -96,6 +111,17 @@ class RaplMeter:
                 self._last[i] = now
             self._samples += 1
 
+    @staticmethod
+    def _read(zone: RaplZone, attempts: int) -> int:
+        for attempt in range(attempts):
+            try:
+                return zone.read_uj()
+            except (OSError, ValueError):
+                if attempt == attempts - 1:
+                    raise
+                time.sleep(0.002)
+        raise AssertionError("unreachable")
+
     def _loop(self) -> None:
         while not self._stop.wait(self.poll_s):
             self._poll()
@@ -105,17 +131,18 @@ class RaplMeter:
         self._acc = [0] * len(self.zones)
         self._wraps = [0] * len(self.zones)
         self._samples = 1
+        self._poll_errors = 0
         self._stop.clear()
         self._t0 = time.perf_counter()
         self._thread = threading.Thread(target=self._loop, name="rapl-poll", daemon=True)
         self._thread.start()
 
     def stop(self) -> Reading:
-        self._poll()
-        duration = time.perf_counter() - self._t0
         self._stop.set()
         if self._thread:
             self._thread.join()
+        self._poll(final=True)
+        duration = time.perf_counter() - self._t0
         devices = [
             DeviceEnergy(z.part, z.name, acc / 3.6e9, "rapl" if z.part == "cpu" else "rapl-dram")
             for z, acc in zip(self.zones, self._acc, strict=True)
@@ -131,5 +158,7 @@ class RaplMeter:
             methods={"cpu": "rapl", "gpu": None, "ram": "rapl-dram" if totals["ram"] is not None else None},
             devices=devices,
             samples=self._samples,
-            info={"wraparounds": sum(self._wraps)},
+            flags=[f"rapl: {self._poll_errors} background read(s) failed; a wraparound in those "
+                   "intervals would be missed"] if self._poll_errors else [],
+            info={"wraparounds": sum(self._wraps), "poll_errors": self._poll_errors},
         )

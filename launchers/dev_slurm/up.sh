@@ -13,6 +13,19 @@ PARTITION=${DEV_SLURM_PARTITION:-debug}
 CPUS=${DEV_SLURM_CPUS:-$(nproc)}
 MEM_MB=${DEV_SLURM_MEM_MB:-4096}
 log() { echo "dev_slurm: $*" >&2; }
+# A step that does not come up stops the script with its log, so CI shows why instead of skipping.
+fail() {
+  log "FAILED: $1"
+  for f in "${@:2}"; do [ -f "$f" ] && { echo "--- tail of $f" >&2; tail -n 30 "$f" >&2; }; done
+  exit 1
+}
+# A pid file or socket left by a daemon that is gone (a reboot, a killed session) must not be
+# mistaken for a live one.
+clear_stale() {  # clear_stale PIDFILE [SOCKET...]
+  local pidfile=$1; shift
+  if [ -f "$pidfile" ] && ! kill -0 "$(cat "$pidfile" 2>/dev/null)" 2>/dev/null; then rm -f "$pidfile"; fi
+  if [ ! -f "$pidfile" ]; then rm -f "$@"; fi
+}
 
 if [ -f "$DIR/slurm.conf" ] && SLURM_CONF="$DIR/slurm.conf" sinfo -h -o '%T' 2>/dev/null | grep -qE 'idle|mix|alloc'; then
   log "already running ($DIR)"
@@ -38,22 +51,28 @@ if [ ! -f "$DIR/munge/munge.key" ]; then
   chmod 400 "$DIR/munge/munge.key"
 fi
 if ! pgrep -f "munged.*$DIR/munge/munge.sock" >/dev/null; then
+  rm -f "$DIR/munge/munged.pid"
   munged --key-file="$DIR/munge/munge.key" --socket="$DIR/munge/munge.sock" \
     --pid-file="$DIR/munge/munged.pid" --log-file="$DIR/log/munged.log" \
     --seed-file="$DIR/munge/munge.seed" --force
 fi
 SOCK="$DIR/munge/munge.sock"
+for _ in $(seq 40); do munge -n -S "$SOCK" 2>/dev/null | unmunge -S "$SOCK" >/dev/null 2>&1 && break; sleep 0.25; done
+munge -n -S "$SOCK" 2>/dev/null | unmunge -S "$SOCK" >/dev/null 2>&1 || fail "munged does not answer on $SOCK" "$DIR/log/munged.log"
 
 # --- MariaDB for accounting (sacct; submitit needs it to see failed jobs)
 if [ ! -d "$DIR/db/mysql" ]; then
   mariadb-install-db --no-defaults --datadir="$DIR/db" --user=root --auth-root-authentication-method=socket >"$DIR/log/mariadb-install.log" 2>&1
 fi
+db_ping() { mariadb-admin --no-defaults --socket="$DIR/run/mysqld.sock" -uroot ping >/dev/null 2>&1; }
 if ! pgrep -f "mariadbd.*$DIR/db" >/dev/null; then
+  rm -f "$DIR/run/mysqld.sock" "$DIR/run/mysqld.pid"
   (mariadbd --no-defaults --datadir="$DIR/db" --port=13306 --bind-address=127.0.0.1 \
      --socket="$DIR/run/mysqld.sock" --pid-file="$DIR/run/mysqld.pid" --user=root \
      >"$DIR/log/mariadb.log" 2>&1 &)
-  for _ in $(seq 60); do [ -S "$DIR/run/mysqld.sock" ] && break; sleep 0.5; done
 fi
+for _ in $(seq 120); do db_ping && break; sleep 0.5; done
+db_ping || fail "MariaDB (accounting store) did not come up on $DIR/run/mysqld.sock" "$DIR/log/mariadb.log"
 mariadb --no-defaults --socket="$DIR/run/mysqld.sock" -uroot >/dev/null <<SQL
 CREATE DATABASE IF NOT EXISTS slurm_acct_db;
 CREATE USER IF NOT EXISTS 'slurm'@'127.0.0.1' IDENTIFIED BY 'slurmdev';
@@ -131,9 +150,15 @@ NodeName=n[1-2] Name=gpu File=$DIR/dev/nvidia[0-3]
 CONF
 export SLURM_CONF="$DIR/slurm.conf"
 
-pgrep -f "slurmdbd.*" >/dev/null || SLURM_CONF="$DIR/slurm.conf" slurmdbd
-for _ in $(seq 40); do ss -ltn 2>/dev/null | grep -q ':16819 ' && break; sleep 0.25; done
+clear_stale "$DIR/run/slurmdbd.pid"
+clear_stale "$DIR/run/slurmctld.pid"
+for n in n1 n2; do clear_stale "$DIR/run/slurmd-$n.pid"; done
+pgrep -x slurmdbd >/dev/null || slurmdbd
+for _ in $(seq 80); do ss -ltn 2>/dev/null | grep -q ':16819 ' && break; sleep 0.25; done
+ss -ltn 2>/dev/null | grep -q ':16819 ' || fail "slurmdbd is not listening on 16819" "$DIR/log/slurmdbd.log"
 pgrep -x slurmctld >/dev/null || slurmctld -f "$DIR/slurm.conf"
+for _ in $(seq 80); do scontrol ping 2>/dev/null | grep -q UP && break; sleep 0.25; done
+scontrol ping 2>/dev/null | grep -q UP || fail "slurmctld does not answer" "$DIR/log/slurmctld.log"
 for n in n1 n2; do
   pgrep -f "slurmd -N $n" >/dev/null || slurmd -N "$n" -f "$DIR/slurm.conf"
 done
@@ -148,5 +173,7 @@ if [ "$(sinfo -h -N -o '%T' 2>/dev/null | grep -cE 'idle|mix|alloc')" -lt 2 ]; t
   sleep 1
 fi
 sinfo -N >&2
+[ "$(sinfo -h -N -o '%T' 2>/dev/null | grep -cE 'idle|mix|alloc')" -ge 2 ] \
+  || fail "nodes n1/n2 are not idle" "$DIR/log/slurmctld.log" "$DIR/log/slurmd-n1.log" "$DIR/log/slurmd-n2.log"
 log "up: export SLURM_CONF=$DIR/slurm.conf"
 echo "export SLURM_CONF=$DIR/slurm.conf"
