@@ -156,9 +156,16 @@ for n in n1 n2; do clear_stale "$DIR/run/slurmd-$n.pid"; done
 pgrep -x slurmdbd >/dev/null || slurmdbd
 for _ in $(seq 80); do ss -ltn 2>/dev/null | grep -q ':16819 ' && break; sleep 0.25; done
 ss -ltn 2>/dev/null | grep -q ':16819 ' || fail "slurmdbd is not listening on 16819" "$DIR/log/slurmdbd.log"
-pgrep -x slurmctld >/dev/null || slurmctld -f "$DIR/slurm.conf"
+fresh_ctld=0
+pgrep -x slurmctld >/dev/null || { slurmctld -f "$DIR/slurm.conf"; fresh_ctld=1; }
 for _ in $(seq 80); do scontrol ping 2>/dev/null | grep -q UP && break; sleep 0.25; done
 scontrol ping 2>/dev/null | grep -q UP || fail "slurmctld does not answer" "$DIR/log/slurmctld.log"
+# Jobs saved in the state of a controller that died with its daemons (a killed session, a reboot)
+# have no processes left; they would hold the nodes, so they are cancelled.
+if [ "$fresh_ctld" = 1 ] && [ -n "$(squeue -h -o %i 2>/dev/null)" ]; then
+  log "cancelling $(squeue -h -o %i | wc -l) job(s) left from a previous run"
+  scancel --user="$(id -un)" >/dev/null 2>&1 || true
+fi
 for n in n1 n2; do
   pgrep -f "slurmd -N $n" >/dev/null || slurmd -N "$n" -f "$DIR/slurm.conf"
 done
