@@ -150,6 +150,7 @@ class ClusterConfig:
     description: str = ""
     nodes_available: int = 1
     gpus_per_node: int = 0
+    detect_gpus: bool = False  # kind=local only: ask NVML for the GPU facts left open here
     gpu_model: str | None = None
     gpu_memory_gb: float | None = None
     gpu_power_w: float | None = None
@@ -175,6 +176,11 @@ class ClusterConfig:
         _positive("cluster", "nodes_available", self.nodes_available)
         _positive("cluster", "gpus_per_node", self.gpus_per_node, allow_zero=True)
         _positive("cluster", "time_limit_min", self.time_limit_min)
+        if self.detect_gpus and self.kind != "local":
+            raise ConfigError(
+                f"cluster {self.name!r}: detect_gpus is only for kind=local (a Slurm login node is not "
+                "its compute node); state gpus_per_node, gpu_model and gpu_memory_gb in the file"
+            )
         for name in ("gpu_memory_gb", "gpu_power_w", "cpus_per_node", "ram_gb", "mem_gb"):
             _positive("cluster", name, getattr(self, name))
 
@@ -347,6 +353,9 @@ def settings_from_cfg(cfg: DictConfig | dict, choices: dict[str, str] | None = N
                        ("cluster", ClusterConfig), ("energy", EnergyConfig)):
         source = f"{group}/{choices[group]}.yaml" if group in choices else group
         sections[group] = build_section(cls, cfg.get(group), source)
+    from energy_hpc.cluster.local_gpus import detect_local_gpus  # the only part that asks hardware
+
+    sections["cluster"] = detect_local_gpus(sections["cluster"])
     top = {k: v for k, v in cfg.items() if k not in sections and k not in ("embedding_model",)}
     gpus = top.get("gpus", 0)
     if not (gpus == "auto" or (isinstance(gpus, int) and not isinstance(gpus, bool))):

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import dataclasses
 import subprocess
 import sys
 
@@ -117,3 +118,43 @@ def test_secrets_in_cluster_env_never_reach_meta_or_the_printed_plan():
     assert meta_config["cluster"]["env"] == {"HF_TOKEN": "<redacted>", "HF_HOME": "/data/hf"}
     text = format_plan(plan([s]))
     assert "hf_abc123secret" not in text and "export HF_TOKEN=<redacted>" in text
+
+
+# --- cluster=local asks NVML for its GPUs ---------------------------------------------------
+
+
+def test_local_cluster_detects_visible_gpus_and_places_an_llm_on_them():
+    from energy_hpc.cluster.local_gpus import detect_local_gpus
+    from tests.fake_gpus import FakeGpus
+
+    base = compose_settings(["cluster=local", "model=llama8b"])
+    cluster = detect_local_gpus(base.cluster, FakeGpus(n=4), visible="1,3")
+    assert (cluster.gpus_per_node, cluster.gpu_model) == (2, "NVIDIA H100")
+    assert cluster.gpu_memory_gb == pytest.approx(79.6) and cluster.gpu_power_w == 700
+    placement = plan_placement(dataclasses.replace(base, cluster=cluster, gpus="auto"))
+    assert (placement.nodes, placement.gpus_per_node) == (1, 1)
+
+
+def test_local_cluster_detection_keeps_stated_facts_and_can_be_switched_off():
+    from energy_hpc.cluster.local_gpus import detect_local_gpus
+    from tests.fake_gpus import FakeGpus
+
+    stated = compose_settings(["cluster=local", "cluster.gpus_per_node=1",
+                               "cluster.gpu_memory_gb=40"]).cluster
+    assert detect_local_gpus(stated, FakeGpus(n=4)).gpus_per_node == 1
+    off = compose_settings(["cluster=local", "cluster.detect_gpus=false"]).cluster
+    assert detect_local_gpus(off, FakeGpus(n=4)).gpus_per_node == 0
+    hidden = compose_settings(["cluster=local"]).cluster
+    assert detect_local_gpus(hidden, FakeGpus(n=4), visible="").gpus_per_node == 0
+
+
+def test_local_cluster_without_nvml_stays_cpu_only():
+    # this machine has no NVIDIA driver: the real NVML path answers "none", not an error
+    s = compose_settings(["cluster=local"])
+    assert s.cluster.detect_gpus and s.cluster.gpus_per_node == 0
+    assert plan_placement(s).gpus_per_node == 0
+
+
+def test_detect_gpus_on_a_slurm_cluster_is_refused():
+    with pytest.raises(ConfigError, match="detect_gpus is only for kind=local"):
+        compose_settings(["cluster=clara", "cluster.detect_gpus=true"])

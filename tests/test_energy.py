@@ -11,10 +11,11 @@ from energy_hpc.config import EnergyConfig
 from energy_hpc.energy import Reading, aggregate_nodes, create_meters, measure_window
 from energy_hpc.energy.base import flag_implausible
 from energy_hpc.energy.carbon import emissions_kg
-from energy_hpc.energy.nvml import CounterNotSupported, NvmlMeter, PynvmlInterface
+from energy_hpc.energy.nvml import NvmlMeter, PynvmlInterface
 from energy_hpc.energy.rapl import RaplMeter
 from energy_hpc.energy.window import net_of_idle
 from energy_hpc.errors import MeterUnavailable
+from tests.fake_gpus import FakeGpus
 
 # --- RAPL: a fake powercap tree drives the real reader -------------------------------------
 
@@ -134,42 +135,6 @@ def test_rapl_unreadable_reasons(tmp_path, monkeypatch):
 
 
 # --- NVML: the meter's logic against an injected device interface ----------------------------
-
-
-class FakeGpus:
-    """Devices with an energy counter (mJ) and power (mW) that tests advance by hand."""
-
-    def __init__(self, n=4, counter=True, power_mw=200_000):
-        self.counter = counter
-        self.energy = [10_000 * (i + 1) for i in range(n)]
-        self.power = [power_mw] * n
-        self.n = n
-
-    def device_count(self):
-        return self.n
-
-    def handle(self, index):
-        return index
-
-    def uuid(self, h):
-        return f"GPU-{h:04d}-aaaa"
-
-    def name(self, h):
-        return "NVIDIA H100"
-
-    def total_energy_mj(self, h):
-        if not self.counter:
-            raise CounterNotSupported()
-        return self.energy[h]
-
-    def power_mw(self, h):
-        return self.power[h]
-
-    def power_limit_mw(self, h):
-        return 700_000
-
-    def driver_version(self):
-        return "550.54"
 
 
 def test_nvml_counter_deltas_only_for_owned_gpus():

@@ -26,6 +26,7 @@ class GpuInterface(Protocol):
     def total_energy_mj(self, handle: Any) -> int: ...
     def power_mw(self, handle: Any) -> int: ...
     def power_limit_mw(self, handle: Any) -> int | None: ...
+    def memory_total_mb(self, handle: Any) -> float | None: ...
     def driver_version(self) -> str | None: ...
 
 
@@ -69,6 +70,12 @@ class PynvmlInterface:
     def power_limit_mw(self, handle: Any) -> int | None:
         try:
             return int(self.nv.nvmlDeviceGetEnforcedPowerLimit(handle))
+        except self.nv.NVMLError:
+            return None
+
+    def memory_total_mb(self, handle: Any) -> float | None:
+        try:
+            return self.nv.nvmlDeviceGetMemoryInfo(handle).total / 2**20
         except self.nv.NVMLError:
             return None
 
