@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import dataclasses
+import shutil
 import subprocess
 import sys
 
@@ -158,3 +159,50 @@ def test_local_cluster_without_nvml_stays_cpu_only():
 def test_detect_gpus_on_a_slurm_cluster_is_refused():
     with pytest.raises(ConfigError, match="detect_gpus is only for kind=local"):
         compose_settings(["cluster=clara", "cluster.detect_gpus=true"])
+
+
+def _listeners_of(pid: int) -> set[int]:
+    """Ports the process group of ``pid`` listens on (``ss``), to check who holds what."""
+    import re
+
+    group = set(subprocess.run(["pgrep", "-g", str(pid)], capture_output=True, text=True).stdout.split())
+    ports = set()
+    for line in subprocess.run(["ss", "-ltnpH"], capture_output=True, text=True).stdout.splitlines():
+        owner = re.search(r"pid=(\d+),", line)
+        if owner and owner.group(1) in group:
+            ports.add(int(line.split()[3].rsplit(":", 1)[1]))
+    return ports
+
+
+def test_two_jobs_ray_heads_on_one_node_share_no_port(tmp_path, monkeypatch):
+    pytest.importorskip("ray")
+    import tempfile
+    import time
+
+    from energy_hpc.cluster import ray_cluster
+
+    short_tmp = tempfile.mkdtemp(prefix="ehrt", dir="/tmp")
+    monkeypatch.setenv("ENERGY_HPC_RAY_TMP", short_tmp)
+    heads = []
+    try:
+        for job in ("9001", "9002"):
+            monkeypatch.setenv("SLURM_JOB_ID", job)
+            heads.append(ray_cluster.start_head(tmp_path / job, "n1", 1, 0))
+        time.sleep(6)  # the metrics servers come up a few seconds after the GCS
+        first, second = (_listeners_of(head.process.pid) for head, _ in heads)
+        assert all(head.process.poll() is None for head, _ in heads)
+        assert first and second and not first & second
+        assert not {44217, 44227} & (first | second)  # Ray's fixed metrics ports
+        assert (tmp_path / "9001" / "ray_token").stat().st_mode & 0o077 == 0
+    finally:
+        for head, _ in heads:
+            head.stop()
+        shutil.rmtree(short_tmp, ignore_errors=True)
+
+
+def test_a_ray_temp_dir_too_long_for_unix_sockets_is_named(tmp_path, monkeypatch):
+    from energy_hpc.cluster import ray_cluster
+
+    monkeypatch.setenv("ENERGY_HPC_RAY_TMP", str(tmp_path / ("x" * 40)))
+    with pytest.raises(RayStartError, match=r"ENERGY_HPC_RAY_TMP=.* is too long for Ray.*at most 44"):
+        ray_cluster.start_head(tmp_path, "n1", 1, 0)

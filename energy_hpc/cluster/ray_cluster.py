@@ -89,16 +89,27 @@ class RayNode:
     process: subprocess.Popen
     log_path: Path
 
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            try:
-                os.killpg(self.process.pid, signal.SIGTERM)
-                self.process.wait(timeout=20)
-            except (ProcessLookupError, subprocess.TimeoutExpired):
-                try:
-                    os.killpg(self.process.pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
+    def stop(self, grace_s: float = 3.0) -> None:
+        """SIGTERM the job's Ray process group, then SIGKILL what is left.
+
+        ``ray start --block``, the GCS and the raylet outlive SIGTERM for tens of seconds (20 s
+        measured here); nothing of this private, per-job cluster needs a graceful end.
+        """
+        if self.process.poll() is not None:
+            return
+        try:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            self.process.wait(timeout=grace_s)
+        except (ProcessLookupError, subprocess.TimeoutExpired):
+            pass
+        try:  # the group outlives its leader while the GCS or raylet still runs
+            os.killpg(self.process.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+        try:
+            self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            log.warning("node %s: Ray process %d did not exit after SIGKILL", self.node, self.process.pid)
 
 
 def worker_port_range(node: str) -> tuple[int, int]:
@@ -153,11 +164,32 @@ def ray_env(job_dir: Path, create: bool) -> dict[str, str]:
     return env
 
 
+# Ray puts unix sockets at <temp dir>/session_<date>_<time>_<pid>/sockets/plasma_store, and a
+# socket path may not exceed 107 bytes: that leaves about 44 for the temp dir.
+RAY_TEMP_DIR_MAX = 44
+
+
+def ray_temp_dir(name: str) -> Path:
+    """This job's Ray temp dir under ``$ENERGY_HPC_RAY_TMP`` (default /tmp), short enough for Ray."""
+    base = os.environ.get("ENERGY_HPC_RAY_TMP", "/tmp")
+    path = Path(base) / name
+    if len(str(path)) > RAY_TEMP_DIR_MAX:
+        raise RayStartError(
+            f"ENERGY_HPC_RAY_TMP={base!r} is too long for Ray: {path} has {len(str(path))} characters, "
+            f"and Ray's socket paths below it need it to be at most {RAY_TEMP_DIR_MAX}; point "
+            "ENERGY_HPC_RAY_TMP at a short node-local directory such as /tmp or $TMPDIR"
+        )
+    return path
+
+
 def start_head(job_dir: Path, node: str, cpus: int, gpus: int) -> tuple[RayNode, str]:
     address = node_address(node)
     [port, client_port] = free_ports(address, 2)
-    temp_dir = Path(os.environ.get("ENERGY_HPC_RAY_TMP", "/tmp")) / f"ehr-{os.environ.get('SLURM_JOB_ID', os.getpid())}"
+    temp_dir = ray_temp_dir(f"ehr-{os.environ.get('SLURM_JOB_ID', os.getpid())}")
     env = ray_env(job_dir, create=True)
+    # The head's autoscaler and dashboard serve Prometheus metrics on fixed ports (44217, 44227)
+    # unless told otherwise; per-job ports keep two jobs' heads on one node apart.
+    env["AUTOSCALER_METRIC_PORT"], env["DASHBOARD_METRIC_PORT"] = map(str, free_ports("", 2))
     args = [_ray_bin(), "start", "--head", f"--port={port}", "--include-dashboard=false",
             f"--ray-client-server-port={client_port}", *_common_args(address, node, cpus, gpus, temp_dir)]
     head = _start(args, env, job_dir / f"ray-{node}.log", node)
@@ -177,7 +209,7 @@ def start_worker(job_dir: Path, node: str, cpus: int, gpus: int, timeout: float 
         time.sleep(0.2)
     gcs = json.loads(head_file.read_text())["address"]
     address = node_address(node)
-    temp_dir = Path(os.environ.get("ENERGY_HPC_RAY_TMP", "/tmp")) / f"ehr-{os.environ.get('SLURM_JOB_ID', os.getpid())}-{node}"
+    temp_dir = ray_temp_dir(f"ehr-{os.environ.get('SLURM_JOB_ID', os.getpid())}-{node}")
     args = [_ray_bin(), "start", f"--address={gcs}", *_common_args(address, node, cpus, gpus, temp_dir)]
     return _start(args, ray_env(job_dir, create=False), job_dir / f"ray-{node}.log", node)
 
