@@ -16,7 +16,7 @@ from energy_hpc.analysis.figures import make_figures
 from energy_hpc.analysis.recommend import recommend
 from energy_hpc.analysis.summary import summarize
 from energy_hpc.analysis.tables import (
-    formatted,
+    as_markdown,
     table_b1,
     table_b2,
     table_b3,
@@ -67,8 +67,7 @@ def build_report(folders: list[str], out: Path, floor: float | None = None,
     for name, caption, table in tables:
         write_table(table, tables_dir, name, caption)
         sections += [f"### {caption}", "", f"Files: `tables/{name}.md`, `.csv`, `.tex`", ""]
-        shown = formatted(table)
-        sections += [shown.to_markdown(index=False) if not shown.empty else "*no cells in these records*", ""]
+        sections += [as_markdown(table) if not table.empty else "*no cells in these records*", ""]
 
     made, skipped = make_figures(summary, b2, b3, fig_dir, with_paper=with_paper)
     sections += ["## Figures", ""]
@@ -77,9 +76,9 @@ def build_report(folders: list[str], out: Path, floor: float | None = None,
         sections += [f"### {name}", "", f"![{name}]({png})", f"(PDF: `{paths[1].relative_to(out)}`)", ""]
     for name, why in skipped.items():
         sections += [f"### {name}", "", f"*Not drawn: {why}.*", ""]
-    sections += ["## Cells", "", formatted(summary[[c for c in summary.columns if c in (
+    sections += ["## Cells", "", as_markdown(summary[[c for c in summary.columns if c in (
         "model", "dataset", "cluster", "gpus", "nodes", "splits", "accuracy_mean", "accuracy_std",
-        "energy_wh_mean", "energy_wh_dex", "duration_s_mean", "duration_s_dex")]]).to_markdown(index=False), ""]
+        "energy_wh_mean", "energy_wh_dex", "duration_s_mean", "duration_s_dex")]]), ""]
     report = out / "report.md"
     report.write_text("\n".join(sections))
     return report

@@ -203,3 +203,15 @@ def test_notebook_executes_against_a_real_sweep(small_sweep, tmp_path):
     outputs = "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.outputs)
     assert "records from 3 cells" in outputs and "On demo," in outputs
     assert (tmp_path / "figs" / "figure1_accuracy_vs_energy.png").exists()
+
+
+def test_tables_keep_three_significant_digits_and_show_missing(tmp_path):
+    table = pd.DataFrame({"Model": ["A", "B"], "Accuracy": [0.9983, None],
+                          "Duration (s)": [0.03396, 36.88], "Energy (Wh)": [3.4e-05, 1234.5]})
+    paths = write_table(table, tmp_path, "t", "caption")
+    md = paths["md"].read_text()
+    assert "0.998" in md and "| 1 " not in md  # not rounded to 1.00 and re-parsed to 1
+    assert "0.034" in md and "36.9" in md and "3.40e-05" in md and "1,234" in md
+    assert "–" in md  # a missing cell is shown as missing
+    assert md.splitlines()[1].startswith("|:----") and md.splitlines()[1].endswith(":|")
+    assert pd.read_csv(paths["csv"])["Accuracy"].iloc[0] == 0.9983  # the CSV keeps raw numbers

@@ -144,12 +144,22 @@ def _fmt(value: object) -> str:
         v = float(value)
         if v == 0:
             return "0"
-        return f"{v:.2f}" if abs(v) >= 0.01 else f"{v:.2e}"
+        if abs(v) >= 999.5:
+            return f"{v:,.0f}"
+        # three significant digits: 0.998 stays 0.998 (not 1.00), 0.034 s stays 0.034
+        return f"{v:.3g}" if abs(v) >= 0.01 else f"{v:.2e}"
     return str(value)
 
 
 def formatted(table: pd.DataFrame) -> pd.DataFrame:
     return table.apply(lambda col: col.map(_fmt)) if not table.empty else table
+
+
+def as_markdown(table: pd.DataFrame) -> str:
+    """Markdown with :func:`_fmt`'s numbers kept as written (tabulate would re-parse "0.998" and
+    "7.27e-03"), numeric columns right-aligned."""
+    align = ["right" if pd.api.types.is_numeric_dtype(table[c]) else "left" for c in table.columns]
+    return formatted(table).to_markdown(index=False, disable_numparse=True, colalign=align)
 
 
 def write_table(table: pd.DataFrame, out_dir: Path, name: str, caption: str) -> dict[str, Path]:
@@ -162,7 +172,7 @@ def write_table(table: pd.DataFrame, out_dir: Path, name: str, caption: str) -> 
         paths["md"].write_text(f"*{caption}: no cells in these records.*\n")
         paths["tex"].write_text(f"% {caption}: no cells in these records.\n")
         return paths
-    paths["md"].write_text(shown.to_markdown(index=False) + "\n")
+    paths["md"].write_text(as_markdown(table) + "\n")
     paths["tex"].write_text(shown.to_latex(index=False, caption=caption, label=f"tab:{name}",
                                            escape=True))
     return paths
