@@ -5,6 +5,7 @@ A figure whose data is absent from the records is not drawn; :func:`make_figures
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
@@ -52,7 +53,8 @@ def _spread_labels(ax, xs, ys, labels) -> None:
             dy -= 11
         placed.append((px, py + dy))
         ax.annotate(labels[i], (xs[i], ys[i]), xytext=(6, dy), textcoords="offset points",
-                    fontsize=7, va="center",
+                    fontsize=7, va="center", zorder=4,
+                    bbox={"boxstyle": "round,pad=0.1", "fc": "white", "ec": "none", "alpha": 0.8},
                     arrowprops={"arrowstyle": "-", "lw": 0.5, "color": "grey"} if dy else None)
 
 
@@ -81,16 +83,30 @@ def figure1(summary: pd.DataFrame, out_dir: Path, with_paper: bool = True) -> li
                 ax.scatter(ref["energy_wh"], ref["accuracy"], facecolors="none", edgecolors="grey",
                            s=45, label="paper (Capella H100)", zorder=1)
         ax.set_xscale("log")
-        from matplotlib.ticker import NullFormatter
-
-        ax.xaxis.set_minor_formatter(NullFormatter())
         ax.set_xlabel("energy per run over the test set (Wh, log scale)")
         ax.set_ylabel("accuracy")
         ax.set_title(f"accuracy vs energy: {ds}")
         ax.grid(True, which="both", alpha=0.3)
         ax.margins(x=0.25, y=0.08)
+        _log_ticks(ax)
         ax.legend(fontsize=7, loc="best")
     return _save(fig, out_dir, "figure1_accuracy_vs_energy")
+
+
+def _log_ticks(ax) -> None:
+    """Label minor ticks (2×, 5×) when the log axis spans under two decades, else decades only;
+    a one-decade axis would otherwise show a single number."""
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+
+    lo, hi = ax.get_xlim()
+    if lo > 0 and math.log10(hi / lo) < 2:
+        short = FuncFormatter(lambda x, _: f"{x:.0e}".replace("e-0", "e-").replace("e+0", "e"))
+        ax.xaxis.set_minor_locator(LogLocator(subs=(2.0, 5.0)))
+        ax.xaxis.set_major_formatter(short)
+        ax.xaxis.set_minor_formatter(short)
+        ax.tick_params(axis="x", which="both", labelsize=8)
+    else:
+        ax.xaxis.set_minor_formatter(NullFormatter())
 
 
 def figure2(summary: pd.DataFrame, out_dir: Path) -> list[Path]:
