@@ -32,19 +32,22 @@ def one_round(job: str, grace_s: float) -> dict[str, float]:
     t0 = time.perf_counter()
     head, address = rc.start_head(job_dir, "n1", 1, 0)
     worker = rc.start_worker(job_dir, "n2", 1, 0)
-    import ray
+    try:
+        import ray
 
-    ray.init(address=address, logging_level=logging.WARNING, log_to_driver=False)
-    rc.wait_for_nodes(["n1", "n2"], 120, job_dir)
-    t_up = time.perf_counter()
-    ray.shutdown()
-    worker.stop(grace_s=grace_s)
-    head.stop(grace_s=grace_s)
+        ray.init(address=address, logging_level=logging.WARNING, log_to_driver=False)
+        rc.wait_for_nodes(["n1", "n2"], 120, job_dir)
+        t_up = time.perf_counter()
+        ray.shutdown()
+    finally:
+        t_stop = time.perf_counter()
+        worker.stop(grace_s=grace_s)
+        head.stop(grace_s=grace_s)
     t_down = time.perf_counter()
     shutil.rmtree(job_dir, ignore_errors=True)
     shutil.rmtree(f"/tmp/ehr-{job}", ignore_errors=True)
     shutil.rmtree(f"/tmp/ehr-{job}-n2", ignore_errors=True)
-    return {"up": t_up - t0, "down": t_down - t_up}
+    return {"up": t_up - t0, "down": t_down - t_stop}
 
 
 def main() -> None:
