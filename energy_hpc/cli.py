@@ -12,6 +12,7 @@ from hydra.experimental.callback import Callback
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
+from energy_hpc.cluster.local_gpus import with_detected_gpus
 from energy_hpc.config import Settings, register_configs, settings_from_cfg
 from energy_hpc.errors import UserError
 
@@ -64,7 +65,7 @@ def hydra_task(cfg: DictConfig) -> None:
     hc = HydraConfig.get()
     multirun = hc.mode == RunMode.MULTIRUN
     try:
-        settings = settings_from_cfg(cfg, dict(hc.runtime.choices))
+        settings = with_detected_gpus(settings_from_cfg(cfg, dict(hc.runtime.choices)))
         run_settings(settings)
     except UserError as exc:
         if not multirun:

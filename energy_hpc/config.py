@@ -353,9 +353,6 @@ def settings_from_cfg(cfg: DictConfig | dict, choices: dict[str, str] | None = N
                        ("cluster", ClusterConfig), ("energy", EnergyConfig)):
         source = f"{group}/{choices[group]}.yaml" if group in choices else group
         sections[group] = build_section(cls, cfg.get(group), source)
-    from energy_hpc.cluster.local_gpus import detect_local_gpus  # the only part that asks hardware
-
-    sections["cluster"] = detect_local_gpus(sections["cluster"])
     top = {k: v for k, v in cfg.items() if k not in sections and k not in ("embedding_model",)}
     gpus = top.get("gpus", 0)
     if not (gpus == "auto" or (isinstance(gpus, int) and not isinstance(gpus, bool))):

@@ -150,8 +150,10 @@ def test_local_cluster_detection_keeps_stated_facts_and_can_be_switched_off():
 
 
 def test_local_cluster_without_nvml_stays_cpu_only():
+    from energy_hpc.cluster.local_gpus import with_detected_gpus
+
     # this machine has no NVIDIA driver: the real NVML path answers "none", not an error
-    s = compose_settings(["cluster=local"])
+    s = with_detected_gpus(compose_settings(["cluster=local"]))
     assert s.cluster.detect_gpus and s.cluster.gpus_per_node == 0
     assert plan_placement(s).gpus_per_node == 0
 

@@ -1,7 +1,9 @@
 """What GPUs ``cluster=local`` has: asked of NVML on this machine, so a GPU workstation needs no edits.
 
 A Slurm cluster's facts come from its file (the login node is not the compute node); only the
-machine a local cell runs on can answer for itself.
+machine a local cell runs on can answer for itself. The entry points (the CLI task and the
+launcher) apply :func:`with_detected_gpus` to the validated settings, so ``config`` stays free of
+hardware and both compute the same cell id.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ import dataclasses
 import logging
 import os
 
-from energy_hpc.config import ClusterConfig
+from energy_hpc.config import ClusterConfig, Settings
 from energy_hpc.energy.nvml import GpuInterface, PynvmlInterface, visible_gpu_indices
 from energy_hpc.errors import MeterUnavailable
 
@@ -53,3 +55,8 @@ def detect_local_gpus(cluster: ClusterConfig, interface: GpuInterface | None = N
     log.info("cluster %s: detected %d GPU(s) %s via NVML (%s)", cluster.name, len(indices),
              detected["gpu_model"], ", ".join(f"{k}={v}" for k, v in updates.items()))
     return dataclasses.replace(cluster, **updates)
+
+
+def with_detected_gpus(settings: Settings) -> Settings:
+    cluster = detect_local_gpus(settings.cluster)
+    return settings if cluster is settings.cluster else dataclasses.replace(settings, cluster=cluster)

@@ -50,6 +50,7 @@ class EnergyHpcLauncher(Launcher):
         self.task_function = task_function
 
     def _settings(self, sweep_config: DictConfig) -> Any:
+        from energy_hpc.cluster.local_gpus import with_detected_gpus
         from energy_hpc.config import settings_from_cfg
 
         choices = {k: v for k, v in sweep_config.hydra.runtime.choices.items()
@@ -57,8 +58,8 @@ class EnergyHpcLauncher(Launcher):
         plain = OmegaConf.to_container(sweep_config, resolve=False)
         assert isinstance(plain, dict)
         plain.pop("hydra", None)
-        return settings_from_cfg(OmegaConf.to_container(OmegaConf.create(plain), resolve=True),
-                                 choices)
+        return with_detected_gpus(settings_from_cfg(
+            OmegaConf.to_container(OmegaConf.create(plain), resolve=True), choices))
 
     def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Sequence[JobReturn]:
         from energy_hpc.cli import record_failure
