@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from energy_hpc.cluster.slurm import plan, submit
+from energy_hpc.cluster.slurm import plan, results_through_requeues, submit
 from energy_hpc.config import compose_settings
 from energy_hpc.results import CellStore, load, read_sweep_manifest
 from tests.conftest import run_cli, sacct
@@ -93,22 +93,46 @@ def test_requeued_job_resumes_without_losing_finished_splits(dev_slurm, tmp_path
     before = {r["split"]: r["started_at"] for r in store.records()}
     job._interrupt()  # the signal Slurm sends before preemption: submitit checkpoints and requeues
     _start_requeued_now(job.job_id)
-    job.results()
-    records = store.records()
-    assert [r["split"] for r in records] == [0, 1, 2, 3]
-    for split, started in before.items():
-        assert records[split]["started_at"] == started  # finished splits kept, not re-measured
-    assert int(store.meta()["environment"]["slurm"].get("SLURM_RESTART_COUNT", "0")) >= 1
+    try:
+        results_through_requeues(job)
+        records = store.records()
+        assert [r["split"] for r in records] == [0, 1, 2, 3]
+        for split, started in before.items():
+            assert records[split]["started_at"] == started  # finished splits kept, not re-measured
+        assert int(store.meta()["environment"]["slurm"].get("SLURM_RESTART_COUNT", "0")) >= 1
+    except Exception as exc:  # say what Slurm and the job saw, so a failure in CI explains itself
+        raise AssertionError(f"{exc}\n{_job_story(job, store)}") from exc
+
+
+def _job_story(job, store) -> str:
+    import subprocess
+
+    acct = subprocess.run(["sacct", "-a", "-D", "-X", "-n", "-P", "-j", str(job.job_id),
+                           "-o", "JobID,State,ExitCode,Submit,Start,End"],
+                          capture_output=True, text=True).stdout
+    logs = []
+    for path in (job.paths.stdout, job.paths.stderr):
+        try:
+            logs.append(f"--- {path.name}\n" + "\n".join(path.read_text().splitlines()[-25:]))
+        except OSError as exc:
+            logs.append(f"--- {path}: {exc}")
+    splits = [(r["split"], r["started_at"]) for r in store.records()]
+    return f"sacct (all requeues):\n{acct}\nrecords: {splits}\n" + "\n".join(logs)
 
 
 def _start_requeued_now(job_id: str) -> None:
-    """Slurm delays a requeued job's start (BeginTime); the test need not wait for that."""
+    """Slurm delays a requeued job's start (BeginTime); the test need not wait that long.
+
+    Not at once, though: slurmd refuses a launch within the second its credential was revoked
+    ("Killing non-startable batch JobId=N: Job credential revoked"), which is what the delay is for.
+    """
     import subprocess
 
     for _ in range(100):
         state = subprocess.run(["squeue", "-h", "-j", str(job_id), "-o", "%T"], capture_output=True,
                                text=True).stdout.strip()
         if state == "PENDING":
+            time.sleep(2.5)
             subprocess.run(["scontrol", "update", f"jobid={job_id}", "StartTime=now"],
                            capture_output=True)
             return

@@ -168,12 +168,49 @@ def failure_reason(exc: BaseException) -> str:
     return lines[-1] if lines else type(exc).__name__
 
 
+QUEUED_STATES = {"PENDING", "RUNNING", "CONFIGURING", "COMPLETING", "REQUEUED", "REQUEUE_HOLD",
+                 "REQUEUE_FED", "SUSPENDED", "PREEMPTED", "RESIZING", "STAGE_OUT", "SIGNALING"}
+
+
+def still_queued(job_id: str) -> bool:
+    """Whether Slurm still holds the job (waiting, running or on its way back after a requeue)."""
+    out = subprocess.run(["squeue", "-h", "-j", str(job_id), "-o", "%T"], capture_output=True,
+                         text=True).stdout.split()
+    return any(state in QUEUED_STATES for state in out)
+
+
+def results_through_requeues(job: Any, poll_s: float = 3.0) -> Any:
+    """``job.results()`` that outlasts requeues (preemption, time limit).
+
+    Slurm, carrying out the requeue, can kill the job's own ``scontrol requeue`` before it
+    returns; submitit then writes a failure result ("scontrol requeue died with SIGTERM") that the
+    next run overwrites (seen on the dev cluster). A result or state read in that gap is not the
+    job's end: while Slurm still queues the job, wait again.
+    """
+    import time
+
+    from submitit.core.utils import FailedJobError, UncompletedJobError
+
+    told = False
+    while True:
+        try:
+            return job.results()
+        except (UncompletedJobError, FailedJobError):
+            if not still_queued(job.job_id):
+                raise
+            if not told:
+                log.info("Slurm job %s was requeued; waiting for its next run", job.job_id)
+                told = True
+            job.watcher.clear()  # submitit caches "finished" for good; ask sacct again
+            time.sleep(poll_s)
+
+
 def wait(submitted: list[tuple[PlannedCell, Any]]) -> list[str]:
     """Wait for every job; return one line per failed cell (the others are unaffected)."""
     failures = []
     for pc, job in submitted:
         try:
-            job.results()  # every task (one per node) must have succeeded
+            results_through_requeues(job)  # every task (one per node) must have succeeded
         except Exception as exc:  # noqa: BLE001 - report and carry on with the other cells
             failures.append(f"{pc.settings.cell_id} (Slurm job {job.job_id}): {failure_reason(exc)}; "
                             f"logs: {job.paths.stderr}")
