@@ -48,7 +48,11 @@ def main() -> None:
     base = statistics.median(times["none"])
     print(f"workload: {base:.3f} s without a meter (median of {args.rounds})")
     for name in meters:
-        print(f"{name:10s}: duration ratio {statistics.median(times[name]) / base:.4f}")
+        # paired per round (metered run right after the unmetered one), so machine drift cancels
+        ratios = sorted(m / n for m, n in zip(times[name], times["none"], strict=True))
+        q = statistics.quantiles(ratios, n=4) if len(ratios) >= 2 else [ratios[0]] * 3
+        print(f"{name:10s}: duration ratio {statistics.median(ratios):.4f} "
+              f"(paired per round; quartiles {q[0]:.4f}-{q[2]:.4f})")
 
     for name, m in meters.items():
         long = measure_window(m, lambda: workload(args.work), min_window_s=3.0).readings[0]
