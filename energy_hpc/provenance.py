@@ -37,15 +37,11 @@ def cpu_model() -> str | None:
 
 def gpu_models() -> list[str]:
     """Names of the GPUs NVML sees (empty without NVML); CUDA_VISIBLE_DEVICES is honoured by the meter."""
-    try:
-        import pynvml
+    from energy_hpc.energy.nvml import PynvmlInterface
 
-        pynvml.nvmlInit()
-        names = []
-        for i in range(pynvml.nvmlDeviceGetCount()):
-            name = pynvml.nvmlDeviceGetName(pynvml.nvmlDeviceGetHandleByIndex(i))
-            names.append(name.decode() if isinstance(name, bytes) else str(name))
-        return names
+    try:
+        gpu = PynvmlInterface()
+        return [gpu.name(gpu.handle(i)) for i in range(gpu.device_count())]
     except Exception:  # noqa: BLE001 - no NVML, no GPUs
         return []
 

@@ -114,9 +114,8 @@ def build_record(settings: Settings, placement: Placement, split: Split, corpus:
     for reading in readings:
         rec.update(reading_columns(reading, passes, prefix=f"{reading.meter}_"))
         rec[f"{reading.meter}_flags"] = list(reading.flags)
-    versions = {r.info.get("codecarbon_version") for r in readings} - {None}
-    for node_reading in primary.info.get("node_readings") or []:
-        versions.add(node_reading.get("info", {}).get("codecarbon_version"))
+    versions = {r.info.get("codecarbon_version") for r in readings}
+    versions |= {n.get("info", {}).get("codecarbon_version") for n in primary.info.get("node_readings") or []}
     versions.discard(None)
     rec["codecarbon_version"] = ",".join(sorted(versions)) or None
     rec["energy_hpc_version"] = __version__

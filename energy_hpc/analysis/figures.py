@@ -13,6 +13,7 @@ import pandas as pd
 
 from energy_hpc.analysis.paper import paper_cells
 from energy_hpc.analysis.recommend import pareto_front
+from energy_hpc.analysis.summary import model_labels
 
 FAMILY_STYLE = {"traditional": ("#1b9e77", "o"), "llm": ("#d95f02", "s"), "reasoning": ("#7570b3", "^")}
 
@@ -24,11 +25,6 @@ def _plt():
     import matplotlib.pyplot as plt
 
     return plt
-
-
-def _label(row: pd.Series) -> str:
-    d = row.get("model_display")
-    return str(d) if d not in (None, "-") and not pd.isna(d) else str(row["model"])
 
 
 def _save(fig, out_dir: Path, name: str) -> list[Path]:
@@ -76,7 +72,7 @@ def figure1(summary: pd.DataFrame, out_dir: Path, with_paper: bool = True) -> li
                 lw=1, ls="--", label="Pareto front", zorder=2)
         several = sub["cluster"].nunique() > 1
         _spread_labels(ax, sub["energy_wh_mean"].to_numpy(), sub["accuracy_mean"].to_numpy(),
-                       [_label(r) + (f" @{r['cluster']}" if several else "") for _, r in sub.iterrows()])
+                       list(model_labels(sub) + (" @" + sub["cluster"].astype(str) if several else "")))
         if with_paper:
             ref = paper_cells(ds).dropna(subset=["energy_wh"])
             if not ref.empty:
@@ -113,7 +109,8 @@ def figure2(summary: pd.DataFrame, out_dir: Path) -> list[Path]:
     """Energy split into CPU, GPU and RAM per model (share of the total; total in the label)."""
     plt = _plt()
     cells = summary[summary["nodes"] == 1].copy()
-    cells["label"] = [f"{_label(r)} [{r['dataset']}, {r['cluster']}]" for _, r in cells.iterrows()]
+    cells["label"] = (model_labels(cells) + " [" + cells["dataset"].astype(str) + ", "
+                      + cells["cluster"].astype(str) + "]")
     parts = cells[["cpu_wh_mean", "gpu_wh_mean", "ram_wh_mean"]].astype(float)
     total = parts.sum(axis=1, min_count=1)
     share = parts.div(total, axis=0).fillna(0)
@@ -144,7 +141,7 @@ def figure3(summary: pd.DataFrame, out_dir: Path) -> list[Path]:
         if g["gpus"].nunique() < 2:
             continue
         g = g.sort_values("gpus")
-        label = f"{_label(g.iloc[0])} [{ds}]"
+        label = f"{model_labels(g).iloc[0]} [{ds}]"
         a1.plot(g["gpus"], g["duration_s_mean"], marker="o", label=label)
         a2.plot(g["gpus"], g["energy_wh_mean"], marker="o", label=label)
     for ax, y in ((a1, "duration (s)"), (a2, "energy (Wh)")):

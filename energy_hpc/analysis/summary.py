@@ -40,6 +40,14 @@ def summarize(records: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
+def model_labels(cells: pd.DataFrame) -> pd.Series:
+    """What tables and figures call each cell's model: its display name, else its config name."""
+    if "model_display" not in cells:
+        return cells["model"].astype(str)
+    display = cells["model_display"]
+    return display.where(display.notna() & (display != "-"), cells["model"]).astype(str)
+
+
 def _fmt(mean: float, std: float) -> str:
     if pd.isna(mean):
         return "n/a"

@@ -12,14 +12,9 @@ import numpy as np
 import pandas as pd
 
 from energy_hpc.analysis.paper import display_name, paper_cells
+from energy_hpc.analysis.summary import model_labels
 
 MISSING = "–"
-
-
-def _label(summary: pd.DataFrame) -> pd.Series:
-    if "model_display" in summary:
-        return summary["model_display"].where(summary["model_display"] != "-", summary["model"])
-    return summary["model"]
 
 
 def table_b1(summary: pd.DataFrame, dataset: str, cluster: str | None = None,
@@ -29,7 +24,7 @@ def table_b1(summary: pd.DataFrame, dataset: str, cluster: str | None = None,
     if cluster is not None:
         cells = cells[cells["cluster"] == cluster]
     out = pd.DataFrame({
-        "Model": _label(cells), "Cluster": cells["cluster"], "GPUs": cells["gpus"],
+        "Model": model_labels(cells), "Cluster": cells["cluster"], "GPUs": cells["gpus"],
         "Energy (Wh)": cells["energy_wh_mean"], "Accuracy": cells["accuracy_mean"],
         "Duration (s)": cells["duration_s_mean"], "Average Power (W)": cells["avg_power_w_mean"],
         "model": cells["model"],
@@ -60,7 +55,7 @@ def table_b2(summary: pd.DataFrame, dataset: str | None = None) -> pd.DataFrame:
         d2 = two["duration_s_mean"].min() if not two.empty else np.nan
         e1 = one["energy_wh_mean"].min() if not one.empty else np.nan
         e2 = two["energy_wh_mean"].min() if not two.empty else np.nan
-        rows.append({"Model": _label(group).iloc[0], "Dataset": ds, "Cluster": cluster,
+        rows.append({"Model": model_labels(group).iloc[0], "Dataset": ds, "Cluster": cluster,
                      "Duration single (s)": d1, "Duration double (s)": d2, "Duration ratio": d2 / d1,
                      "Energy single (Wh)": e1, "Energy double (Wh)": e2, "Energy ratio": e2 / e1})
     return pd.DataFrame(rows)
@@ -72,7 +67,7 @@ def table_b3(summary: pd.DataFrame, dataset: str | None = None) -> pd.DataFrame:
     if dataset is not None:
         cells = cells[cells["dataset"] == dataset]
     cells = cells.assign(arch=cells["gpu_type"].where(cells["gpu_type"] != "-", cells["cluster"]),
-                         label=_label(cells))
+                         label=model_labels(cells))
     dur = cells.pivot_table(index="label", columns="arch", values="duration_s_mean", aggfunc="min")
     eng = cells.pivot_table(index="label", columns="arch", values="energy_wh_mean", aggfunc="min")
     dur.columns = [f"Duration {c} (s)" for c in dur.columns]
@@ -85,7 +80,7 @@ def table_b45(summary: pd.DataFrame, datasets: list[str] | None = None,
               with_paper: bool = False) -> pd.DataFrame:
     """Energy and accuracy per dataset (B4/B5 shape): one row per model, two columns per dataset;
     ``with_paper`` adds the paper's accuracy for the same model and dataset where it published one."""
-    cells = summary[summary["nodes"] == 1].assign(label=_label(summary[summary["nodes"] == 1]))
+    cells = summary[summary["nodes"] == 1].assign(label=model_labels(summary[summary["nodes"] == 1]))
     datasets = datasets or list(dict.fromkeys(cells["dataset"]))
     keys = cells.drop_duplicates("label").set_index("label")["model"]
     out = pd.DataFrame({"Model": list(keys.index)})

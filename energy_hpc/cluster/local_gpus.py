@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import os
 
 from energy_hpc.config import ClusterConfig, Settings
 from energy_hpc.energy.nvml import GpuInterface, PynvmlInterface, visible_gpu_indices
@@ -31,8 +30,7 @@ def detect_local_gpus(cluster: ClusterConfig, interface: GpuInterface | None = N
         return cluster
     try:
         gpu = interface if interface is not None else PynvmlInterface()
-        env_visible = visible if visible is not None else os.environ.get("CUDA_VISIBLE_DEVICES")
-        indices = visible_gpu_indices(gpu, env_visible)
+        indices = visible_gpu_indices(gpu, visible)
     except MeterUnavailable as exc:
         log.debug("cluster %s: no GPUs detected (%s)", cluster.name, exc)
         return cluster

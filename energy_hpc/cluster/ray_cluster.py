@@ -112,6 +112,11 @@ class RayNode:
             log.warning("node %s: Ray process %d did not exit after SIGKILL", self.node, self.process.pid)
 
 
+def job_key() -> str:
+    """What tells this job's Ray apart from other jobs' on a node: the Slurm job id (else the pid)."""
+    return str(os.environ.get("SLURM_JOB_ID", os.getpid()))
+
+
 def worker_port_range(node: str) -> tuple[int, int]:
     """A 300-port block for Ray's workers below the ephemeral range, chosen per (job, node).
 
@@ -120,7 +125,7 @@ def worker_port_range(node: str) -> tuple[int, int]:
     """
     import zlib
 
-    key = f"{os.environ.get('SLURM_JOB_ID', os.getpid())}-{node}".encode()
+    key = f"{job_key()}-{node}".encode()
     start = 20000 + (zlib.crc32(key) % 40) * 300
     return start, start + 299
 
@@ -185,7 +190,7 @@ def ray_temp_dir(name: str) -> Path:
 def start_head(job_dir: Path, node: str, cpus: int, gpus: int) -> tuple[RayNode, str]:
     address = node_address(node)
     [port, client_port] = free_ports(address, 2)
-    temp_dir = ray_temp_dir(f"ehr-{os.environ.get('SLURM_JOB_ID', os.getpid())}")
+    temp_dir = ray_temp_dir(f"ehr-{job_key()}")
     env = ray_env(job_dir, create=True)
     # The head's autoscaler and dashboard serve Prometheus metrics on fixed ports (44217, 44227)
     # unless told otherwise; per-job ports keep two jobs' heads on one node apart.
@@ -209,7 +214,7 @@ def start_worker(job_dir: Path, node: str, cpus: int, gpus: int, timeout: float 
         time.sleep(0.2)
     gcs = json.loads(head_file.read_text())["address"]
     address = node_address(node)
-    temp_dir = ray_temp_dir(f"ehr-{os.environ.get('SLURM_JOB_ID', os.getpid())}-{node}")
+    temp_dir = ray_temp_dir(f"ehr-{job_key()}-{node}")
     args = [_ray_bin(), "start", f"--address={gcs}", *_common_args(address, node, cpus, gpus, temp_dir)]
     return _start(args, ray_env(job_dir, create=False), job_dir / f"ray-{node}.log", node)
 

@@ -36,18 +36,13 @@ class JobShape:
     setup: tuple[str, ...] = field(default_factory=tuple)
 
     def sbatch_args(self) -> list[str]:
-        args = [f"--nodes={self.nodes}", "--ntasks-per-node=1", f"--cpus-per-task={self.cpus_per_task}",
-                f"--time={self.time_min}"]
-        if self.gpus_per_node:
-            args.append(f"--gpus-per-node={self.gpus_per_node}")
-        if self.mem_gb:
-            args.append(f"--mem={int(self.mem_gb * 1024)}M")
-        for flag, value in (("partition", self.partition), ("account", self.account),
-                            ("qos", self.qos), ("constraint", self.constraint)):
-            if value:
-                args.append(f"--{flag}={value}")
-        if self.exclusive:
-            args.append("--exclusive")
+        """The sbatch flags submitit makes of :meth:`executor_parameters` (for plans and messages)."""
+        args = []
+        for key, value in self.executor_parameters().items():
+            if key == "setup":
+                continue
+            flag = "--" + key.replace("_", "-")
+            args.append(flag if value is True else f"{flag}={value}")
         return args
 
     def executor_parameters(self) -> dict[str, Any]:
@@ -242,7 +237,7 @@ def submit_one(settings: Settings) -> None:
 
 
 def job_states(job_ids: list[str]) -> dict[str, str]:
-    """Slurm's state per job id, from sacct (accounting) with squeue as the fallback."""
+    """Slurm's state per job id, from sacct (accounting); a job sacct does not know is left out."""
     if not job_ids:
         return {}
     states: dict[str, str] = {}

@@ -90,8 +90,13 @@ def _text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
-def visible_gpu_indices(gpu: GpuInterface, visible: str | None) -> list[int]:
-    """Map ``CUDA_VISIBLE_DEVICES`` (indices or UUIDs, prefixes allowed) to NVML indices."""
+def visible_gpu_indices(gpu: GpuInterface, visible: str | None = None) -> list[int]:
+    """Map ``CUDA_VISIBLE_DEVICES`` (indices or UUIDs, prefixes allowed) to NVML indices.
+
+    ``visible`` stands in for the variable; ``None`` reads it from the environment (unset: all).
+    """
+    if visible is None:
+        visible = os.environ.get("CUDA_VISIBLE_DEVICES")
     count = gpu.device_count()
     if visible is None:
         return list(range(count))
@@ -139,9 +144,8 @@ class NvmlMeter:
                  visible: str | None = None) -> None:
         self.gpu = interface if interface is not None else PynvmlInterface()
         self.sample_s = sample_s
-        env_visible = visible if visible is not None else os.environ.get("CUDA_VISIBLE_DEVICES")
         self.gpus: list[_Gpu] = []
-        for idx in visible_gpu_indices(self.gpu, env_visible):
+        for idx in visible_gpu_indices(self.gpu, visible):
             h = self.gpu.handle(idx)
             try:
                 self.gpu.total_energy_mj(h)
