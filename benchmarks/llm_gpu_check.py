@@ -53,9 +53,10 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--prompts", type=int, default=189)
     args = ap.parse_args()
+    from energy_hpc.classifiers import ClassifierContext
     from energy_hpc.classifiers.llm import LLMClassifier
     from energy_hpc.cluster.placement import Placement
-    from energy_hpc.config import ModelConfig
+    from energy_hpc.config import LLMModelConfig
     from energy_hpc.energy.nvml import NvmlMeter
     from energy_hpc.energy.window import measure_window
 
@@ -71,11 +72,12 @@ def main() -> None:
         results = {}
         engine = None
         for batching in ("sequential", "batched"):
-            model = ModelConfig(name="llama8b_dummy", kind="llm", family="llm", hf_id=str(path), params_billion=8.03,
+            model = LLMModelConfig(name="llama8b_dummy", kind="llm", family="llm", hf_id=str(path), params_billion=8.03,
                                 engine="vllm", load_format="dummy", decoding="choice", batching=batching,
                                 max_tokens=32, context_length=4096)
-            clf = LLMClassifier(model, {"categories": cats, "placement": Placement(1, 1, 1, 1, None, None, None)},
-                                engine=engine)
+            context = ClassifierContext(categories=tuple(cats),
+                                        placement=Placement(1, 1, 1, 1, None, None, None))
+            clf = LLMClassifier(model, context, engine=engine)
             engine = clf.engine
             clf.predict(texts[:1])  # warm-up outside the window
             w = measure_window([meter], lambda clf=clf: clf.predict(texts), min_passes=1)

@@ -13,7 +13,7 @@ import argparse
 import statistics
 import time
 
-from energy_hpc.classifiers import build_classifier
+from energy_hpc.classifiers import ClassifierContext, build_classifier
 from energy_hpc.config import EnergyConfig, compose_settings
 from energy_hpc.data import load_corpus, make_splits
 from energy_hpc.energy import create_meters, measure_window
@@ -39,7 +39,7 @@ def main() -> None:
     corpus = load_corpus(s.dataset)
     split = make_splits(corpus, s.dataset, 1, s.seed)[0]
     texts = split.test["text"].tolist()
-    clf = build_classifier(s.model, {"gpus": 0})
+    clf = build_classifier(s.model, ClassifierContext())
     clf.fit(split.train["text"].tolist(), split.train["label"].tolist())
     clf.predict(texts)  # warm-up
     meter = create_meters(EnergyConfig(meters=["codecarbon"], interval_s=15.0))

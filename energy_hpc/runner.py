@@ -10,8 +10,9 @@ from typing import Any
 from sklearn.metrics import accuracy_score, f1_score
 
 from energy_hpc import RECORD_SCHEMA_VERSION, __version__
-from energy_hpc.classifiers import Classifier, build_classifier
-from energy_hpc.cluster.placement import Placement, plan_placement
+from energy_hpc.cell import CELL_ID_RULE, Cell
+from energy_hpc.classifiers import Classifier, ClassifierContext, build_classifier
+from energy_hpc.cluster.placement import Placement
 from energy_hpc.config import Settings
 from energy_hpc.data import Corpus, Split, load_corpus, make_splits
 from energy_hpc.energy import Meter, Reading, create_meters, measure_window
@@ -58,16 +59,16 @@ def reading_columns(reading: Reading, passes: int, prefix: str = "") -> dict[str
     return per
 
 
-def build_record(settings: Settings, placement: Placement, split: Split, corpus: Corpus,
-                 readings: list[Reading], passes: int, scores: dict[str, float], started: str,
-                 extra: dict[str, Any]) -> dict[str, Any]:
+def build_record(cell: Cell, split: Split, corpus: Corpus, readings: list[Reading], passes: int,
+                 scores: dict[str, float], started: str, extra: dict[str, Any]) -> dict[str, Any]:
+    settings, placement = cell.settings, cell.placement
     primary = readings[0]
     n_test = len(split.test)
     duration = primary.duration_s / passes
     rec: dict[str, Any] = {
         "schema_version": RECORD_SCHEMA_VERSION,
         "sweep_id": settings.sweep,
-        "cell_id": settings.cell_id,
+        "cell_id": cell.cell_id,
         "split": split.index,
         "seed": split.seed,
         "model": settings.model.name,
@@ -78,8 +79,8 @@ def build_record(settings: Settings, placement: Placement, split: Split, corpus:
         "n_train": len(split.train),
         "n_test": n_test,
         "n_classes": len(corpus.labels),
-        "decoding": settings.model.decoding if settings.model.kind == "llm" else None,
-        "batching": settings.model.batching if settings.model.kind == "llm" else None,
+        "decoding": getattr(settings.model, "decoding", None),
+        "batching": getattr(settings.model, "batching", None),
         "cluster": settings.cluster.name,
         "gpu_type": settings.cluster.gpu_model,
         "gpus": placement.gpus,
@@ -129,44 +130,46 @@ def build_record(settings: Settings, placement: Placement, split: Split, corpus:
 class CellRunner:
     """Runs one cell: the meters and the classifier are made once, each split measured in turn."""
 
-    def __init__(self, settings: Settings, meters: list[Meter] | None = None,
-                 context: dict[str, Any] | None = None) -> None:
-        self.settings = settings
-        self.store = CellStore(settings.out_dir, settings.cell_id)
+    def __init__(self, cell: Cell, meters: list[Meter] | None = None,
+                 ray_address: str | None = None) -> None:
+        self.cell = cell
+        self.settings = cell.settings
+        self.placement = cell.placement
+        self.store = CellStore(cell.out_dir, cell.cell_id)
         self._meters = meters
-        self.context = dict(context or {})
-        self.placement = plan_placement(settings)
+        self.ray_address = ray_address
 
     def run(self) -> list[dict[str, Any]]:
-        s = self.settings
+        s, cell_id = self.settings, self.cell.cell_id
         if s.force:
             self.store.clear()
         elif self.store.is_complete(s.repetitions):
             log.info("cell %s already complete in %s; skipping (force=true reruns it)",
-                     s.cell_id, self.store.dir)
+                     cell_id, self.store.dir)
             return self.store.records()
         corpus = load_corpus(s.dataset)
         splits = make_splits(corpus, s.dataset, s.repetitions, s.seed)
         done = self.store.done_splits()
         todo = [sp for sp in splits if sp.index not in done]
         if done:
-            log.info("cell %s: %d split(s) already recorded, measuring %d more", s.cell_id,
+            log.info("cell %s: %d split(s) already recorded, measuring %d more", cell_id,
                      len(done), len(todo))
         meters = self._meters if self._meters is not None else create_meters(s.energy)
         self.store.write_meta({
-            "cell_id": s.cell_id, "sweep": s.sweep, "complete": False, "started_at": _now(),
-            "repetitions": s.repetitions, "choices": s.choices, "environment": environment(),
-            "config": s.measurement_dict(), "dropped_rows": corpus.dropped,
+            "cell_id": cell_id, "cell_id_rule": CELL_ID_RULE, "sweep": s.sweep, "complete": False,
+            "started_at": _now(), "repetitions": s.repetitions, "choices": s.choices,
+            "environment": environment(), "config": s.resolved_dict(),
+            "placement": self.placement.to_dict(), "dropped_rows": corpus.dropped,
             "dataset_source": corpus.source, "dataset_fingerprint": corpus.fingerprint,
             "meters": [m.name for m in meters],
         })
-        append_sweep_manifest(s.out_dir, s.sweep, {"cell_id": s.cell_id, "choices": s.choices,
+        append_sweep_manifest(s.out_dir, s.sweep, {"cell_id": cell_id, "choices": s.choices,
                                                    "at": _now()})
         t0 = time.perf_counter()
-        classifier = build_classifier(s.model, {**self.context, "gpus": self.placement.gpus,
-                                                "placement": self.placement,
-                                                "categories": corpus.labels})
-        log.info("cell %s: %s loaded in %.1f s (not measured)", s.cell_id, s.model.display_name,
+        context = ClassifierContext(categories=tuple(corpus.labels), placement=self.placement,
+                                    ray_address=self.ray_address)
+        classifier = build_classifier(s.model, context)
+        log.info("cell %s: %s loaded in %.1f s (not measured)", cell_id, s.model.display_name,
                  time.perf_counter() - t0)
         idle = measure_idle(meters, s.energy.idle_baseline_s) if s.energy.idle_baseline_s else None
         if idle:
@@ -206,8 +209,7 @@ class CellRunner:
             extra["energy_net_wh"] = net["total"] / window.passes if net["total"] is not None else None
         if prediction.raw is not None:
             self._write_raw(split, prediction)
-        rec = build_record(s, self.placement, split, corpus, readings, window.passes, scores, started,
-                           extra)
+        rec = build_record(self.cell, split, corpus, readings, window.passes, scores, started, extra)
         log.info(
             "split %d: accuracy %.3f, %s Wh per pass (%s) over %d pass(es) in a %.2f s window; "
             "methods cpu=%s gpu=%s ram=%s%s", split.index, rec["accuracy"],
@@ -232,8 +234,8 @@ def _progress(todo: list[Split], s: Settings) -> Any:
     return tqdm(todo, desc=f"{s.model.name} on {s.dataset.name}", unit="split", leave=True)
 
 
-def run_cell(settings: Settings, **kwargs: Any) -> list[dict[str, Any]]:
-    return CellRunner(settings, **kwargs).run()
+def run_cell(cell: Cell, **kwargs: Any) -> list[dict[str, Any]]:
+    return CellRunner(cell, **kwargs).run()
 
 
 __all__ = ["CellRunner", "build_record", "quality", "run_cell"]

@@ -8,19 +8,19 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from energy_hpc.config import compose_settings
+from energy_hpc.cell import compose_cell
 
 REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture
 def settings_for(tmp_path):
-    """Compose a validated cell with fast measurement defaults and records under tmp_path."""
+    """Compose a validated Cell with fast measurement defaults and records under tmp_path."""
 
     def make(*overrides: str):
         base = [f"out_dir={tmp_path / 'out'}", "repetitions=2", "energy.min_window_s=0.05",
                 "progress=false"]
-        return compose_settings([*base, *overrides])
+        return compose_cell([*base, *overrides])
 
     return make
 

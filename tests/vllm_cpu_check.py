@@ -19,9 +19,10 @@ def main(out: str) -> None:
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     import pandas as pd
 
+    from energy_hpc.classifiers import ClassifierContext
     from energy_hpc.classifiers.llm import LLMClassifier
     from energy_hpc.cluster.placement import Placement
-    from energy_hpc.config import ModelConfig
+    from energy_hpc.config import LLMModelConfig
     from energy_hpc.data.loading import demo_path
     from tests.tiny_llama import build_tiny_llama
 
@@ -33,12 +34,12 @@ def main(out: str) -> None:
         engine = None
         for decoding in ("choice", "free"):
             for batching in ("sequential", "batched"):
-                model = ModelConfig(name="tiny", kind="llm", family="llm", hf_id=str(path), engine="vllm",
+                model = LLMModelConfig(name="tiny", kind="llm", family="llm", hf_id=str(path), engine="vllm",
                                     dtype="float32", decoding=decoding, batching=batching, max_tokens=12,
                                     context_length=2048, gpu_memory_utilization=0.5)
-                clf = LLMClassifier(model, {"categories": cats,
-                                            "placement": Placement(1, 0, 1, 1, None, None, None)},
-                                    engine=engine)
+                context = ClassifierContext(categories=tuple(cats),
+                                            placement=Placement(1, 0, 1, 1, None, None, None))
+                clf = LLMClassifier(model, context, engine=engine)
                 engine = clf.engine
                 t0 = time.perf_counter()
                 pred = clf.predict(frame["text"].tolist())

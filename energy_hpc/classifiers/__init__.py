@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from energy_hpc.classifiers.base import (
     Classifier,
+    ClassifierContext,
     Prediction,
     build_classifier,
     register_classifier,
 )
 
-__all__ = ["Classifier", "Prediction", "build_classifier", "register_classifier"]
+__all__ = ["Classifier", "ClassifierContext", "Prediction", "build_classifier", "register_classifier"]

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 from energy_hpc.errors import ConfigError
 
 if TYPE_CHECKING:
+    from energy_hpc.cluster.placement import Placement
     from energy_hpc.config import ModelConfig
 
 
@@ -19,6 +20,19 @@ class Prediction:
     labels: list[str | None]
     raw: list[str] | None = None
     info: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ClassifierContext:
+    """What a classifier is told about its cell besides its model config."""
+
+    categories: tuple[str, ...] = ()
+    placement: Placement | None = None
+    ray_address: str | None = None  # set when the cell spans nodes (vLLM runs over this Ray)
+
+    @property
+    def gpus(self) -> int:
+        return self.placement.gpus if self.placement is not None else 0
 
 
 @runtime_checkable
@@ -32,26 +46,28 @@ class Classifier(Protocol):
     def describe(self) -> dict[str, Any]: ...
 
 
-ClassifierFactory = Callable[["ModelConfig", dict[str, Any]], Classifier]
+ClassifierFactory = Callable[["ModelConfig", ClassifierContext], Classifier]
 _REGISTRY: dict[str, ClassifierFactory] = {}
 
 
 def register_classifier(kind: str, factory: ClassifierFactory) -> None:
+    """One registration per model kind (its config dataclass registers with
+    :func:`energy_hpc.config.register_model_kind`)."""
     _REGISTRY[kind] = factory
 
 
-def build_classifier(model: ModelConfig, context: dict[str, Any] | None = None) -> Classifier:
-    """Build the classifier for ``model.kind``; ``context`` carries placement, categories and the like."""
-    if model.kind not in _REGISTRY:
-        _load_builtin(model.kind)
+# The built-in kinds' modules, imported on first use so the lean install never imports an LLM
+# stack it does not use. A plug-in kind registers itself when its module is imported.
+_BUILTIN_MODULES = {"traditional": "energy_hpc.classifiers.traditional",
+                    "llm": "energy_hpc.classifiers.llm"}
+
+
+def build_classifier(model: ModelConfig, context: ClassifierContext | None = None) -> Classifier:
+    """Build the classifier for ``model.kind``."""
+    if model.kind not in _REGISTRY and model.kind in _BUILTIN_MODULES:
+        import importlib
+
+        importlib.import_module(_BUILTIN_MODULES[model.kind])
     if model.kind not in _REGISTRY:
         raise ConfigError(f"model.kind={model.kind!r} has no classifier; known: {sorted(_REGISTRY)}")
-    return _REGISTRY[model.kind](model, context or {})
-
-
-def _load_builtin(kind: str) -> None:
-    # Imported lazily so the lean install never imports an LLM stack it does not use.
-    if kind == "traditional":
-        import energy_hpc.classifiers.traditional  # noqa: F401
-    elif kind == "llm":
-        import energy_hpc.classifiers.llm  # noqa: F401
+    return _REGISTRY[model.kind](model, context or ClassifierContext())

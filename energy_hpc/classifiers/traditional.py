@@ -12,8 +12,8 @@ from sklearn.feature_extraction.text import CountVectorizer, TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 from sklearn.preprocessing import LabelEncoder
 
-from energy_hpc.classifiers.base import Prediction, register_classifier
-from energy_hpc.config import ModelConfig
+from energy_hpc.classifiers.base import ClassifierContext, Prediction, register_classifier
+from energy_hpc.config import TraditionalModelConfig
 from energy_hpc.errors import ConfigError, UserError
 
 log = logging.getLogger(__name__)
@@ -73,7 +73,7 @@ class SentenceEmbedder:
         return self.transform(texts)
 
 
-def make_features(model: ModelConfig, device: str | None = None) -> Any:
+def make_features(model: TraditionalModelConfig, device: str | None = None) -> Any:
     if model.features == "bow":
         return CountVectorizer()
     if model.features == "tfidf":
@@ -84,7 +84,7 @@ def make_features(model: ModelConfig, device: str | None = None) -> Any:
     raise ConfigError(f"model.features={model.features!r}; use one of bow, tfidf, embedding")
 
 
-def make_estimator(model: ModelConfig) -> Any:
+def make_estimator(model: TraditionalModelConfig) -> Any:
     if model.estimator == "logreg":
         return LogisticRegression()
     if model.estimator == "xgboost":
@@ -97,9 +97,9 @@ def make_estimator(model: ModelConfig) -> Any:
 class TraditionalClassifier:
     """Feature extractor + estimator at library defaults, as in the paper."""
 
-    def __init__(self, model: ModelConfig, context: dict[str, Any]) -> None:
+    def __init__(self, model: TraditionalModelConfig, context: ClassifierContext) -> None:
         self.model = model
-        device = "cuda" if context.get("gpus", 0) and _cuda_available() else "cpu"
+        device = "cuda" if context.gpus and _cuda_available() else "cpu"
         self.device = device
         self.features = make_features(model, device)
         self.estimator = None

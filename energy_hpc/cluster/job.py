@@ -5,9 +5,10 @@ from __future__ import annotations
 import logging
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from energy_hpc.config import Settings
+if TYPE_CHECKING:
+    from energy_hpc.cell import Cell
 
 log = logging.getLogger(__name__)
 
@@ -24,24 +25,22 @@ def _job_nodes() -> list[str]:
     return out.stdout.split() or [nodelist]
 
 
-def run_in_allocation(settings: Settings) -> dict[str, Any]:
+def run_in_allocation(cell: Cell) -> dict[str, Any]:
     """Entry point on every node: rank 0 measures, other ranks host a Ray worker until rank 0 is done."""
     from energy_hpc.runner import run_cell
 
     logging.basicConfig(level=logging.INFO, format="[%(asctime)s][%(name)s][%(levelname)s] - %(message)s")
-    from energy_hpc.cluster.placement import plan_placement
-
     node = os.environ.get("SLURMD_NODENAME", "localhost")
-    if plan_placement(settings).nodes == 1:
-        records = run_cell(settings)
-        return {"cell_id": settings.cell_id, "splits": len(records), "nodes": [node]}
+    if cell.placement.nodes == 1:
+        records = run_cell(cell)
+        return {"cell_id": cell.cell_id, "splits": len(records), "nodes": [node]}
 
     import submitit
 
     from energy_hpc.cluster import ray_cluster as rc
 
     env = submitit.JobEnvironment()
-    job_dir = Path(settings.out_dir) / "cells" / settings.cell_id / "ray" / str(env.job_id)
+    job_dir = Path(cell.out_dir) / "cells" / cell.cell_id / "ray" / str(env.job_id)
     cpus = int(os.environ.get("SLURM_CPUS_PER_TASK", "1"))
     gpus = int(os.environ.get("SLURM_GPUS_ON_NODE", "0") or 0)
     if env.global_rank != 0:
@@ -50,7 +49,7 @@ def run_in_allocation(settings: Settings) -> dict[str, Any]:
             rc.wait_done(job_dir, worker)
         finally:
             worker.stop()
-        return {"cell_id": settings.cell_id, "rank": env.global_rank, "node": node}
+        return {"cell_id": cell.cell_id, "rank": env.global_rank, "node": node}
 
     head = None
     try:
@@ -63,9 +62,9 @@ def run_in_allocation(settings: Settings) -> dict[str, Any]:
         log.info("Ray up across %s at %s", ", ".join(nodes), address)
         from energy_hpc.cluster.node_meters import multi_node_meters
 
-        meters = multi_node_meters(nodes, settings.energy)
-        records = run_cell(settings, meters=meters, context={"ray_address": address, "nodes": nodes})
-        return {"cell_id": settings.cell_id, "splits": len(records), "nodes": nodes}
+        meters = multi_node_meters(nodes, cell.settings.energy)
+        records = run_cell(cell, meters=meters, ray_address=address)
+        return {"cell_id": cell.cell_id, "splits": len(records), "nodes": nodes}
     finally:
         rc.signal_done(job_dir)
         try:
@@ -82,11 +81,11 @@ class CellJob:
     """A submitit-checkpointable cell: on preemption or timeout the job is requeued and the
     runner resumes after the last finished split (a split cut short is measured again)."""
 
-    def __call__(self, settings: Settings) -> dict[str, Any]:
-        return run_in_allocation(settings)
+    def __call__(self, cell: Cell) -> dict[str, Any]:
+        return run_in_allocation(cell)
 
-    def checkpoint(self, settings: Settings) -> Any:
+    def checkpoint(self, cell: Cell) -> Any:
         import submitit
 
-        log.warning("cell %s: preempted or out of time; requeueing", settings.cell_id)
-        return submitit.helpers.DelayedSubmission(self, settings)
+        log.warning("cell %s: preempted or out of time; requeueing", cell.cell_id)
+        return submitit.helpers.DelayedSubmission(self, cell)

@@ -2,74 +2,23 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import shutil
 import subprocess
 from collections import defaultdict
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from energy_hpc.cluster.placement import Placement, plan_placement
-from energy_hpc.config import Settings
+from energy_hpc.cluster.shape import JobShape, job_shape
 from energy_hpc.errors import ConfigError, UserError
 from energy_hpc.results import append_sweep_manifest, read_sweep_manifest
 
+if TYPE_CHECKING:
+    from energy_hpc.cell import Cell
+
 log = logging.getLogger(__name__)
 
-
-@dataclass(frozen=True)
-class JobShape:
-    """Everything sbatch is told; cells with equal shapes can share one job array."""
-
-    partition: str | None
-    account: str | None
-    qos: str | None
-    nodes: int
-    gpus_per_node: int
-    cpus_per_task: int
-    mem_gb: float | None
-    time_min: int
-    constraint: str | None
-    exclusive: bool
-    setup: tuple[str, ...] = field(default_factory=tuple)
-
-    def sbatch_args(self) -> list[str]:
-        """The sbatch flags submitit makes of :meth:`executor_parameters` (for plans and messages)."""
-        args = []
-        for key, value in self.executor_parameters().items():
-            if key == "setup":
-                continue
-            flag = "--" + key.replace("_", "-")
-            args.append(flag if value is True else f"{flag}={value}")
-        return args
-
-    def executor_parameters(self) -> dict[str, Any]:
-        params: dict[str, Any] = {"nodes": self.nodes, "ntasks_per_node": 1,
-                                  "cpus_per_task": self.cpus_per_task, "time": self.time_min,
-                                  "setup": list(self.setup)}
-        if self.gpus_per_node:
-            params["gpus_per_node"] = self.gpus_per_node
-        if self.mem_gb:
-            params["mem"] = f"{int(self.mem_gb * 1024)}M"
-        for key in ("partition", "account", "qos", "constraint"):
-            if getattr(self, key):
-                params[key] = getattr(self, key)
-        if self.exclusive:
-            params["exclusive"] = True
-        return params
-
-
-def job_shape(settings: Settings, placement: Placement) -> JobShape:
-    c = settings.cluster
-    cpus = c.cpus_per_task or (max(1, (c.cpus_per_node or 1) // max(c.gpus_per_node, 1))
-                              * max(placement.gpus_per_node, 1))
-    setup = tuple(c.setup) + tuple(f"export {k}={json.dumps(str(v))}" for k, v in sorted(c.env.items()))
-    return JobShape(partition=c.partition, account=c.account, qos=c.qos, nodes=placement.nodes,
-                    gpus_per_node=placement.gpus_per_node, cpus_per_task=cpus, mem_gb=c.mem_gb,
-                    time_min=c.time_limit_min, constraint=c.constraint, exclusive=c.exclusive,
-                    setup=setup)
+__all__ = ["JobShape", "job_shape", "plan", "format_plan", "submit", "submit_cells", "sweep_status"]
 
 
 def require_slurm(cluster: str) -> None:
@@ -81,20 +30,11 @@ def require_slurm(cluster: str) -> None:
         )
 
 
-@dataclass
-class PlannedCell:
-    settings: Settings
-    placement: Placement
-    shape: JobShape
-
-
-def plan(cells: list[Settings]) -> dict[JobShape, list[PlannedCell]]:
-    """Placement and shape per cell (every check happens here, before anything is submitted)."""
-    groups: dict[JobShape, list[PlannedCell]] = defaultdict(list)
-    for s in cells:
-        placement = plan_placement(s)
-        shape = job_shape(s, placement)
-        groups[shape].append(PlannedCell(s, placement, shape))
+def plan(cells: list[Cell]) -> dict[JobShape, list[Cell]]:
+    """Group the (already placed) cells by job shape: one job array per shape."""
+    groups: dict[JobShape, list[Cell]] = defaultdict(list)
+    for cell in cells:
+        groups[cell.shape].append(cell)
     return dict(groups)
 
 
@@ -106,15 +46,15 @@ def _redacted_setup(line: str) -> str:
     return line
 
 
-def format_plan(groups: dict[JobShape, list[PlannedCell]]) -> str:
+def format_plan(groups: dict[JobShape, list[Cell]]) -> str:
     lines = []
     for i, (shape, cells) in enumerate(groups.items()):
         lines.append(f"job array {i}: {len(cells)} cell(s)  sbatch {' '.join(shape.sbatch_args())}")
         for setup in shape.setup:
             lines.append(f"    setup: {_redacted_setup(setup)}")
-        for pc in cells:
-            lines.append(f"  - {pc.settings.cell_id}: {pc.settings.model.name} on "
-                         f"{pc.settings.dataset.name} @ {pc.settings.cluster.name}; {pc.placement.describe()}")
+        for cell in cells:
+            lines.append(f"  - {cell.cell_id}: {cell.label()}; {cell.placement.describe()}")
+            lines.extend(f"      {note}" for note in cell.notes)
     return "\n".join(lines)
 
 
@@ -126,29 +66,29 @@ def _executor(folder: Path, shape: JobShape, name: str, parallelism: int) -> Any
     return ex
 
 
-def submit(groups: dict[JobShape, list[PlannedCell]], out_dir: str, sweep: str) -> list[tuple[PlannedCell, Any]]:
+def submit(groups: dict[JobShape, list[Cell]], out_dir: str, sweep: str) -> list[tuple[Cell, Any]]:
     """One job array per shape; each job gets exactly its cell's allocation."""
     from energy_hpc.cluster.job import CellJob
 
-    submitted: list[tuple[PlannedCell, Any]] = []
+    submitted: list[tuple[Cell, Any]] = []
     for shape, cells in groups.items():
         require_slurm(cells[0].settings.cluster.name)
         folder = Path(out_dir) / "slurm" / sweep / "%j"
         ex = _executor(folder, shape, f"ehpc-{sweep}", max(1, len(cells)))
         try:
             with ex.batch():
-                jobs = [ex.submit(CellJob(), pc.settings) for pc in cells]
+                jobs = [ex.submit(CellJob(), cell) for cell in cells]
         except subprocess.CalledProcessError as exc:
             raise UserError(f"sbatch refused the job ({' '.join(shape.sbatch_args())}): "
                             f"{(exc.stderr or exc.output or b'').decode(errors='replace').strip()}") from None
         except Exception as exc:  # noqa: BLE001 - submitit wraps sbatch failures in several types
             raise UserError(f"sbatch refused the job ({' '.join(shape.sbatch_args())}): {exc}") from None
-        for pc, job in zip(cells, jobs, strict=True):
-            log.info("submitted %s as Slurm job %s", pc.settings.cell_id, job.job_id)
-            append_sweep_manifest(out_dir, sweep, {"cell_id": pc.settings.cell_id, "job_id": job.job_id,
-                                                   "choices": pc.settings.choices,
+        for cell, job in zip(cells, jobs, strict=True):
+            log.info("submitted %s as Slurm job %s", cell.cell_id, job.job_id)
+            append_sweep_manifest(out_dir, sweep, {"cell_id": cell.cell_id, "job_id": job.job_id,
+                                                   "choices": cell.settings.choices,
                                                    "shape": shape.sbatch_args()})
-            submitted.append((pc, job))
+            submitted.append((cell, job))
     return submitted
 
 
@@ -200,23 +140,26 @@ def results_through_requeues(job: Any, poll_s: float = 3.0) -> Any:
             time.sleep(poll_s)
 
 
-def wait(submitted: list[tuple[PlannedCell, Any]]) -> list[str]:
+def wait(submitted: list[tuple[Cell, Any]]) -> list[str]:
     """Wait for every job; return one line per failed cell (the others are unaffected)."""
     failures = []
-    for pc, job in submitted:
+    for cell, job in submitted:
         try:
             results_through_requeues(job)  # every task (one per node) must have succeeded
         except Exception as exc:  # noqa: BLE001 - report and carry on with the other cells
-            failures.append(f"{pc.settings.cell_id} (Slurm job {job.job_id}): {failure_reason(exc)}; "
+            failures.append(f"{cell.cell_id} (Slurm job {job.job_id}): {failure_reason(exc)}; "
                             f"logs: {job.paths.stderr}")
     return failures
 
 
-def submit_cells(cells: list[Settings]) -> list[str]:
-    """Plan, then dry-run or submit (and wait, unless wait=false). Returns failure lines."""
+def submit_cells(cells: list[Cell]) -> list[str]:
+    """Group, then dry-run or submit (and wait, unless wait=false). Returns failure lines.
+
+    The one route to Slurm for a single run and a sweep alike.
+    """
     if not cells:
         return []
-    first = cells[0]
+    first = cells[0].settings
     groups = plan(cells)
     if first.dry_run:
         print(format_plan(groups))
@@ -230,8 +173,8 @@ def submit_cells(cells: list[Settings]) -> list[str]:
     return wait(submitted)
 
 
-def submit_one(settings: Settings) -> None:
-    failures = submit_cells([settings])
+def submit_one(cell: Cell) -> None:
+    failures = submit_cells([cell])
     if failures:
         raise UserError("; ".join(failures))
 

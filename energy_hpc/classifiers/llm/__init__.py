@@ -7,11 +7,11 @@ from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
-from energy_hpc.classifiers.base import Prediction, register_classifier
+from energy_hpc.classifiers.base import ClassifierContext, Prediction, register_classifier
 from energy_hpc.classifiers.llm.engines import build_engine
 from energy_hpc.classifiers.llm.parsing import parse_answer
 from energy_hpc.classifiers.llm.prompt import build_messages, check_categories
-from energy_hpc.config import ModelConfig
+from energy_hpc.config import LLMModelConfig
 from energy_hpc.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -20,9 +20,9 @@ log = logging.getLogger(__name__)
 class LLMClassifier:
     """``fit`` only picks few-shot demonstrations (zero-shot by default); ``predict`` prompts the engine."""
 
-    def __init__(self, model: ModelConfig, context: dict[str, Any], engine: Any = None) -> None:
+    def __init__(self, model: LLMModelConfig, context: ClassifierContext, engine: Any = None) -> None:
         self.model = model
-        self.categories = check_categories(context.get("categories") or [])
+        self.categories = check_categories(list(context.categories))
         self.engine = engine if engine is not None else build_engine(model, context)
         self.demos: list[tuple[str, str]] = []
         self._overhead: int | None = None

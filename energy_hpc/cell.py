@@ -1,0 +1,103 @@
+"""One measurement, built once: the typed :class:`Cell` every path hands on unchanged.
+
+The CLI's single run, the sweep launcher, submitit's pickle, the job on the allocation, the
+runner and the records all take the same ``Cell``: its settings, the placement they resolve to,
+the job shape sbatch is told, and the id. Nothing after :func:`make_cell` plans again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+from energy_hpc.cluster.local_gpus import with_detected_gpus
+from energy_hpc.cluster.placement import Placement, plan_placement
+from energy_hpc.cluster.shape import JobShape, job_shape
+from energy_hpc.config import Settings, settings_from_cfg
+
+# Version of the rule below. Cells recorded under rule 1 (before scheduling knobs were left out
+# and the placement replaced the gpus/nodes requests) have other ids and are measured again.
+CELL_ID_RULE = 2
+
+
+def identity(settings: Settings, placement: Placement) -> dict[str, Any]:
+    """Everything that defines the measurement: the basis of the cell id.
+
+    Model, dataset and its sampling, the cluster's hardware facts, the energy settings,
+    repetitions, seed, and the placement (GPUs per node, nodes) the requests resolve to, so
+    ``gpus=auto`` and the explicit count it resolves to are one cell. Scheduling knobs and labels
+    (time limit, account, qos, setup, env, descriptions, display names) are not in it.
+    """
+    return {**settings.measurement_dict(),
+            "placement": {"nodes": placement.nodes, "gpus_per_node": placement.gpus_per_node}}
+
+
+def cell_id_of(settings: Settings, placement: Placement) -> str:
+    payload = json.dumps(identity(settings, placement), sort_keys=True, default=str)
+    digest = hashlib.sha256(payload.encode()).hexdigest()[:12]
+    return (f"{settings.model.name}-{settings.dataset.name}-{settings.cluster.name}"
+            f"-g{placement.gpus}n{placement.nodes}-{digest}")
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One model x dataset x cluster x GPUs x nodes measurement, ready to plan, pickle and run."""
+
+    settings: Settings
+    placement: Placement
+    shape: JobShape
+    cell_id: str
+    # Where the config came from when it was not the shipped tree (site config files), for the plan.
+    notes: tuple[str, ...] = field(default=())
+
+    @property
+    def out_dir(self) -> str:
+        return self.settings.out_dir
+
+    @property
+    def on_slurm(self) -> bool:
+        return self.settings.cluster.kind == "slurm"
+
+    def label(self) -> str:
+        s = self.settings
+        return f"{s.model.name} on {s.dataset.name} @ {s.cluster.name}"
+
+    def with_notes(self, notes: tuple[str, ...]) -> Cell:
+        return Cell(self.settings, self.placement, self.shape, self.cell_id, notes)
+
+
+def make_cell(settings: Settings) -> Cell:
+    """Detect a local cluster's GPUs, place the cell, derive its job shape and id (every check
+    that can fail before submission happens here)."""
+    settings = with_detected_gpus(settings)
+    placement = plan_placement(settings)
+    return Cell(settings=settings, placement=placement, shape=job_shape(settings, placement),
+                cell_id=cell_id_of(settings, placement))
+
+
+def cell_from_cfg(cfg: DictConfig | dict, choices: dict[str, str] | None = None) -> Cell:
+    """The one route from a composed config (Hydra's ``hydra`` node dropped) to a :class:`Cell`."""
+    if isinstance(cfg, DictConfig):
+        plain = OmegaConf.to_container(cfg, resolve=False)
+        assert isinstance(plain, dict)
+        plain.pop("hydra", None)
+        cfg = OmegaConf.to_container(OmegaConf.create(plain), resolve=True)  # type: ignore[assignment]
+    else:
+        cfg = {k: v for k, v in cfg.items() if k != "hydra"}
+    choices = {k: v for k, v in (choices or {}).items() if not k.startswith("hydra")}
+    return make_cell(settings_from_cfg(cfg, choices))
+
+
+def compose_cell(overrides: list[str] | tuple[str, ...] = ()) -> Cell:
+    """Compose one cell from Hydra overrides without the CLI (notebooks, tests, benchmarks)."""
+    from energy_hpc.config import compose_settings
+
+    return make_cell(compose_settings(overrides))
+
+
+__all__ = ["CELL_ID_RULE", "Cell", "cell_from_cfg", "cell_id_of", "compose_cell", "identity",
+           "make_cell"]
