@@ -45,9 +45,15 @@ def own_work_s(out: Path) -> dict[str, float]:
 def slurm_times(out: Path, sweep_name: str) -> list[tuple[str, float, float]]:
     entries = [json.loads(line) for line in (out / "sweeps" / f"{sweep_name}.jsonl").read_text().splitlines()]
     ids = {e["cell_id"]: str(e["job_id"]) for e in entries if e.get("job_id")}
-    rows = subprocess.run(["sacct", "-a", "-n", "-P", "-X", "-j", ",".join(ids.values()), "-o",
-                           "JobID,Submit,Start,End"], capture_output=True, text=True).stdout.splitlines()
-    by_id = {r.split("|")[0]: r.split("|")[1:] for r in rows}
+    proc = subprocess.run(["sacct", "-a", "-n", "-P", "-X", "-j", ",".join(ids.values()), "-o",
+                           "JobID,Submit,Start,End"], capture_output=True, text=True)
+    by_id = {r.split("|")[0]: r.split("|")[1:] for r in proc.stdout.splitlines()}
+    unknown = [jid for jid in ids.values() if jid not in by_id]
+    if unknown:
+        raise SystemExit(
+            f"sacct knows {len(ids) - len(unknown)} of {len(ids)} jobs (missing e.g. {unknown[0]}): "
+            f"Slurm accounting is not answering ({proc.stderr.strip() or 'no error text'}). "
+            "Restart the dev cluster's daemons with: source <(bash launchers/dev_slurm/up.sh)")
     out_rows = []
     for cell, jid in ids.items():
         submit, start, end = (datetime.fromisoformat(x) for x in by_id[jid])

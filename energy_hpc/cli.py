@@ -91,6 +91,26 @@ def hydra_task(cfg: DictConfig) -> None:
         record_failure(f"job {hc.job.num} ({' '.join(hc.overrides.task)}): {exc}")
 
 
+class OutDirCheck(Callback):
+    """Before Hydra makes its run folder under ``out_dir``: one line and exit 2 when results could
+    not be written there (read-only, immutable, full), instead of tracebacks after the work."""
+
+    def _check(self, config: DictConfig) -> None:
+        from energy_hpc.results import check_writable
+
+        try:
+            check_writable(str(config.out_dir))
+        except UserError as exc:
+            print(f"energy_hpc: error: {exc}", file=sys.stderr)
+            sys.exit(2)
+
+    def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
+        self._check(config)
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        self._check(config)
+
+
 class SweepSummaryCallback(Callback):
     """After a multirun: one table over every cell of the sweep, and a non-zero exit if any failed."""
 

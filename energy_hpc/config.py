@@ -84,6 +84,10 @@ class ModelConfig:
         if not self.display_name:
             self.display_name = self.name
 
+    def uses_gpu(self) -> bool:
+        """Whether the classifier computes on a GPU when it has one (``gpus=auto`` gives it one)."""
+        return False
+
 
 _MODEL_KINDS: dict[str, type[ModelConfig]] = {}
 
@@ -130,6 +134,9 @@ class TraditionalModelConfig(ModelConfig):
             )
         _positive("model", "embedding_batch_size", self.embedding_batch_size)
 
+    def uses_gpu(self) -> bool:
+        return self.features == "embedding"  # the sentence encoder; BoW/TF-IDF run on the CPU
+
 
 @register_model_kind("llm")
 @dataclass
@@ -163,6 +170,9 @@ class LLMModelConfig(ModelConfig):
         _positive("model", "few_shot", self.few_shot, allow_zero=True)
         _positive("model", "params_billion", self.params_billion)
 
+    def uses_gpu(self) -> bool:
+        return True
+
 
 @dataclass
 class DatasetConfig:
@@ -175,6 +185,7 @@ class DatasetConfig:
     hf_config: str | None = None
     text_column: str = "text"
     label_column: str = "label"
+    sep: str | None = None  # delimited text files: detected among , ; tab | unless given
     label_map: dict[str, str] | None = None
     min_class_size: int = 0
     n_train: int | None = 200
@@ -251,6 +262,11 @@ class ClusterConfig:
             )
         for name in ("gpu_memory_gb", "gpu_power_w", "cpus_per_node", "ram_gb", "mem_gb"):
             _positive("cluster", name, getattr(self, name))
+        if self.kind == "slurm" and self.gpus_per_node and not self.gpu_memory_gb:
+            raise ConfigError(
+                f"cluster {self.name!r} has gpus_per_node={self.gpus_per_node} but no "
+                "gpu_memory_gb: placement needs each GPU's memory (GB) to check that a model fits. "
+                "Add e.g. gpu_memory_gb: 80 to the cluster file")
 
 
 @dataclass
@@ -325,7 +341,7 @@ class Config:
     repetitions: int = 10
     seed: int = 42
     gpus: Any = "auto"
-    nodes: int = 1
+    nodes: Any = "auto"
     embedding_model: str = "sentence-transformers/paraphrase-multilingual-mpnet-base-v2"
     out_dir: str = "energy_results"
     sweep: str = "default"
@@ -346,7 +362,7 @@ class Settings:
     repetitions: int
     seed: int
     gpus: int | str
-    nodes: int
+    nodes: int | str
     out_dir: str
     sweep: str
     force: bool = False
@@ -477,9 +493,9 @@ def settings_from_cfg(cfg: DictConfig | dict, choices: dict[str, str] | None = N
         raise ConfigError(f"gpus={gpus!r} is not valid; give a whole number or 'auto'")
     if isinstance(gpus, int) and gpus < 0:
         raise ConfigError(f"gpus={gpus} is not valid; it must be >= 0 (0 = CPU only) or 'auto'")
-    nodes = top.get("nodes", 1)
-    if not isinstance(nodes, int) or nodes <= 0:
-        raise ConfigError(f"nodes={nodes!r} is not valid; it must be a whole number > 0")
+    nodes = top.get("nodes", "auto")
+    if nodes != "auto" and (not isinstance(nodes, int) or isinstance(nodes, bool) or nodes <= 0):
+        raise ConfigError(f"nodes={nodes!r} is not valid; give a whole number > 0 or 'auto'")
     reps = top.get("repetitions", 10)
     if not isinstance(reps, int) or reps <= 0:
         raise ConfigError(f"repetitions={reps!r} is not valid; it must be a whole number > 0")

@@ -49,6 +49,14 @@ def build_report(folders: list[str], out: Path, floor: float | None = None,
     sections: list[str] = ["# energy_hpc report", "",
                            f"{len(records)} records, {len(summary)} cells, from {len(files)} file(s): "
                            + ", ".join(sorted({str(Path(f).parent.parent) for f in files})), ""]
+    lost = {"corrupt record line(s)": records.attrs.get("skipped_lines", 0),
+            "unreadable record file(s)": records.attrs.get("unreadable_files", 0)}
+    for what, count in lost.items():
+        if count:
+            line = (f"**{count} {what} skipped** (named in the warnings); a rerun of the sweep "
+                    "measures the splits they held again.")
+            sections += [line, ""]
+            print(f"energy_hpc.report: warning: {count} {what} skipped", file=sys.stderr)
     sections += ["## Recommendation", ""]
     for ds in datasets:
         sections.append(f"- {recommend(summary, ds, accuracy_floor=floor, within=within).sentence}")

@@ -17,6 +17,7 @@ import math
 import os
 import tempfile
 from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -51,11 +52,22 @@ def _clean_floats(value: Any) -> Any:
     return value
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def atomic_write_text(path: Path, text: str) -> None:
-    """Write to a temp file in the same folder and rename: readers never see half a file."""
+    """Write to a temp file in the same folder and rename: readers never see half a file.
+
+    The file gets the mode a plain ``open`` would (0666 less the umask), not mkstemp's 0600, so
+    results in a group project directory stay readable by the group.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
+        os.fchmod(fd, 0o666 & ~_umask())
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(text)
             fh.flush()
@@ -64,6 +76,26 @@ def atomic_write_text(path: Path, text: str) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def check_writable(out_dir: str | Path) -> None:
+    """Fail before any work when results could not be written (read-only, immutable, full)."""
+    from energy_hpc.errors import UserError
+
+    path = Path(out_dir).expanduser()
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=".energy_hpc-write-check.", dir=path)
+        try:
+            os.write(fd, b"\0" * 4096)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+            os.unlink(tmp)
+    except OSError as exc:
+        raise UserError(f"out_dir={out_dir} cannot be written ({exc.strerror or exc}); records "
+                        "would be lost. Free space or permissions there, or choose another "
+                        "directory with out_dir=PATH") from None
 
 
 def dumps(record: dict[str, Any]) -> str:
@@ -80,9 +112,11 @@ class CellStore:
         self.meta_path = self.dir / META_FILE
 
     def records(self) -> list[dict[str, Any]]:
+        """The readable records; a corrupt line is skipped (with a warning), so its split counts
+        as missing and is measured again."""
         if not self.records_path.exists():
             return []
-        return read_records_file(self.records_path)
+        return read_records_file(self.records_path, on_error="warn")
 
     def done_splits(self) -> set[int]:
         return {int(r["split"]) for r in self.records()}
@@ -96,8 +130,18 @@ class CellStore:
         return self.meta().get("complete", False) and len(self.done_splits()) >= repetitions
 
     def add_record(self, record: dict[str, Any]) -> None:
-        """Append one split's record; a record for the same split replaces the old one."""
-        kept = [r for r in self.records() if int(r["split"]) != int(record["split"])]
+        """Append one split's record; a record for the same split replaces the old one.
+
+        Corrupt lines are moved to ``records.jsonl.corrupt`` beside the file, not dropped unseen.
+        """
+        skipped: list[SkippedLine] = []
+        existing = (read_records_file(self.records_path, on_error="warn", skipped=skipped)
+                    if self.records_path.exists() else [])
+        if skipped:
+            with open(self.records_path.with_name(RECORDS_FILE + ".corrupt"), "a",
+                      encoding="utf-8") as fh:
+                fh.writelines(line.text + "\n" for line in skipped)
+        kept = [r for r in existing if int(r["split"]) != int(record["split"])]
         kept.append(record)
         kept.sort(key=lambda r: int(r["split"]))
         atomic_write_text(self.records_path, "".join(dumps(r) + "\n" for r in kept))
@@ -117,26 +161,45 @@ class CellStore:
             self.update_meta(complete=False)
 
 
-def read_records_file(path: Path) -> list[dict[str, Any]]:
-    """Parse one records file; raise :class:`RecordError` naming the file and line on corruption."""
+@dataclass(frozen=True)
+class SkippedLine:
+    path: str
+    lineno: int
+    reason: str
+    text: str
+
+
+def read_records_file(path: Path, *, on_error: str = "raise",
+                      skipped: list[SkippedLine] | None = None) -> list[dict[str, Any]]:
+    """Parse one records file. A bad line raises :class:`RecordError` naming the file and line,
+    or, with ``on_error="warn"``, is skipped alone (warned, and added to ``skipped``)."""
     rows = []
-    with open(path, encoding="utf-8") as fh:
+    with open(path, encoding="utf-8", errors="replace") as fh:
         for lineno, line in enumerate(fh, 1):
             if not line.strip():
                 continue
+            reason = None
             try:
                 row = json.loads(line)
             except json.JSONDecodeError as exc:
-                raise RecordError(f"{path}:{lineno}: not a JSON record ({exc.msg})") from None
-            if not isinstance(row, dict):
-                raise RecordError(f"{path}:{lineno}: not a JSON object")
-            version = row.get("schema_version")
-            if version not in SUPPORTED_SCHEMA_VERSIONS:
-                raise RecordError(
-                    f"{path}:{lineno}: record schema version {version!r} is not supported by this "
-                    f"energy_hpc (reads {', '.join(map(str, SUPPORTED_SCHEMA_VERSIONS))})"
-                )
-            rows.append(row)
+                reason = f"not a JSON record ({exc.msg})"
+            else:
+                if not isinstance(row, dict):
+                    reason = "not a JSON object"
+                elif row.get("schema_version") not in SUPPORTED_SCHEMA_VERSIONS:
+                    reason = (f"record schema version {row.get('schema_version')!r} is not "
+                              f"supported by this energy_hpc (reads "
+                              f"{', '.join(map(str, SUPPORTED_SCHEMA_VERSIONS))})")
+                elif not isinstance(row.get("split"), int):
+                    reason = "no split number"
+            if reason is None:
+                rows.append(row)
+                continue
+            if on_error == "raise":
+                raise RecordError(f"{path}:{lineno}: {reason}")
+            log.warning("skipping line %d of %s: %s", lineno, path, reason)
+            if skipped is not None:
+                skipped.append(SkippedLine(str(path), lineno, reason, line.rstrip("\n")))
     return rows
 
 
@@ -158,10 +221,14 @@ def load(paths_or_globs: str | Path | Iterable[str | Path], *, on_error: str = "
          progress: bool = False) -> pd.DataFrame:
     """One DataFrame of every record under the given folders, files or globs.
 
-    Corrupt files are skipped with a warning naming them (``on_error="raise"`` to stop instead).
+    A corrupt line is skipped alone, with a warning naming the file and line
+    (``on_error="raise"`` to stop instead); ``frame.attrs["skipped_lines"]`` counts them and
+    ``frame.attrs["unreadable_files"]`` counts files that could not be read at all.
     """
     files = find_record_files(paths_or_globs)
     rows: list[dict[str, Any]] = []
+    skipped: list[SkippedLine] = []
+    unreadable = 0
     iterator: Iterable[Path] = files
     if progress and len(files) > 1:
         from tqdm.auto import tqdm
@@ -169,16 +236,20 @@ def load(paths_or_globs: str | Path | Iterable[str | Path], *, on_error: str = "
         iterator = tqdm(files, desc="loading records", unit="file")
     for path in iterator:
         try:
-            file_rows = read_records_file(path)
-        except (RecordError, OSError, UnicodeDecodeError) as exc:
+            file_rows = read_records_file(path, on_error=on_error, skipped=skipped)
+        except OSError as exc:
             if on_error == "raise":
                 raise
-            log.warning("skipping %s", exc)
+            log.warning("skipping unreadable %s: %s", path, exc)
+            unreadable += 1
             continue
         for row in file_rows:
             row["record_file"] = str(path)
         rows.extend(file_rows)
-    return pd.DataFrame(rows)
+    frame = pd.DataFrame(rows)
+    frame.attrs["skipped_lines"] = len(skipped)
+    frame.attrs["unreadable_files"] = unreadable
+    return frame
 
 
 def node_rows(frame: pd.DataFrame) -> pd.DataFrame:

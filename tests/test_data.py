@@ -158,3 +158,44 @@ def test_hf_source_samples_train_and_test_from_their_own_splits(tmp_path):
     assert split.train["text"].str.startswith("train").all() and len(split.train) == 12
     assert split.test["text"].str.startswith("test").all() and len(split.test) == 9
     assert sorted(split.test["label"].value_counts()) == [3, 3, 3]
+
+
+# --- issue 11: separators, directories, a single class ------------------------------------
+
+
+@pytest.mark.parametrize("sep", [";", "\t", "|"])
+def test_a_csv_with_another_separator_is_detected(tmp_path, sep):
+    rows = [f"Ein Text, mit Komma {i}{sep}{'ab'[i % 2]}" for i in range(20)]
+    path = tmp_path / "data.csv"
+    path.write_text(f"text{sep}label\n" + "\n".join(rows) + "\n")
+    corpus = load_corpus(DatasetConfig(name="f", source="file", path=str(path)))
+    assert corpus.labels == ["a", "b"] and corpus.pool["text"][0] == "Ein Text, mit Komma 0"
+
+
+def test_a_wrong_separator_is_named_with_the_way_out(tmp_path):
+    path = tmp_path / "data.csv"
+    path.write_text('text;label\n"a;b";x\n"c";y;z;w\n')
+    with pytest.raises(DataError, match=r"separator ';' \(given as dataset.sep\).*Set dataset.sep"):
+        load_corpus(DatasetConfig(name="f", source="file", path=str(path), sep=";"))
+
+
+def test_a_directory_as_path_says_so_and_hints_at_hugging_face(tmp_path):
+    with pytest.raises(DataError, match=r"dataset.path=.* is a directory; give a file \(.csv"):
+        load_corpus(DatasetConfig(name="f", source="file", path=str(tmp_path)))
+    (tmp_path / "dataset_dict.json").write_text("{}")
+    with pytest.raises(DataError, match=r"saved Hugging Face dataset: use dataset.source=hf"):
+        load_corpus(DatasetConfig(name="f", source="file", path=str(tmp_path)))
+
+
+def test_a_single_class_is_named_before_anything_is_written(csv_file, tmp_path):
+    from tests.conftest import run_cli
+
+    path = csv_file([(f"text {i}", "same") for i in range(30)], columns=("text", "topic"))
+    with pytest.raises(DataError, match=r"label column 'topic' has a single class \('same'\)"):
+        load_corpus(DatasetConfig(name="f", source="file", path=str(path), label_column="topic"))
+    out = tmp_path / "out"
+    proc = run_cli("dataset=file", f"dataset.path={path}", "dataset.label_column=topic",
+                   f"out_dir={out}", "progress=false")
+    assert proc.returncode == 2
+    assert "single class ('same')" in proc.stderr and "Traceback" not in proc.stderr
+    assert not (out / "cells").exists()

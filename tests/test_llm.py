@@ -140,9 +140,8 @@ def test_choice_decoding_and_batching(tiny, tmp_path):
 
 
 def test_long_texts_are_truncated_counted_and_recorded(tiny, tmp_path):
-    probe = LLMClassifier(llm_settings(tiny, tmp_path).model,
-                          {"categories": ["building_permit", "public_transport", "taxes_fees",
-                                          "waste_collection"]})
+    probe = LLMClassifier(llm_settings(tiny, tmp_path).settings.model, ClassifierContext(
+        categories=("building_permit", "public_transport", "taxes_fees", "waste_collection")))
     overhead = probe.model.context_length - probe._budget() - probe.model.max_tokens - 8
     room = 30  # tokens left for each text: the demo texts are longer
     records = run_cell(llm_settings(tiny, tmp_path, f"model.context_length={overhead + 12 + 8 + room}",
@@ -152,7 +151,7 @@ def test_long_texts_are_truncated_counted_and_recorded(tiny, tmp_path):
 
 def test_few_shot_picks_demos_from_the_training_split(tiny):
     s = llm_settings(tiny, "/tmp", "model.few_shot=3")
-    clf = LLMClassifier(s.model, {"categories": ["a", "b"]}, engine=object())
+    clf = LLMClassifier(s.settings.model, ClassifierContext(categories=("a", "b")), engine=object())
     clf.fit(["t1", "t2", "t3", "t4"], ["a", "a", "b", "b"])
     assert clf.demos == [("t1", "a"), ("t3", "b"), ("t2", "a")]
 

@@ -107,14 +107,16 @@ def test_results_load_across_runs_and_skips_corrupt_files(settings_for, tmp_path
     old.parent.mkdir(parents=True)
     old.write_text(json.dumps({"schema_version": 0, "split": 0}) + "\n")
     frame = results.load(str(tmp_path / "out"))
-    assert set(frame["model"]) == {"linear_tfidf", "linear_bow"} and len(frame) == 4
-    assert "broken/records.jsonl:2: not a JSON record" in caplog.text
+    # only the bad lines are skipped: the intact first line of the broken file is kept
+    assert len(frame) == 5 and set(frame["model"].dropna()) == {"linear_tfidf", "linear_bow"}
+    assert frame.attrs["skipped_lines"] == 2
+    assert "skipping line 2 of" in caplog.text and "broken/records.jsonl: not a JSON record" in caplog.text
     assert "schema version 0 is not supported" in caplog.text
     globbed = results.load(str(tmp_path / "out" / "cells" / "linear_bow*"))
     assert set(globbed["model"]) == {"linear_bow"}
     with pytest.raises(results.RecordError):
         results.load(bad, on_error="raise")
-    nodes = results.node_rows(frame)
+    nodes = results.node_rows(frame.dropna(subset=["model"]))
     assert set(nodes["node"]) == {"n1"} and len(nodes) == 4
 
 

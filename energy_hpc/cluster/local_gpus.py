@@ -2,7 +2,7 @@
 
 A Slurm cluster's facts come from its file (the login node is not the compute node); only the
 machine a local cell runs on can answer for itself. The entry points (the CLI task and the
-launcher) apply :func:`with_detected_gpus` to the validated settings, so ``config`` stays free of
+launcher, through :func:`energy_hpc.cell.make_cell`) apply :func:`with_detected_gpus` to the validated settings, so ``config`` stays free of
 hardware and both compute the same cell id.
 """
 

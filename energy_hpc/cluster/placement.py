@@ -6,14 +6,17 @@ plus headroom for KV cache and activations must fit in the allocation's total GP
 
 from __future__ import annotations
 
+import logging
 import math
 from dataclasses import asdict, dataclass
 
-from energy_hpc.config import ClusterConfig, ModelConfig, Settings
+from energy_hpc.config import ClusterConfig, LLMModelConfig, ModelConfig, Settings
 from energy_hpc.errors import ConfigError
 
 BYTES_PER_PARAM = {"float32": 4, "fp32": 4, "bfloat16": 2, "float16": 2, "fp16": 2, "half": 2,
                    "auto": 2, "fp8": 1, "int8": 1, "int4": 0.5, "awq": 0.5, "gptq": 0.5}
+log = logging.getLogger(__name__)
+
 HEADROOM = 1.15  # weights x 1.15: KV cache and activations for short classification prompts
 GPU_MEMORY_USABLE = 0.9  # vLLM's default gpu_memory_utilization
 
@@ -27,6 +30,10 @@ class Placement:
     weights_gb: float | None
     needed_gb: float | None
     available_gb: float | None
+    # GPUs asked for explicitly by a cell whose classifier runs on the CPU: allocated, measured
+    # (a machine-wide GPU meter counts their idle draw) and flagged in the records
+    gpus_idle: bool = False
+    memory_check: str = "not needed"  # "passed", or why it was skipped
 
     @property
     def gpus(self) -> int:
@@ -36,15 +43,20 @@ class Placement:
         mem = ""
         if self.needed_gb is not None:
             mem = f", needs ~{self.needed_gb:.0f} GB of {self.available_gb:.0f} GB GPU memory"
+        idle = "; GPUs held idle (gpus asked for explicitly; the classifier runs on the CPU)" \
+            if self.gpus_idle else ""
+        if self.memory_check.startswith("skipped"):
+            idle += f"; GPU memory check {self.memory_check}"
         return (f"{self.nodes} node(s) x {self.gpus_per_node} GPU(s): TP={self.tensor_parallel}, "
-                f"PP={self.pipeline_parallel}{mem}")
+                f"PP={self.pipeline_parallel}{mem}{idle}")
 
     def to_dict(self) -> dict:
         return asdict(self)
 
 
 def weights_gb(model: ModelConfig) -> float | None:
-    if model.kind != "llm" or not model.params_billion:
+    """An LLM's weights in GB (parameters x bytes per parameter); None for other kinds."""
+    if not isinstance(model, LLMModelConfig) or not model.params_billion:
         return None
     per_param = BYTES_PER_PARAM.get(model.dtype.lower())
     if per_param is None:
@@ -57,6 +69,7 @@ def minimum_fit(model: ModelConfig, cluster: ClusterConfig) -> tuple[int, int] |
     w = weights_gb(model)
     if w is None or not cluster.gpu_memory_gb or not cluster.gpus_per_node:
         return None
+    assert isinstance(model, LLMModelConfig)
     per_gpu = cluster.gpu_memory_gb * GPU_MEMORY_USABLE
     gpus = math.ceil(w * HEADROOM / per_gpu)
     # tensor parallel sizes must divide the attention heads: powers of two in practice
@@ -70,60 +83,92 @@ def minimum_fit(model: ModelConfig, cluster: ClusterConfig) -> tuple[int, int] |
 
 
 def _auto(settings: Settings) -> tuple[int, int]:
-    """``gpus=auto``: one GPU per node for traditional models (0 without GPUs); the smallest fit for
-    an LLM, spread over ``nodes`` when more nodes are asked for (the paper's 1 GPU x 2 nodes)."""
+    """``gpus=auto``: no GPU for a classifier that runs on the CPU (BoW, TF-IDF); one GPU per node
+    for the sentence encoder (0 without GPUs); the smallest fit for an LLM. An explicit ``nodes``
+    is a requirement: more nodes spread the fit (the paper's 1 GPU x 2 nodes), fewer than the
+    fit needs are refused with the minimum."""
     cluster, model = settings.cluster, settings.model
-    if model.kind != "llm" or not model.params_billion or not cluster.gpus_per_node:
-        return settings.nodes, min(1, cluster.gpus_per_node)
+    asked_nodes = settings.nodes if settings.nodes != "auto" else None
+    if not model.uses_gpu():
+        return asked_nodes or 1, 0
+    if not isinstance(model, LLMModelConfig) or not model.params_billion or not cluster.gpus_per_node:
+        return asked_nodes or 1, min(1, cluster.gpus_per_node)
+    if not cluster.gpu_memory_gb:
+        raise ConfigError(
+            f"gpus=auto cannot size {model.name} on cluster {cluster.name!r}: the cluster states no "
+            "gpu_memory_gb. Add gpu_memory_gb to the cluster file, or give gpus=N (the memory "
+            "check is then skipped, and the plan and records say so)")
     fit = minimum_fit(model, cluster)
     if fit is None:
         raise ConfigError(
             f"gpus=auto: {model.name} ({model.params_billion} B params, {model.dtype}) does not fit "
             f"on cluster {cluster.name!r} ({cluster.nodes_available} node(s) x "
-            f"{cluster.gpus_per_node} x {cluster.gpu_memory_gb} GB)"
+            f"{cluster.gpus_per_node} x {cluster.gpu_memory_gb:g} GB)"
         )
     nodes, per_node = fit
-    if settings.nodes > nodes:
+    if asked_nodes is not None and asked_nodes < nodes:
+        raise ConfigError(
+            f"nodes={asked_nodes}: {model.name} needs {nodes} node(s) x {per_node} "
+            f"{cluster.gpu_model or 'GPU'}(s) on cluster {cluster.name!r} "
+            f"(~{(weights_gb(model) or 0) * HEADROOM:.0f} GB of GPU memory); give nodes={nodes} "
+            f"or nodes=auto")
+    if asked_nodes is not None and asked_nodes > nodes:
         total = nodes * per_node
-        per_node = max(1, math.ceil(total / settings.nodes))
-        nodes = settings.nodes
+        per_node = max(1, math.ceil(total / asked_nodes))
+        nodes = asked_nodes
     return nodes, per_node
 
 
 def plan_placement(settings: Settings) -> Placement:
-    """Check the cell's GPUs and nodes against the cluster and the model; fail before submission."""
+    """Check the cell's GPUs and nodes against the cluster and the model; fail before submission.
+
+    ``auto`` chooses; an explicit ``gpus`` or ``nodes`` is a requirement, refused (with the
+    minimum that fits) when the model does not fit in it.
+    """
     cluster, model = settings.cluster, settings.model
-    nodes = settings.nodes
-    if nodes > cluster.nodes_available:
+    if settings.nodes != "auto" and int(settings.nodes) > cluster.nodes_available:
         raise ConfigError(
-            f"nodes={nodes} but cluster {cluster.name!r} has {cluster.nodes_available} node(s)"
+            f"nodes={settings.nodes} but cluster {cluster.name!r} has {cluster.nodes_available} node(s)"
         )
     if settings.gpus == "auto":
         nodes, per_node = _auto(settings)
     else:
         total = int(settings.gpus)
+        if settings.nodes == "auto":
+            nodes = max(1, math.ceil(total / cluster.gpus_per_node)) if cluster.gpus_per_node else 1
+        else:
+            nodes = int(settings.nodes)
         if total % nodes:
             raise ConfigError(
                 f"gpus={total} cannot be spread evenly over nodes={nodes}; give a multiple of {nodes}"
             )
         per_node = total // nodes
+        if nodes > cluster.nodes_available:
+            raise ConfigError(
+                f"gpus={total} needs {nodes} node(s) of {cluster.gpus_per_node} GPU(s) but cluster "
+                f"{cluster.name!r} has {cluster.nodes_available} node(s)")
     if per_node > cluster.gpus_per_node:
         raise ConfigError(
             f"{per_node} GPU(s) per node asked (gpus={settings.gpus}, nodes={nodes}) but cluster "
             f"{cluster.name!r} has {cluster.gpus_per_node} GPU(s) per node"
         )
-    if model.kind == "llm" and model.engine == "vllm" and per_node == 0:
+    if isinstance(model, LLMModelConfig) and model.engine == "vllm" and per_node == 0:
         raise ConfigError(f"{model.name} on vLLM needs GPUs; set gpus=auto or gpus=N")
     w = weights_gb(model)
     needed = available = None
-    if w is not None and cluster.gpu_memory_gb and per_node:
+    memory_check = "not needed" if w is None or not per_node else "passed"
+    if w is not None and per_node and not cluster.gpu_memory_gb:
+        memory_check = (f"skipped: cluster {cluster.name!r} states no gpu_memory_gb")
+        log.warning("%s on %s: GPU memory check %s", model.name, cluster.name, memory_check)
+    elif w is not None and per_node:
+        assert isinstance(model, LLMModelConfig) and cluster.gpu_memory_gb
         needed = w * HEADROOM
         available = cluster.gpu_memory_gb * GPU_MEMORY_USABLE * per_node * nodes
         if needed > available:
             fit = minimum_fit(model, cluster)
             hint = (f"the minimum that fits on {cluster.name!r} is nodes={fit[0]} "
-                    f"gpus={fit[0] * fit[1]} ({fit[1]} per node)") if fit else (
-                f"it does not fit on {cluster.name!r} at all")
+                    f"gpus={fit[0] * fit[1]} ({fit[1]} per node), which gpus=auto nodes=auto "
+                    "picks") if fit else f"it does not fit on {cluster.name!r} at all"
             raise ConfigError(
                 f"{model.name} needs ~{needed:.0f} GB of GPU memory ({model.params_billion} B params x "
                 f"{BYTES_PER_PARAM[model.dtype.lower()]} bytes x {HEADROOM} headroom) but "
@@ -131,4 +176,5 @@ def plan_placement(settings: Settings) -> Placement:
                 f"give ~{available:.0f} GB usable; {hint}"
             )
     return Placement(nodes=nodes, gpus_per_node=per_node, tensor_parallel=max(per_node, 1),
-                     pipeline_parallel=nodes, weights_gb=w, needed_gb=needed, available_gb=available)
+                     pipeline_parallel=nodes, weights_gb=w, needed_gb=needed, available_gb=available,
+                     gpus_idle=bool(per_node) and not model.uses_gpu(), memory_check=memory_check)

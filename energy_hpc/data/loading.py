@@ -15,14 +15,42 @@ from energy_hpc.errors import DataError
 
 log = logging.getLogger(__name__)
 
+SEPARATORS = (",", ";", "\t", "|")
+
+
+def detect_separator(path: Path, default: str) -> str:
+    """The delimiter of a delimited text file (``,`` ``;`` tab ``|``), sniffed from its start."""
+    import csv
+
+    with open(path, encoding="utf-8", errors="replace", newline="") as fh:
+        sample = fh.read(64 * 1024)
+    try:
+        return csv.Sniffer().sniff(sample, delimiters="".join(SEPARATORS)).delimiter
+    except csv.Error:
+        return default
+
+
+def _read_delimited(path: Path, sep: str | None, default: str) -> pd.DataFrame:
+    chosen = sep or detect_separator(path, default)
+    try:
+        return pd.read_csv(path, sep=chosen)
+    except Exception as exc:  # noqa: BLE001 - the message names the separator and the way out
+        how = "given as dataset.sep" if sep else "detected"
+        raise DataError(
+            f"dataset file {path}: could not be read with separator {chosen!r} ({how}): "
+            f"{str(exc).strip()}. "
+            f"Set dataset.sep to the file's separator (one of {', '.join(map(repr, SEPARATORS))})"
+        ) from None
+
+
 READERS = {
-    ".csv": lambda p: pd.read_csv(p),
-    ".tsv": lambda p: pd.read_csv(p, sep="\t"),
-    ".xlsx": lambda p: pd.read_excel(p),
-    ".xls": lambda p: pd.read_excel(p),
-    ".json": lambda p: pd.read_json(p),
-    ".jsonl": lambda p: pd.read_json(p, lines=True),
-    ".parquet": lambda p: pd.read_parquet(p),
+    ".csv": lambda p, sep: _read_delimited(p, sep, ","),
+    ".tsv": lambda p, sep: _read_delimited(p, sep, "\t"),
+    ".xlsx": lambda p, sep: pd.read_excel(p),
+    ".xls": lambda p, sep: pd.read_excel(p),
+    ".json": lambda p, sep: pd.read_json(p),
+    ".jsonl": lambda p, sep: pd.read_json(p, lines=True),
+    ".parquet": lambda p, sep: pd.read_parquet(p),
 }
 
 
@@ -58,17 +86,26 @@ def demo_path() -> Path:
     return Path(str(resources.files("energy_hpc") / "data" / "bundled" / "demo.csv"))
 
 
-def read_table(path: str | Path) -> pd.DataFrame:
+def read_table(path: str | Path, sep: str | None = None) -> pd.DataFrame:
     path = Path(path).expanduser()
     if not path.exists():
         raise DataError(f"dataset file not found: {path} (set dataset.path to an existing file)")
+    if path.is_dir():
+        hint = ""
+        if any((path / name).exists() for name in ("dataset_dict.json", "dataset_info.json")):
+            hint = (f"; it looks like a saved Hugging Face dataset: use dataset.source=hf "
+                    f"dataset.hf_id={path}")
+        raise DataError(f"dataset.path={path} is a directory; give a file "
+                        f"({', '.join(READERS)}){hint}")
     reader = READERS.get(path.suffix.lower())
     if reader is None:
         raise DataError(
             f"dataset file {path}: unsupported extension {path.suffix!r}; use one of {', '.join(READERS)}"
         )
     try:
-        return reader(path)
+        return reader(path, sep)
+    except DataError:
+        raise
     except ImportError as exc:
         raise DataError(f"dataset file {path}: a reader library is missing ({exc})") from None
     except Exception as exc:  # noqa: BLE001 - any parse error becomes one clear message
@@ -162,11 +199,17 @@ def load_corpus(cfg: DatasetConfig) -> Corpus:
         source = cfg.hf_id or ""
     else:
         path = demo_path() if cfg.source == "demo" and not cfg.path else Path(cfg.path or "")
-        raw = read_table(path)
+        raw = read_table(path, cfg.sep)
         where = f"dataset file {path}"
         pool = clean(_select_columns(raw, cfg, where), cfg, where, dropped)
         test_pool = None
         source = str(path)
+    classes = sorted(set(pool["label"]) | (set(test_pool["label"]) if test_pool is not None else set()))
+    if len(classes) < 2:
+        raise DataError(
+            f"{where}: the label column {cfg.label_column!r} has a single class ({classes[0]!r}) "
+            "after cleaning; a classifier needs at least 2. Check dataset.label_column (and "
+            "dataset.label_map / dataset.min_class_size)")
     if any(dropped.values()):
         log.info("dataset %s: dropped rows %s", cfg.name, {k: v for k, v in dropped.items() if v})
     return Corpus(cfg.name, pool, test_pool, dropped, source)

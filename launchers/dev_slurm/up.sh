@@ -27,8 +27,24 @@ clear_stale() {  # clear_stale PIDFILE [SOCKET...]
   if [ ! -f "$pidfile" ]; then rm -f "$@"; fi
 }
 
-if [ -f "$DIR/slurm.conf" ] && SLURM_CONF="$DIR/slurm.conf" sinfo -h -o '%T' 2>/dev/null | grep -qE 'idle|mix|alloc'; then
-  log "already running ($DIR)"
+# Every daemon is asked, not only the controller: a cluster whose accounting died (MariaDB or
+# slurmdbd) still answers sinfo, but sacct fails and submitit cannot see job states. Whatever is
+# dead is started again below; what runs is left as it is.
+healthy() {
+  [ -f "$DIR/slurm.conf" ] || return 1
+  local sock="$DIR/munge/munge.sock"
+  munge -n -S "$sock" 2>/dev/null | unmunge -S "$sock" >/dev/null 2>&1 || { log "munged is not answering"; return 1; }
+  mariadb-admin --no-defaults --socket="$DIR/run/mysqld.sock" -uroot ping >/dev/null 2>&1 \
+    || { log "MariaDB (accounting store) is not answering"; return 1; }
+  pgrep -x slurmdbd >/dev/null || { log "slurmdbd is not running"; return 1; }
+  SLURM_CONF="$DIR/slurm.conf" scontrol ping 2>/dev/null | grep -q UP || { log "slurmctld is not answering"; return 1; }
+  SLURM_CONF="$DIR/slurm.conf" sacct -n -X -S now-1minutes >/dev/null 2>&1 || { log "sacct gets no answer from accounting"; return 1; }
+  for n in n1 n2; do pgrep -f "slurmd -N $n" >/dev/null || { log "slurmd $n is not running"; return 1; }; done
+  [ "$(SLURM_CONF="$DIR/slurm.conf" sinfo -h -N -o '%T' 2>/dev/null | grep -cE 'idle|mix|alloc')" -ge 2 ] \
+    || { log "nodes n1/n2 are not both up"; return 1; }
+}
+if healthy; then
+  log "already running ($DIR): munge, MariaDB, slurmdbd, slurmctld, sacct, slurmd n1 and n2 answer"
   echo "export SLURM_CONF=$DIR/slurm.conf"
   exit 0
 fi
@@ -67,9 +83,10 @@ fi
 db_ping() { mariadb-admin --no-defaults --socket="$DIR/run/mysqld.sock" -uroot ping >/dev/null 2>&1; }
 if ! pgrep -f "mariadbd.*$DIR/db" >/dev/null; then
   rm -f "$DIR/run/mysqld.sock" "$DIR/run/mysqld.pid"
-  (mariadbd --no-defaults --datadir="$DIR/db" --port=13306 --bind-address=127.0.0.1 \
+  # its own session (setsid): it must outlive the shell, terminal or CI step that started it
+  setsid mariadbd --no-defaults --datadir="$DIR/db" --port=13306 --bind-address=127.0.0.1 \
      --socket="$DIR/run/mysqld.sock" --pid-file="$DIR/run/mysqld.pid" --user=root \
-     >"$DIR/log/mariadb.log" 2>&1 &)
+     </dev/null >"$DIR/log/mariadb.log" 2>&1 &
 fi
 for _ in $(seq 120); do db_ping && break; sleep 0.5; done
 db_ping || fail "MariaDB (accounting store) did not come up on $DIR/run/mysqld.sock" "$DIR/log/mariadb.log"
@@ -182,5 +199,8 @@ fi
 sinfo -N >&2
 [ "$(sinfo -h -N -o '%T' 2>/dev/null | grep -cE 'idle|mix|alloc')" -ge 2 ] \
   || fail "nodes n1/n2 are not idle" "$DIR/log/slurmctld.log" "$DIR/log/slurmd-n1.log" "$DIR/log/slurmd-n2.log"
+for _ in $(seq 40); do sacct -n -X -S now-1minutes >/dev/null 2>&1 && break; sleep 0.5; done
+sacct -n -X -S now-1minutes >/dev/null 2>&1 \
+  || fail "sacct gets no answer from accounting (slurmdbd/MariaDB)" "$DIR/log/slurmdbd.log" "$DIR/log/mariadb.log"
 log "up: export SLURM_CONF=$DIR/slurm.conf"
 echo "export SLURM_CONF=$DIR/slurm.conf"

@@ -12,6 +12,7 @@ falls back to a real composition (cached per distinct set of group overrides).
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -36,6 +37,53 @@ def _deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+class _NotPlain(Exception):
+    """This override or interpolation needs OmegaConf itself."""
+
+
+_REFERENCE = re.compile(r"\$\{([A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*)\}")
+
+
+def _resolve(value: Any, root: dict[str, Any], depth: int = 0) -> Any:
+    """Resolve plain ``${a.b}`` references as OmegaConf would; anything else raises _NotPlain."""
+    if isinstance(value, dict):
+        return {k: _resolve(v, root, depth) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_resolve(v, root, depth) for v in value]
+    if isinstance(value, str) and "${" in value:
+        match = _REFERENCE.fullmatch(value)
+        if match is None or depth > 8:
+            raise _NotPlain
+        target: Any = root
+        for part in match.group(1).split("."):
+            if not isinstance(target, dict) or part not in target:
+                raise _NotPlain
+            target = target[part]
+        return _resolve(target, root, depth + 1)
+    return value
+
+
+def _with_value(plain: dict[str, Any], override: Override) -> dict[str, Any]:
+    """``key=value`` on an existing key, copying only the path it changes; else _NotPlain."""
+    value = override.value()
+    if (override.is_add() or override.is_delete() or override.is_force_add()
+            or override.package is not None or isinstance(value, dict)
+            or not isinstance(value, (str, int, float, bool, list, type(None)))):
+        raise _NotPlain
+    *parents, leaf = override.key_or_group.split(".")
+    out = dict(plain)
+    node = out
+    for part in parents:
+        child = node.get(part)
+        if not isinstance(child, dict):
+            raise _NotPlain
+        node[part] = node = dict(child)
+    if leaf not in node or isinstance(node[leaf], dict):
+        raise _NotPlain
+    node[leaf] = value
+    return out
+
+
 def _split(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, str]]:
     """A composed config as a plain, unresolved mapping without ``hydra``, and its group choices."""
     choices = {k: v for k, v in cfg.hydra.runtime.choices.items() if not k.startswith("hydra")}
@@ -56,6 +104,8 @@ class SweepComposer:
         self.compositions = 0
         self._full: dict[tuple[str, ...], tuple[dict[str, Any], dict[str, str]]] = {}
         self._nodes: dict[tuple[str, str], dict[str, Any] | None] = {}
+        self._parsed: dict[str, Override] = {}
+        self._groups: dict[str, bool] = {}
         self.base, self.base_choices = self._compose(())
         from energy_hpc.config import Config
 
@@ -93,12 +143,19 @@ class SweepComposer:
         return self._nodes[key]
 
     def _is_group(self, override: Override) -> bool:
-        return (self.repo.group_exists(override.key_or_group)
-                and not isinstance(override.value(), dict))
+        key = override.key_or_group
+        if key not in self._groups:
+            self._groups[key] = self.repo.group_exists(key)
+        return self._groups[key] and not isinstance(override.value(), dict)
+
+    def _parse(self, line: str) -> Override:
+        if line not in self._parsed:
+            self._parsed[line] = self.parser.parse_overrides([line])[0]
+        return self._parsed[line]
 
     def compose(self, overrides: Sequence[str]) -> tuple[dict[str, Any], dict[str, str]]:
         """One cell's resolved config (without ``hydra``) and its group choices."""
-        parsed = self.parser.parse_overrides(list(overrides))
+        parsed = [self._parse(line) for line in overrides]
         group_ovs = [o for o in parsed if self._is_group(o)]
         value_ovs = [o for o in parsed if not self._is_group(o)]
         plain = choices = None
@@ -113,6 +170,13 @@ class SweepComposer:
                 choices[o.key_or_group] = str(o.value())
         if plain is None or choices is None:
             plain, choices = self._compose(tuple(o.input_line for o in group_ovs))
+        try:  # plain dicts for plain overrides and references: ~100x cheaper than OmegaConf
+            changed = plain
+            for o in value_ovs:
+                changed = _with_value(changed, o)
+            return _resolve(changed, changed), dict(choices)
+        except _NotPlain:
+            pass
         cfg = OmegaConf.create(plain)  # copies: the cached mapping is never changed
         if value_ovs:
             OmegaConf.set_struct(cfg, True)
