@@ -24,6 +24,13 @@ _failures: list[str] = []
 
 # Cells the sweep launcher planned, by job number: the local job runs the very Cell it planned.
 PLANNED: dict[int, Cell] = {}
+# Cells this invocation ran (or waited for on Slurm): the sweep summary shows these and no others.
+RAN: dict[str, str] = {}  # cell id -> out_dir
+
+
+def record_ran(cells: list[Cell]) -> None:
+    for cell in cells:
+        RAN[cell.cell_id] = cell.out_dir
 
 
 def record_failure(line: str) -> None:
@@ -55,6 +62,7 @@ def run(cell: Cell) -> None:
 
         submit_one(cell)
         if settings.wait and not settings.dry_run:
+            record_ran([cell])
             print_summary(CellStore(cell.out_dir, cell.cell_id).records(),
                           f"{settings.model.display_name} on {settings.dataset.name} @ "
                           f"{settings.cluster.name} (Slurm)")
@@ -66,6 +74,7 @@ def run(cell: Cell) -> None:
     from energy_hpc.runner import run_cell
 
     records = run_cell(cell)
+    record_ran([cell])
     print_summary(records, f"{settings.model.display_name} on {settings.dataset.name} "
                            f"({len(records)} splits; per pass over the test set; out: "
                            f"{cell.out_dir}/cells/{cell.cell_id})")
@@ -112,19 +121,20 @@ class OutDirCheck(Callback):
 
 
 class SweepSummaryCallback(Callback):
-    """After a multirun: one table over every cell of the sweep, and a non-zero exit if any failed."""
+    """After a multirun: one table over the cells this invocation ran (a dry run, or a sweep whose
+    submission failed, shows none), and a non-zero exit if any cell failed."""
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
-        from energy_hpc.results import load, read_sweep_manifest
+        from energy_hpc.results import CellStore
 
         out_dir, sweep = config.out_dir, config.sweep
-        cells = {e["cell_id"] for e in read_sweep_manifest(out_dir, sweep)}
-        if cells:
-            frame = load(out_dir)
-            if not frame.empty:
-                frame = frame[frame["cell_id"].isin(cells)]
-                print_summary(frame, f"sweep {sweep!r}: {frame['cell_id'].nunique()} cell(s), "
-                                     f"records under {out_dir}/cells/")
+        records = [r for cell_id, cell_out in RAN.items()
+                   for r in CellStore(cell_out, cell_id).records()]
+        if records:
+            print_summary(records, f"sweep {sweep!r}: {len(RAN)} cell(s) run by this command; "
+                                   f"per pass over the test set; records under {out_dir}/cells/")
+        elif config.get("dry_run"):
+            print("\ndry run: nothing was measured or submitted")
         if _failures:
             print(f"\n{len(_failures)} cell(s) failed:", file=sys.stderr)
             for failure in _failures:

@@ -49,6 +49,13 @@ def build_report(folders: list[str], out: Path, floor: float | None = None,
     sections: list[str] = ["# energy_hpc report", "",
                            f"{len(records)} records, {len(summary)} cells, from {len(files)} file(s): "
                            + ", ".join(sorted({str(Path(f).parent.parent) for f in files})), ""]
+    sections += ["Energies and durations are **per pass over the test set** (one classification of "
+                 "every test text; docs/measurement.md#units), mean over the splits.", ""]
+    if {"cluster", "nodes"} <= set(records.columns) and (
+            (records["cluster"] == "dev_slurm") & (pd.to_numeric(records["nodes"]) > 1)).any():
+        sections += ["Note: `dev_slurm`'s two nodes are one machine, so a 2-node cell there "
+                     "counts that machine twice (about 2x the energy of its 1-node twin); compare "
+                     "node counts on a real cluster.", ""]
     lost = {"corrupt record line(s)": records.attrs.get("skipped_lines", 0),
             "unreadable record file(s)": records.attrs.get("unreadable_files", 0)}
     for what, count in lost.items():

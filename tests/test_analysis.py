@@ -89,11 +89,12 @@ def test_b2_b3_b45_shapes_show_missing_cells():
     b3 = table_b3(s, "tomatoes").set_index("Model")
     assert b3.loc["llama8b", "Energy V100 (Wh)"] == 2.88 and b3.loc["llama8b", "Energy H100 (Wh)"] == 5.86
     assert math.isnan(b3.loc["qwen72b", "Energy V100 (Wh)"])
-    b45 = table_b45(s, with_paper=True).set_index("Model")
-    assert b45.loc["llama8b", "emotion Accuracy"] == 0.87
-    assert b45.loc["llama8b", "emotion Paper Accuracy"] == 0.56  # Table B5
-    assert b45.loc["llama70b", "tomatoes Paper Accuracy"] == 0.91
-    assert math.isnan(b45.loc["qwen72b", "emotion Accuracy"])
+    b45 = table_b45(s, with_paper=True).set_index("Model")  # two clusters: rows name theirs
+    assert b45.loc["llama8b @capella", "emotion Accuracy"] == 0.87
+    assert b45.loc["llama8b @clara", "tomatoes Energy (Wh)"] == 2.88
+    assert b45.loc["llama8b @capella", "emotion Paper Accuracy"] == 0.56  # Table B5
+    assert b45.loc["llama70b @capella", "tomatoes Paper Accuracy"] == 0.91
+    assert math.isnan(b45.loc["qwen72b @capella", "emotion Accuracy"])
 
 
 def test_tables_written_in_three_formats(tmp_path):
@@ -215,3 +216,79 @@ def test_tables_keep_three_significant_digits_and_show_missing(tmp_path):
     assert "–" in md  # a missing cell is shown as missing
     assert md.splitlines()[1].startswith("|:----") and md.splitlines()[1].endswith(":|")
     assert pd.read_csv(paths["csv"])["Accuracy"].iloc[0] == 0.9983  # the CSV keeps raw numbers
+
+
+# --- issue 11, item 19: figures on a sweep with two clusters, 1 and 2 nodes, 0/1/2 GPUs --------
+
+
+def _mixed_summary():
+    rows = []
+    for split in range(2):
+        for cluster in ("capella", "clara"):
+            slower = cluster == "clara"  # and a little more accurate: the front has two points
+            rows.append(rec("linear_tfidf", 3e-4 * (1.5 if slower else 1) + split * 1e-5,
+                            0.62 if slower else 0.6, 0.04, cluster=cluster, gpus=0, split=split))
+            for gpus, nodes in ((1, 1), (2, 1), (2, 2)):
+                rows.append(rec("llama8b", 5.0 * gpus * (1.3 if cluster == "clara" else 1), 0.55, 30.0,
+                                cluster=cluster, gpus=gpus, nodes=nodes, family="llm", split=split))
+    return summarize(pd.DataFrame(rows))
+
+
+@pytest.fixture
+def captured(monkeypatch):
+    from energy_hpc.analysis import figures
+
+    figs = {}
+
+    def keep(fig, out_dir, name):
+        fig.canvas.draw()
+        figs[name] = fig
+        return []
+
+    monkeypatch.setattr(figures, "_save", keep)
+    return figs
+
+
+def test_figure1_plots_every_cell_with_distinct_non_overlapping_labels(captured, tmp_path):
+    from energy_hpc.analysis.figures import figure1, point_labels
+
+    summary = _mixed_summary()
+    labels = point_labels(summary)
+    assert len(set(labels)) == len(summary) == 8  # 2-node cells are in, each label unique
+    assert "llama8b @clara 2 nodes 2 GPUs" in labels and "linear_tfidf @capella 1 node 0 GPUs" in labels
+    figure1(summary, tmp_path, with_paper=False)
+    ax = captured["figure1_accuracy_vs_energy"].axes[0]
+    from matplotlib.text import Text
+
+    renderer = ax.figure.canvas.get_renderer()
+    boxes = [Text.get_window_extent(t, renderer) for t in ax.texts]  # the text, not its leader line
+    assert len(boxes) == 8
+    assert not any(a.overlaps(b) for i, a in enumerate(boxes) for b in boxes[i + 1:])
+    legend = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert "Pareto front" in legend  # the front here has two points: a line is drawn
+
+
+def test_figure1_has_no_pareto_legend_without_a_line(captured, tmp_path):
+    from energy_hpc.analysis.figures import figure1
+
+    one = summarize(pd.DataFrame([rec("linear_bow", 1e-4, 0.6, 0.01)]))
+    figure1(one, tmp_path, with_paper=False)
+    legend = [t.get_text() for t in captured["figure1_accuracy_vs_energy"].axes[0].get_legend().get_texts()]
+    assert "Pareto front" not in legend
+
+
+def test_figure3_draws_a_line_per_cluster_and_node_count_with_whole_gpu_ticks(captured, tmp_path):
+    from energy_hpc.analysis.figures import figure3
+
+    figure3(_mixed_summary(), tmp_path)
+    a1 = captured["figure3_gpu_count"].axes[0]
+    labels = sorted(line.get_label() for line in a1.get_lines())
+    assert labels == ["llama8b [tomatoes, capella, 1 node(s)]", "llama8b [tomatoes, clara, 1 node(s)]"]
+    ticks = [t for t in a1.get_xticks() if a1.get_xlim()[0] <= t <= a1.get_xlim()[1]]
+    assert ticks and all(float(t).is_integer() for t in ticks)
+
+
+def test_table_b45_names_the_cluster_when_several_were_measured():
+    out = table_b45(_mixed_summary())
+    assert {"linear_tfidf @capella", "linear_tfidf @clara", "llama8b @capella",
+            "llama8b @clara"} <= set(out["Model"])

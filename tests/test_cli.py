@@ -24,7 +24,7 @@ def test_sweep_of_the_six_models(tmp_path):
                    "energy.min_window_s=0.05", "progress=false", f"out_dir={out}", "sweep=six",
                    timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert "sweep 'six': 6 cell(s)" in proc.stdout
+    assert "sweep 'six': 6 cell(s) run by this command" in proc.stdout
     from energy_hpc.results import load
 
     frame = load(out)
@@ -68,3 +68,21 @@ def test_failed_cell_in_sweep_leaves_others_and_exits_nonzero(tmp_path, csv_file
     from energy_hpc.results import load
 
     assert len(load(out)) == 2
+
+
+def test_summary_has_nodes_and_gpus_and_a_rerun_shows_only_its_own_cells(tmp_path):
+    out = tmp_path / "out"
+    first = run_cli("-m", "model=linear_bow,linear_tfidf", "sweep=s", f"out_dir={out}", *FAST)
+    assert first.returncode == 0, first.stderr
+    header = next(line for line in first.stdout.splitlines() if line.startswith("model "))
+    assert header.split()[:6] == ["model", "dataset", "cluster", "nodes", "GPUs", "splits"]
+    assert "energy Wh/pass" in header and "per pass over the test set" in first.stdout
+    # a dry run of the same sweep measures nothing, so it shows no table of earlier results
+    dry = run_cli("-m", "model=linear_bow,linear_tfidf", "sweep=s", "dry_run=true", f"out_dir={out}",
+                  *FAST)
+    assert dry.returncode == 0 and "accuracy" not in dry.stdout
+    assert "dry run: nothing was measured or submitted" in dry.stdout
+    # a later sweep under the same name shows only the cells it ran
+    one = run_cli("-m", "model=linear_bow", "sweep=s", f"out_dir={out}", *FAST)
+    assert "sweep 's': 1 cell(s) run by this command" in one.stdout
+    assert "Linear Tf-idf" not in one.stdout

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import subprocess
 
 import pandas as pd
 import pytest
@@ -159,3 +160,67 @@ def test_idle_baseline_gives_net_beside_gross(settings_for):
     assert r["energy_wh"] > 0  # gross stays the paper's metric
     meta = results.CellStore(s.out_dir, s.cell_id).meta()
     assert meta["idle_readings"][0]["duration_s"] >= 0.2
+
+
+# --- issue 11: unwritable results, corrupt lines, umask, idle GPUs --------------------------
+
+
+def test_unwritable_out_dir_is_named_before_any_work(tmp_path):
+    from tests.conftest import run_cli
+
+    blocker = tmp_path / "a_file"
+    blocker.write_text("")
+    proc = run_cli(f"out_dir={blocker}/out", "progress=false")
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert f"out_dir={blocker}/out cannot be written (Not a directory)" in proc.stderr
+    immutable = tmp_path / "frozen"
+    immutable.mkdir()
+    if subprocess.run(["chattr", "+i", str(immutable)], capture_output=True).returncode != 0:
+        return  # not root, or a filesystem without attributes: the first case stands
+    try:
+        proc = run_cli("-m", "model=linear_bow", f"out_dir={immutable}", "progress=false")
+        assert proc.returncode == 2 and "cannot be written (Operation not permitted)" in proc.stderr
+    finally:
+        subprocess.run(["chattr", "-i", str(immutable)])
+
+
+def test_a_corrupt_line_costs_only_its_split_which_a_rerun_measures_again(settings_for, caplog):
+    s = settings_for("repetitions=3")
+    first = run_cell(s, meters=[CountingMeter()])
+    store = results.CellStore(s.out_dir, s.cell_id)
+    lines = store.records_path.read_text().splitlines()
+    lines[1] = lines[1][: len(lines[1]) // 2]  # a crash mid-write on a filesystem without rename
+    store.records_path.write_text("\n".join(lines) + "\n")
+    assert [r["split"] for r in store.records()] == [0, 2]
+    assert not store.is_complete(3)
+    meter = CountingMeter()
+    again = run_cell(s, meters=[meter])
+    assert [r["split"] for r in again] == [0, 1, 2] and meter.starts == 1
+    assert again[0]["started_at"] == first[0]["started_at"]
+    assert again[2]["started_at"] == first[2]["started_at"]
+    corrupt = store.records_path.with_name("records.jsonl.corrupt").read_text()
+    assert corrupt == lines[1] + "\n"
+
+
+def test_records_and_meta_follow_the_umask(settings_for):
+    import os
+    import stat
+
+    old = os.umask(0o002)
+    try:
+        s = settings_for("repetitions=1")
+        run_cell(s, meters=[CountingMeter()])
+    finally:
+        os.umask(old)
+    store = results.CellStore(s.out_dir, s.cell_id)
+    for path in (store.records_path, store.meta_path):
+        assert stat.S_IMODE(path.stat().st_mode) == 0o664, path
+
+
+def test_gpus_held_idle_are_in_the_record(settings_for):
+    s = settings_for("repetitions=1", "model=linear_bow", "cluster.detect_gpus=false",
+                     "cluster.gpus_per_node=1", "gpus=1")
+    [rec] = run_cell(s, meters=[CountingMeter()])
+    assert rec["gpus"] == 1 and rec["gpus_idle"] and "gpus_held_idle" in rec["flags"]
+    [plain] = run_cell(settings_for("repetitions=1", "model=linear_bow"), meters=[CountingMeter()])
+    assert plain["gpus"] == 0 and not plain["gpus_idle"] and "gpus_held_idle" not in plain["flags"]

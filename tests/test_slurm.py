@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import subprocess
 import time
 
 import pytest
@@ -10,7 +11,7 @@ import pytest
 from energy_hpc.cell import compose_cell
 from energy_hpc.cluster.slurm import plan, results_through_requeues, submit
 from energy_hpc.results import CellStore, load, read_sweep_manifest
-from tests.conftest import run_cli, sacct
+from tests.conftest import REPO, run_cli, sacct
 
 pytestmark = pytest.mark.slurm
 FAST = ["repetitions=2", "energy.min_window_s=0.05", "progress=false", "energy.interval_s=1"]
@@ -187,3 +188,26 @@ def test_sweep_manifest_records_shape(dev_slurm, tmp_path):
     [entry] = read_sweep_manifest(out, "default")
     assert "--gpus-per-node=1" in entry["shape"]
     assert json.dumps(entry)
+
+
+def test_dev_slurm_restarts_dead_accounting_and_detaches_it(dev_slurm):
+    """A cluster whose MariaDB died still answers sinfo; up.sh must notice (sacct) and restart it,
+    in a session of its own so it outlives the shell that started it."""
+    import os
+
+    subprocess.run(["pkill", "-f", "mariadbd.*ehpc-slurm/db"], check=False)
+    for _ in range(40):
+        if subprocess.run(["pgrep", "-f", "mariadbd.*ehpc-slurm/db"], capture_output=True).returncode:
+            break
+        time.sleep(0.25)
+    up = subprocess.run(["bash", str(REPO / "launchers" / "dev_slurm" / "up.sh")],
+                        capture_output=True, text=True, timeout=300)
+    assert up.returncode == 0, up.stderr[-2000:]
+    assert "MariaDB (accounting store) is not answering" in up.stderr
+    assert subprocess.run(["sacct", "-n", "-X", "-S", "now-1minutes"], capture_output=True).returncode == 0
+    pid = int(subprocess.run(["pgrep", "-f", "mariadbd.*ehpc-slurm/db"], capture_output=True,
+                             text=True).stdout.split()[0])
+    assert os.getsid(pid) == pid and os.getsid(pid) != os.getsid(0)
+    again = subprocess.run(["bash", str(REPO / "launchers" / "dev_slurm" / "up.sh")],
+                           capture_output=True, text=True, timeout=120)
+    assert "already running" in again.stderr and "sacct" in again.stderr

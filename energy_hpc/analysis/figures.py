@@ -38,28 +38,58 @@ def _save(fig, out_dir: Path, name: str) -> list[Path]:
 
 
 def _spread_labels(ax, xs, ys, labels) -> None:
-    """Label points to their right, pushing a label down when it would sit on a neighbour's."""
+    """Label each point beside it, where the rendered label (measured, not guessed) overlaps no
+    other label and no other point and stays inside the axes: right first, then left, moving
+    down and up in steps; a label that had to move gets a leader line."""
     ax.figure.canvas.draw()
-    to_px = ax.transData.transform
-    placed: list[tuple[float, float]] = []
+    renderer = ax.figure.canvas.get_renderer()
+    frame = ax.get_window_extent(renderer)
+    style = {"textcoords": "offset points", "fontsize": 7, "va": "center", "zorder": 4,
+             "bbox": {"boxstyle": "round,pad=0.1", "fc": "white", "ec": "none", "alpha": 0.8}}
+    from matplotlib.transforms import Bbox
+
+    points = [ax.transData.transform((x, y)) for x, y in zip(xs, ys, strict=True)]
+    dots = [Bbox.from_extents(px - 5, py - 5, px + 5, py + 5) for px, py in points]
+    placed: list = []
+    steps = [0.0] + [d for k in range(1, 40) for d in (-9.0 * k, 9.0 * k)]
     for i in np.argsort(-np.asarray(ys)):
-        px, py = to_px((xs[i], ys[i]))
-        dy = 0.0
-        while any(abs(px - qx) < 90 and abs(py + dy - qy) < 11 for qx, qy in placed):
-            dy -= 11
-        placed.append((px, py + dy))
-        ax.annotate(labels[i], (xs[i], ys[i]), xytext=(6, dy), textcoords="offset points",
-                    fontsize=7, va="center", zorder=4,
-                    bbox={"boxstyle": "round,pad=0.1", "fc": "white", "ec": "none", "alpha": 0.8},
-                    arrowprops={"arrowstyle": "-", "lw": 0.5, "color": "grey"} if dy else None)
+        others = placed + [d for j, d in enumerate(dots) if j != i]
+        choice = None
+        for dy in steps:
+            for dx, ha in ((6, "left"), (-6, "right")):
+                probe = ax.annotate(labels[i], (xs[i], ys[i]), xytext=(dx, dy), ha=ha, **style)
+                box = probe.get_window_extent(renderer)
+                probe.remove()
+                inside = frame.x0 <= box.x0 and box.x1 <= frame.x1 and frame.y0 <= box.y0 and box.y1 <= frame.y1
+                if inside and not any(box.overlaps(other) for other in others):
+                    choice = (dx, dy, ha, box)
+                    break
+            if choice:
+                break
+        dx, dy, ha, box = choice or (6, 0.0, "left", None)
+        note = ax.annotate(labels[i], (xs[i], ys[i]), xytext=(dx, dy), ha=ha, **style,
+                           arrowprops={"arrowstyle": "-", "lw": 0.5, "color": "grey"} if dy else None)
+        placed.append(box if box is not None else note.get_window_extent(renderer))
+
+
+def point_labels(cells: pd.DataFrame) -> list[str]:
+    """A model's label plus whatever tells its cells apart in this panel: cluster, nodes, GPUs."""
+    labels = model_labels(cells).to_numpy(dtype=object).copy()
+    parts = [("cluster", lambda v: f"@{v}"), ("nodes", lambda v: f"{v} node" + ("s" if v != 1 else "")),
+             ("gpus", lambda v: f"{v} GPU" + ("s" if v != 1 else ""))]
+    for column, fmt in parts:
+        if column in cells and cells[column].nunique() > 1:
+            labels = labels + np.array([" " + fmt(v) for v in cells[column]], dtype=object)
+    return [str(x) for x in labels]
 
 
 def figure1(summary: pd.DataFrame, out_dir: Path, with_paper: bool = True) -> list[Path]:
-    """Accuracy vs energy (log), families distinguished, Pareto front drawn; one panel per dataset."""
+    """Accuracy vs energy (log), families distinguished, Pareto front drawn; one panel per dataset.
+    Every cell is a point (1- and 2-node cells alike), labelled with what sets it apart."""
     plt = _plt()
-    cells = summary[summary["nodes"] == 1].dropna(subset=["energy_wh_mean", "accuracy_mean"])
+    cells = summary.dropna(subset=["energy_wh_mean", "accuracy_mean"])
     datasets = list(dict.fromkeys(cells["dataset"]))
-    fig, axes = plt.subplots(1, len(datasets), figsize=(6.5 * len(datasets), 5), squeeze=False)
+    fig, axes = plt.subplots(1, len(datasets), figsize=(7 * len(datasets), 5.5), squeeze=False)
     for ax, ds in zip(axes[0], datasets, strict=True):
         sub = cells[cells["dataset"] == ds]
         for fam, (color, marker) in FAMILY_STYLE.items():
@@ -68,24 +98,24 @@ def figure1(summary: pd.DataFrame, out_dir: Path, with_paper: bool = True) -> li
                 ax.scatter(part["energy_wh_mean"], part["accuracy_mean"], c=color, marker=marker,
                            s=45, label=f"{fam} (this run)", zorder=3)
         front = pareto_front(sub)
-        ax.step(front["energy_wh_mean"], front["accuracy_mean"], where="post", color="black",
-                lw=1, ls="--", label="Pareto front", zorder=2)
-        several = sub["cluster"].nunique() > 1
-        _spread_labels(ax, sub["energy_wh_mean"].to_numpy(), sub["accuracy_mean"].to_numpy(),
-                       list(model_labels(sub) + (" @" + sub["cluster"].astype(str) if several else "")))
+        if len(front) >= 2:  # one point is no line: no legend entry for a line not drawn
+            ax.step(front["energy_wh_mean"], front["accuracy_mean"], where="post", color="black",
+                    lw=1, ls="--", label="Pareto front", zorder=2)
         if with_paper:
             ref = paper_cells(ds).dropna(subset=["energy_wh"])
             if not ref.empty:
                 ax.scatter(ref["energy_wh"], ref["accuracy"], facecolors="none", edgecolors="grey",
                            s=45, label="paper (Capella H100)", zorder=1)
         ax.set_xscale("log")
-        ax.set_xlabel("energy per run over the test set (Wh, log scale)")
+        ax.set_xlabel("energy per pass over the test set (Wh, log scale)")
         ax.set_ylabel("accuracy")
         ax.set_title(f"accuracy vs energy: {ds}")
         ax.grid(True, which="both", alpha=0.3)
-        ax.margins(x=0.25, y=0.08)
+        ax.margins(x=0.35, y=0.12)
         _log_ticks(ax)
-        ax.legend(fontsize=7, loc="best")
+        _spread_labels(ax, sub["energy_wh_mean"].to_numpy(), sub["accuracy_mean"].to_numpy(),
+                       point_labels(sub))
+        ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.12), ncol=4)
     return _save(fig, out_dir, "figure1_accuracy_vs_energy")
 
 
@@ -109,8 +139,8 @@ def figure2(summary: pd.DataFrame, out_dir: Path) -> list[Path]:
     """Energy split into CPU, GPU and RAM per model (share of the total; total in the label)."""
     plt = _plt()
     cells = summary[summary["nodes"] == 1].copy()
-    cells["label"] = (model_labels(cells) + " [" + cells["dataset"].astype(str) + ", "
-                      + cells["cluster"].astype(str) + "]")
+    cells["label"] = [f"{label} [{ds}]" for label, ds in zip(point_labels(cells), cells["dataset"],
+                                                           strict=True)]
     parts = cells[["cpu_wh_mean", "gpu_wh_mean", "ram_wh_mean"]].astype(float)
     total = parts.sum(axis=1, min_count=1)
     share = parts.div(total, axis=0).fillna(0)
@@ -126,27 +156,33 @@ def figure2(summary: pd.DataFrame, out_dir: Path) -> list[Path]:
     for i, t in enumerate(total):
         ax.text(1.01, i, f"{t:.3g} Wh" if not pd.isna(t) else "n/a", va="center", fontsize=7)
     ax.set_xlim(0, 1.25)
-    ax.set_xlabel("share of energy per run (unknown parts count as 0 in the share)")
+    ax.set_xlabel("share of the energy per pass over the test set (unknown parts count as 0)")
     ax.set_title("energy by device class")
     ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.12), ncol=3)
     return _save(fig, out_dir, "figure2_energy_parts")
 
 
+FIGURE3_LINE = ["model", "dataset", "cluster", "nodes"]
+
+
 def figure3(summary: pd.DataFrame, out_dir: Path) -> list[Path]:
-    """GPU count vs duration and energy, a line per model."""
+    """GPU count vs duration and energy: a line per model, dataset, cluster and node count (cells
+    of different clusters are never joined)."""
+    from matplotlib.ticker import MaxNLocator
+
     plt = _plt()
-    cells = summary[summary["nodes"] == 1]
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(11, 4.5))
-    for (_model, ds), g in cells.groupby(["model", "dataset"], sort=False):
+    for (_model, ds, cluster, nodes), g in summary.groupby(FIGURE3_LINE, sort=False):
         if g["gpus"].nunique() < 2:
             continue
         g = g.sort_values("gpus")
-        label = f"{model_labels(g).iloc[0]} [{ds}]"
+        label = f"{model_labels(g).iloc[0]} [{ds}, {cluster}, {nodes} node(s)]"
         a1.plot(g["gpus"], g["duration_s_mean"], marker="o", label=label)
         a2.plot(g["gpus"], g["energy_wh_mean"], marker="o", label=label)
-    for ax, y in ((a1, "duration (s)"), (a2, "energy (Wh)")):
+    for ax, y in ((a1, "duration per pass (s)"), (a2, "energy per pass (Wh)")):
         ax.set_xlabel("GPUs")
         ax.set_ylabel(y)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(alpha=0.3)
     a1.set_title("more GPUs: duration")
     a2.set_title("more GPUs: energy")
@@ -171,8 +207,8 @@ def _duration_energy_bars(labels: list[str], durations: dict[str, list[float]],
     """Two panels of grouped bars: duration (s) left, energy (Wh) right."""
     plt = _plt()
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(11, 4.5))
-    _grouped_bars(a1, labels, durations, "duration (s)")
-    _grouped_bars(a2, labels, energies, "energy (Wh)")
+    _grouped_bars(a1, labels, durations, "duration per pass (s)")
+    _grouped_bars(a2, labels, energies, "energy per pass (Wh)")
     a1.set_title(f"{title}: duration")
     a2.set_title(f"{title}: energy")
     a2.legend(fontsize=8)
@@ -181,7 +217,8 @@ def _duration_energy_bars(labels: list[str], durations: dict[str, list[float]],
 
 def figure4(table_b2: pd.DataFrame, out_dir: Path) -> list[Path]:
     """Single vs double node: duration and energy."""
-    labels = [f"{m} [{d}]" for m, d in zip(table_b2["Model"], table_b2["Dataset"], strict=True)]
+    labels = [f"{m} [{d}, {c}]" for m, d, c in zip(table_b2["Model"], table_b2["Dataset"],
+                                                    table_b2["Cluster"], strict=True)]
     return _duration_energy_bars(
         labels,
         {"single": list(table_b2["Duration single (s)"]), "double": list(table_b2["Duration double (s)"])},
@@ -211,8 +248,8 @@ def figure6(summary: pd.DataFrame, out_dir: Path) -> list[Path]:
             xs = np.linspace(x.min(), x.max(), 50)
             ax.plot(xs, slope * xs + intercept, color=pts.get_facecolor()[0], lw=1,
                     label=f"fit {gpus} GPU(s): {slope * 3600:.3g} W")
-    ax.set_xlabel("duration (s)")
-    ax.set_ylabel("energy (Wh)")
+    ax.set_xlabel("duration per pass (s)")
+    ax.set_ylabel("energy per pass (Wh)")
     ax.set_title("energy vs duration by GPU count")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
@@ -225,16 +262,16 @@ def make_figures(summary: pd.DataFrame, b2: pd.DataFrame, b3: pd.DataFrame, out_
     made: dict[str, list[Path]] = {}
     skipped: dict[str, str] = {}
     single = summary[summary["nodes"] == 1]
-    if single.dropna(subset=["energy_wh_mean", "accuracy_mean"]).empty:
-        skipped["figure1"] = "no single-node cells with energy and accuracy"
+    if summary.dropna(subset=["energy_wh_mean", "accuracy_mean"]).empty:
+        skipped["figure1"] = "no cells with energy and accuracy"
     else:
         made["figure1"] = figure1(summary, out_dir, with_paper)
     if single.empty:
         skipped["figure2"] = "no single-node cells"
     else:
         made["figure2"] = figure2(summary, out_dir)
-    if not any(g["gpus"].nunique() > 1 for _, g in single.groupby(["model", "dataset"])):
-        skipped["figure3"] = "no model measured with more than one GPU count"
+    if not any(g["gpus"].nunique() > 1 for _, g in summary.groupby(FIGURE3_LINE)):
+        skipped["figure3"] = "no model measured with more than one GPU count on one cluster"
     else:
         made["figure3"] = figure3(summary, out_dir)
     both = b2.dropna(subset=["Duration single (s)", "Duration double (s)"]) if not b2.empty else b2

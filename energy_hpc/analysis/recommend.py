@@ -64,12 +64,12 @@ def recommend(summary: pd.DataFrame, dataset: str, accuracy_floor: float | None 
     e_c, e_t = float(chosen["energy_wh_mean"]), float(top["energy_wh_mean"])
     if chosen.name == top.name:
         sentence = (f"On {dataset}, {_name(top)} is the most accurate cell ({top['accuracy_mean']:.3f}) "
-                    f"and nothing cheaper reaches {floor:.3f}; it uses {e_t:.3g} Wh per run.")
+                    f"and nothing cheaper reaches {floor:.3f}; it uses {e_t:.3g} Wh per pass over the test set.")
     else:
         saving = 1 - e_c / e_t if e_t > 0 else float("nan")
         factor = e_t / e_c if e_c > 0 else float("inf")
         sentence = (f"On {dataset}, {_name(chosen)} reaches {chosen['accuracy_mean']:.3f} accuracy "
-                    f"(floor {floor:.3f}) for {e_c:.3g} Wh per run: {saving:.1%} less energy "
+                    f"(floor {floor:.3f}) for {e_c:.3g} Wh per pass over the test set: {saving:.1%} less energy "
                     f"({factor:.3g}x) than the most accurate, {_name(top)} "
                     f"({top['accuracy_mean']:.3f}, {e_t:.3g} Wh).")
     return Recommendation(dataset, sentence, chosen, top, floor, True)

@@ -57,13 +57,13 @@ def _fmt(mean: float, std: float) -> str:
 
 def format_summary(summary: pd.DataFrame) -> str:
     """A plain-text table a person reads in a terminal."""
-    headers = ["model", "dataset", "cluster", "splits", "accuracy", "energy Wh", "duration s",
-               "avg power W", "Wh/sample"]
+    headers = ["model", "dataset", "cluster", "nodes", "GPUs", "splits", "accuracy",
+               "energy Wh/pass", "duration s/pass", "avg power W", "Wh/sample"]
     rows = []
     for _, r in summary.iterrows():
         rows.append([
             str(r.get("model_display", r["model"])), str(r["dataset"]), str(r["cluster"]),
-            str(r["splits"]),
+            str(r.get("nodes", "-")), str(r.get("gpus", "-")), str(r["splits"]),
             *(_fmt(r.get(f"{m}_mean"), r.get(f"{m}_std")) for m in METRICS),
         ])
     widths = [max(len(h), *(len(row[i]) for row in rows)) for i, h in enumerate(headers)]

@@ -80,7 +80,11 @@ def table_b45(summary: pd.DataFrame, datasets: list[str] | None = None,
               with_paper: bool = False) -> pd.DataFrame:
     """Energy and accuracy per dataset (B4/B5 shape): one row per model, two columns per dataset;
     ``with_paper`` adds the paper's accuracy for the same model and dataset where it published one."""
-    cells = summary[summary["nodes"] == 1].assign(label=model_labels(summary[summary["nodes"] == 1]))
+    cells = summary[summary["nodes"] == 1]
+    label = model_labels(cells)
+    if cells["cluster"].nunique() > 1:  # one row per model and cluster, named, not one value
+        label = label + " @" + cells["cluster"].astype(str)
+    cells = cells.assign(label=label)
     datasets = datasets or list(dict.fromkeys(cells["dataset"]))
     keys = cells.drop_duplicates("label").set_index("label")["model"]
     out = pd.DataFrame({"Model": list(keys.index)})

@@ -68,7 +68,7 @@ class EnergyHpcLauncher(Launcher):
         self.task_function = task_function
 
     def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Sequence[JobReturn]:
-        from energy_hpc.cli import PLANNED, record_failure
+        from energy_hpc.cli import PLANNED, record_failure, record_ran
         from energy_hpc.cluster.slurm import submit_cells
         from energy_hpc.errors import UserError
 
@@ -110,7 +110,10 @@ class EnergyHpcLauncher(Launcher):
             for cell in slurm:
                 log.debug("\t(Slurm): %s", cell.label())
             try:
-                for failure in submit_cells(slurm):
+                failures = submit_cells(slurm)
+                if not dry_run and bool(self.config.get("wait", True)):
+                    record_ran(slurm)
+                for failure in failures:
                     record_failure(failure)
             except UserError as exc:
                 record_failure(str(exc))
