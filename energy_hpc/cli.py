@@ -34,8 +34,9 @@ def record_ran(cells: list[Cell]) -> None:
 
 
 def record_failure(line: str) -> None:
-    """A cell that failed inside a sweep; the sweep goes on and exits non-zero at the end."""
-    print(f"energy_hpc: error: {line}", file=sys.stderr)
+    """A cell that failed inside a sweep; the sweep goes on, lists every failure once at the end
+    and exits non-zero."""
+    log.debug("cell failed: %s", line)
     _failures.append(line)
 
 
@@ -142,5 +143,27 @@ class SweepSummaryCallback(Callback):
             sys.exit(2)
 
 
+def unquoted_non_ascii(arg: str) -> bool:
+    """Whether an override has a non-ASCII character outside quotes (Hydra's lexer refuses it)."""
+    if "=" not in arg or arg.startswith("-"):
+        return False
+    quote = None
+    for ch in arg.split("=", 1)[1]:
+        if quote:
+            quote = None if ch == quote else quote
+        elif ch in "'\"":
+            quote = ch
+        elif ord(ch) > 127:
+            return True
+    return False
+
+
 def main() -> None:
+    for arg in sys.argv[1:]:
+        if unquoted_non_ascii(arg):
+            key, value = arg.split("=", 1)
+            print(f"energy_hpc: error: {arg}: Hydra's override parser reads non-ASCII characters "
+                  f"only inside quotes; write {key}=\"'{value}'\" (the outer quotes are for "
+                  "the shell)", file=sys.stderr)
+            sys.exit(2)
     hydra_task()

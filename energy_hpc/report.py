@@ -28,6 +28,14 @@ from energy_hpc.results import find_record_files, load
 
 log = logging.getLogger("energy_hpc.report")
 
+ANALYSIS_MODULES = ("matplotlib", "statsmodels", "tabulate")
+
+
+def missing_modules(names: tuple[str, ...]) -> list[str]:
+    import importlib.util
+
+    return [name for name in names if importlib.util.find_spec(name) is None]
+
 
 def build_report(folders: list[str], out: Path, floor: float | None = None,
                  within: float | None = None, with_paper: bool = True,
@@ -109,6 +117,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-paper", action="store_true", help="leave out the paper's published numbers")
     ap.add_argument("--no-progress", action="store_true")
     args = ap.parse_args(argv)
+    missing = missing_modules(ANALYSIS_MODULES)
+    if missing:
+        print(f"energy_hpc.report: error: the report needs {', '.join(missing)}, from the "
+              "'analysis' extra: pip install -e '.[analysis]' (or pip install 'energy_hpc[analysis]')",
+              file=sys.stderr)
+        return 2
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
     if args.floor is not None and not 0 <= args.floor <= 1:
         ap.error(f"--floor={args.floor} must be an accuracy between 0 and 1")

@@ -205,6 +205,8 @@ class CellRunner:
         prediction = window.output
         scores = quality(split.test["label"].tolist(), prediction.labels, corpus.labels)
         extra: dict[str, Any] = {"classifier": classifier.describe(), **prediction.info}
+        fit_warnings = list(getattr(classifier, "fit_warnings", []))
+        extra["fit_warnings"] = fit_warnings
         if idle:
             net = net_of_idle(readings[0], idle[0])
             extra["idle_power_w"] = idle[0].avg_power_w
@@ -212,6 +214,8 @@ class CellRunner:
         if prediction.raw is not None:
             self._write_raw(split, prediction)
         rec = build_record(self.cell, split, corpus, readings, window.passes, scores, started, extra)
+        if fit_warnings:
+            rec["flags"] = [*rec["flags"], "not_converged"]
         log.info(
             "split %d: accuracy %.3f, %s Wh per pass (%s) over %d pass(es) in a %.2f s window; "
             "methods cpu=%s gpu=%s ram=%s%s", split.index, rec["accuracy"],

@@ -86,3 +86,15 @@ def test_summary_has_nodes_and_gpus_and_a_rerun_shows_only_its_own_cells(tmp_pat
     one = run_cli("-m", "model=linear_bow", "sweep=s", f"out_dir={out}", *FAST)
     assert "sweep 's': 1 cell(s) run by this command" in one.stdout
     assert "Linear Tf-idf" not in one.stdout
+
+
+def test_a_non_ascii_column_gets_the_quoted_form(tmp_path, csv_file):
+    path = csv_file([(f"Text {i}", "ab"[i % 2]) for i in range(40)], columns=("Äußerung", "Thema"))
+    bare = run_cli("dataset=file", f"dataset.path={path}", "dataset.text_column=Äußerung",
+                   "dataset.label_column=Thema", f"out_dir={tmp_path}", *FAST)
+    assert bare.returncode == 2 and "LexerNoViableAlt" not in bare.stderr
+    assert "write dataset.text_column=\"'Äußerung'\"" in bare.stderr
+    quoted = run_cli("dataset=file", f"dataset.path={path}", "dataset.text_column='Äußerung'",
+                     "dataset.label_column=Thema", "dataset.n_train=10", "dataset.n_test=10",
+                     f"out_dir={tmp_path}", *FAST)
+    assert quoted.returncode == 0, quoted.stderr

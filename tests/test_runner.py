@@ -224,3 +224,18 @@ def test_gpus_held_idle_are_in_the_record(settings_for):
     assert rec["gpus"] == 1 and rec["gpus_idle"] and "gpus_held_idle" in rec["flags"]
     [plain] = run_cell(settings_for("repetitions=1", "model=linear_bow"), meters=[CountingMeter()])
     assert plain["gpus"] == 0 and not plain["gpus_idle"] and "gpus_held_idle" not in plain["flags"]
+
+
+def test_a_model_that_did_not_converge_is_flagged_in_its_record(settings_for, monkeypatch, caplog):
+    from sklearn.linear_model import LogisticRegression
+
+    from energy_hpc.classifiers import traditional
+
+    # sklearn's own ConvergenceWarning, made certain by one iteration (the paper's default is 100)
+    monkeypatch.setattr(traditional, "make_estimator", lambda model: LogisticRegression(max_iter=1))
+    [rec] = run_cell(settings_for("repetitions=1", "model=linear_bow"), meters=[CountingMeter()])
+    assert "not_converged" in rec["flags"] and "max_iter" in " ".join(rec["fit_warnings"])
+    assert "did not converge" in caplog.text
+    monkeypatch.undo()
+    [ok] = run_cell(settings_for("repetitions=1", "model=linear_tfidf"), meters=[CountingMeter()])
+    assert "not_converged" not in ok["flags"] and ok["fit_warnings"] == []

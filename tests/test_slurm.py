@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import sys
 import time
 
 import pytest
@@ -211,3 +212,41 @@ def test_dev_slurm_restarts_dead_accounting_and_detaches_it(dev_slurm):
     again = subprocess.run(["bash", str(REPO / "launchers" / "dev_slurm" / "up.sh")],
                            capture_output=True, text=True, timeout=120)
     assert "already running" in again.stderr and "sacct" in again.stderr
+
+
+def test_an_sbatch_error_is_printed_once(dev_slurm, tmp_path):
+    proc = run_cli("-m", "cluster=dev_slurm", "cluster.partition=nosuch", f"out_dir={tmp_path}", *FAST)
+    assert proc.returncode == 2
+    assert (proc.stdout + proc.stderr).count("invalid partition specified: nosuch") == 1
+    assert "1 cell(s) failed" in proc.stderr
+
+
+def test_no_controller_says_the_file_names_a_site_cluster_and_how_to_try_the_dev_one(tmp_path):
+    import os
+    import shutil
+
+    if shutil.which("sbatch") is None:
+        pytest.skip("no sbatch here (test_no_slurm_on_the_machine_says_what_to_do covers it)")
+    env = {k: v for k, v in os.environ.items() if k != "SLURM_CONF"}
+    proc = subprocess.run([sys.executable, "-m", "energy_hpc", "cluster=capella", f"out_dir={tmp_path}",
+                           *FAST], capture_output=True, text=True, env=env, cwd=REPO)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert "no Slurm controller answers here (SLURM_CONF=unset" in proc.stderr
+    assert "capella.yaml names a site's cluster" in proc.stderr and "dev_slurm/up.sh" in proc.stderr
+    assert proc.stderr.count("Could not establish a configuration source") == 1  # scontrol's, quoted once
+
+
+def test_slurm_extra_reaches_sbatch_and_bad_keys_are_refused(dev_slurm, tmp_path):
+    out = tmp_path / "out"
+    proc = run_cli("cluster=dev_slurm", "+cluster.slurm_extra={comment: ehpc_test, "
+                   "additional_parameters: {nice: 10}}", "wait=false", f"out_dir={out}", *FAST)
+    assert proc.returncode == 0, proc.stderr
+    [script] = list((out / "slurm").rglob("*_submission.sh"))
+    text = script.read_text()
+    assert "#SBATCH --comment=ehpc_test" in text and "#SBATCH --nice=10" in text
+    bad = run_cli("cluster=dev_slurm", "+cluster.slurm_extra={mail_typ: END}", "dry_run=true",
+                  f"out_dir={out}", *FAST)
+    assert bad.returncode == 2 and "did you mean 'mail_type'?" in bad.stderr and "Valid:" in bad.stderr
+    own = run_cli("cluster=dev_slurm", "+cluster.slurm_extra={time: 5}", "dry_run=true",
+                  f"out_dir={out}", *FAST)
+    assert own.returncode == 2 and "time_limit_min" in own.stderr

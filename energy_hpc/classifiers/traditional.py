@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import logging
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from sklearn.exceptions import ConvergenceWarning
 from sklearn.feature_extraction.text import CountVectorizer, TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 from sklearn.preprocessing import LabelEncoder
@@ -104,6 +106,7 @@ class TraditionalClassifier:
         self.features = make_features(model, device)
         self.estimator = None
         self.encoder = LabelEncoder()
+        self.fit_warnings: list[str] = []  # the last fit's ConvergenceWarnings (flag not_converged)
 
     def fit(self, texts: Sequence[str], labels: Sequence[str]) -> None:
         if not isinstance(self.features, SentenceEmbedder):
@@ -111,7 +114,16 @@ class TraditionalClassifier:
         x = self.features.fit_transform(list(texts))
         y = self.encoder.fit_transform(list(labels))
         self.estimator = make_estimator(self.model)
-        self.estimator.fit(x, y)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", ConvergenceWarning)
+            self.estimator.fit(x, y)
+        self.fit_warnings = [str(w.message) for w in caught if issubclass(w.category, ConvergenceWarning)]
+        for w in caught:  # other warnings go on as they came
+            if not issubclass(w.category, ConvergenceWarning):
+                warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+        if self.fit_warnings:
+            log.warning("%s did not converge (the record is flagged not_converged): %s",
+                        self.model.display_name, self.fit_warnings[0].splitlines()[0])
 
     def predict(self, texts: Sequence[str]) -> Prediction:
         if self.estimator is None:

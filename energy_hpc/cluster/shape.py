@@ -5,12 +5,14 @@ Cells with equal shapes can share one job array (and, later, one job).
 
 from __future__ import annotations
 
+import difflib
 import json
 from dataclasses import dataclass, field
 from typing import Any
 
 from energy_hpc.cluster.placement import Placement
 from energy_hpc.config import Settings
+from energy_hpc.errors import ConfigError
 
 
 @dataclass(frozen=True)
@@ -28,11 +30,15 @@ class JobShape:
     constraint: str | None
     exclusive: bool
     setup: tuple[str, ...] = field(default_factory=tuple)
+    # cluster.slurm_extra: more submitit/sbatch parameters (mail, comment, dependency, raw flags)
+    extra: tuple[tuple[str, Any], ...] = field(default_factory=tuple)
 
     def sbatch_args(self) -> list[str]:
         """The sbatch flags submitit makes of :meth:`executor_parameters` (for plans and messages)."""
         args = []
-        for key, value in self.executor_parameters().items():
+        params = self.executor_parameters()
+        raw = params.pop("additional_parameters", {})
+        for key, value in [*params.items(), *raw.items()]:
             if key == "setup":
                 continue
             flag = "--" + key.replace("_", "-")
@@ -52,7 +58,49 @@ class JobShape:
                 params[key] = getattr(self, key)
         if self.exclusive:
             params["exclusive"] = True
+        for key, value in self.extra:
+            params[key] = dict(value) if key == "additional_parameters" else value
         return params
+
+
+# What energy_hpc derives from the cluster file and the placement: not settable via slurm_extra.
+DERIVED = ("job_name", "partition", "time", "nodes", "ntasks_per_node", "cpus_per_task",
+           "cpus_per_gpu", "num_gpus", "gpus_per_node", "gpus_per_task", "qos", "setup", "teardown",
+           "mem", "mem_per_gpu", "mem_per_cpu", "constraint", "account", "gres", "exclusive",
+           "array_parallelism", "stderr_to_stdout", "srun_args", "use_srun")
+
+
+def slurm_extra(cluster_name: str, extra: dict[str, Any]) -> tuple[tuple[str, Any], ...]:
+    """``cluster.slurm_extra`` checked the submitit way: an unknown key is refused with the valid
+    ones; a key energy_hpc sets itself names the cluster field to use instead."""
+    if not extra:
+        return ()
+    try:
+        from submitit.slurm.slurm import _get_default_parameters
+    except ImportError:  # planning without the slurm extra; submission says to install it
+        return tuple(sorted((k, _frozen(v)) for k, v in extra.items()))
+    valid = sorted(set(_get_default_parameters()) - set(DERIVED))
+    for key, value in extra.items():
+        if key in DERIVED:
+            raise ConfigError(
+                f"cluster {cluster_name!r}: slurm_extra.{key} is set by energy_hpc from the cluster "
+                f"file and the placement; use the cluster's own fields (partition, account, qos, "
+                f"constraint, exclusive, cpus_per_task, mem_gb, time_limit_min, setup)")
+        if key not in valid:
+            close = difflib.get_close_matches(key, valid, n=1)
+            hint = f"; did you mean '{close[0]}'?" if close else ""
+            raise ConfigError(f"cluster {cluster_name!r}: slurm_extra.{key} is not an sbatch "
+                              f"parameter submitit knows{hint} Valid: {', '.join(valid)} "
+                              "(additional_parameters: {flag: value} passes raw sbatch flags)")
+        if key == "additional_parameters" and not isinstance(value, dict):
+            raise ConfigError(f"cluster {cluster_name!r}: slurm_extra.additional_parameters must "
+                              "be a mapping of sbatch flags to values, e.g. {reservation: ml}")
+    return tuple(sorted((k, _frozen(v)) for k, v in extra.items()))
+
+
+def _frozen(value: Any) -> Any:
+    """Hashable (a shape is a dict key): mappings become sorted item tuples."""
+    return tuple(sorted(value.items())) if isinstance(value, dict) else value
 
 
 def job_shape(settings: Settings, placement: Placement) -> JobShape:
@@ -63,4 +111,4 @@ def job_shape(settings: Settings, placement: Placement) -> JobShape:
     return JobShape(partition=c.partition, account=c.account, qos=c.qos, nodes=placement.nodes,
                     gpus_per_node=placement.gpus_per_node, cpus_per_task=cpus, mem_gb=c.mem_gb,
                     time_min=c.time_limit_min, constraint=c.constraint, exclusive=c.exclusive,
-                    setup=setup)
+                    setup=setup, extra=slurm_extra(c.name, c.slurm_extra))

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 import shutil
 import subprocess
+import sys
+import tempfile
 from collections import defaultdict
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -22,12 +27,47 @@ __all__ = ["JobShape", "job_shape", "plan", "format_plan", "submit", "submit_cel
 
 
 def require_slurm(cluster: str) -> None:
+    """Before anything is submitted: sbatch, submitit and a controller that answers."""
+    import importlib.util
+
     if shutil.which("sbatch") is None:
         raise ConfigError(
             f"cluster={cluster} is a Slurm cluster but this machine has no 'sbatch'. Run here with "
             "cluster=local, submit from a login node of that cluster, or try the loopback dev cluster: "
             "source <(bash launchers/dev_slurm/up.sh) and cluster=dev_slurm"
         )
+    if importlib.util.find_spec("submitit") is None:
+        raise UserError(f"cluster={cluster} submits through submitit, which is not installed: "
+                        "pip install -e '.[slurm]'")
+    ping = subprocess.run(["scontrol", "ping"], capture_output=True, text=True)
+    if ping.returncode != 0 or " UP" not in ping.stdout:
+        said = (ping.stderr or ping.stdout).strip().splitlines()
+        if cluster == "dev_slurm":
+            how = "start it with: source <(bash launchers/dev_slurm/up.sh) (it sets SLURM_CONF)"
+        else:
+            how = (f"the cluster file {cluster}.yaml names a site's cluster: submit from one of its "
+                   "login nodes, run here with cluster=local, or try the loopback dev cluster: "
+                   "source <(bash launchers/dev_slurm/up.sh) and cluster=dev_slurm")
+        raise UserError(
+            f"cluster={cluster}: no Slurm controller answers here (SLURM_CONF="
+            f"{os.environ.get('SLURM_CONF', 'unset')}; scontrol ping: "
+            f"{said[-1] if said else 'no answer'}); {how}")
+
+
+@contextlib.contextmanager
+def _stderr_into(sink: list[str]) -> Iterator[None]:
+    """sbatch writes its errors straight to our stderr; catch them so each is printed once."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile(mode="w+b") as tmp:
+        os.dup2(tmp.fileno(), 2)
+        try:
+            yield
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            tmp.seek(0)
+            sink.append(tmp.read().decode(errors="replace"))
 
 
 def plan(cells: list[Cell]) -> dict[JobShape, list[Cell]]:
@@ -75,14 +115,18 @@ def submit(groups: dict[JobShape, list[Cell]], out_dir: str, sweep: str) -> list
         require_slurm(cells[0].settings.cluster.name)
         folder = Path(out_dir) / "slurm" / sweep / "%j"
         ex = _executor(folder, shape, f"ehpc-{sweep}", max(1, len(cells)))
+        said: list[str] = []
         try:
-            with ex.batch():
+            with _stderr_into(said), ex.batch():
                 jobs = [ex.submit(CellJob(), cell) for cell in cells]
-        except subprocess.CalledProcessError as exc:
-            raise UserError(f"sbatch refused the job ({' '.join(shape.sbatch_args())}): "
-                            f"{(exc.stderr or exc.output or b'').decode(errors='replace').strip()}") from None
         except Exception as exc:  # noqa: BLE001 - submitit wraps sbatch failures in several types
-            raise UserError(f"sbatch refused the job ({' '.join(shape.sbatch_args())}): {exc}") from None
+            detail = "".join(said).strip() or str(exc).strip()
+            if isinstance(exc, subprocess.CalledProcessError) and not said[0].strip():
+                detail = (exc.stderr or exc.output or b"").decode(errors="replace").strip()
+            raise UserError(f"sbatch refused the job ({' '.join(shape.sbatch_args())}): "
+                            f"{detail}") from None
+        if said and said[0].strip():
+            log.info("sbatch said: %s", said[0].strip())
         for cell, job in zip(cells, jobs, strict=True):
             log.info("submitted %s as Slurm job %s", cell.cell_id, job.job_id)
             append_sweep_manifest(out_dir, sweep, {"cell_id": cell.cell_id, "job_id": job.job_id,
