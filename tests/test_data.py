@@ -6,6 +6,7 @@ import pytest
 from energy_hpc.config import DatasetConfig, compose_settings
 from energy_hpc.data import load_corpus, make_splits
 from energy_hpc.errors import DataError
+from tests.conftest import NEEDS_DEV
 
 
 def demo_splits(reps=3, seed=1, **over):
@@ -56,6 +57,7 @@ def test_fktg_rule_keeps_topics_with_at_least_10_and_splits_all_rows_half(csv_fi
         assert set(sp.test["label"]) == set(corpus.labels)
 
 
+@NEEDS_DEV
 def test_file_formats_and_label_map(tmp_path, csv_file):
     rows = [(f"text {i}", i % 2) for i in range(40)]
     path = csv_file(rows)

@@ -13,6 +13,7 @@ from energy_hpc.config import compose_settings
 from energy_hpc.errors import ConfigError, UserError
 from energy_hpc.results import CellStore
 from energy_hpc.runner import run_cell
+from tests.conftest import NEEDS_LLM
 from tests.tiny_llama import build_tiny_llama
 
 FKTG = ["geoWK", "Tongestein", "Aktive Störungszonen", "Öffentlichkeitsbeteiligung", "Kristallingestein",
@@ -114,6 +115,7 @@ def llm_settings(tiny, out, *extra):
         "repetitions=2", "progress=false", f"out_dir={out}", "energy.interval_s=1", *extra])
 
 
+@NEEDS_LLM
 def test_tiny_llama_end_to_end_through_transformers(tiny, tmp_path):
     s = llm_settings(tiny, tmp_path)
     records = run_cell(s)
@@ -131,6 +133,7 @@ def test_tiny_llama_end_to_end_through_transformers(tiny, tmp_path):
     assert "raw" not in records[0]  # raw outputs live in the side file, not the record
 
 
+@NEEDS_LLM
 def test_choice_decoding_and_batching(tiny, tmp_path):
     records = run_cell(llm_settings(tiny, tmp_path, "model.decoding=choice", "model.batching=batched",
                                     "repetitions=1"))
@@ -139,6 +142,7 @@ def test_choice_decoding_and_batching(tiny, tmp_path):
     assert r["decoding"] == "choice" and r["batching"] == "batched"
 
 
+@NEEDS_LLM
 def test_long_texts_are_truncated_counted_and_recorded(tiny, tmp_path):
     probe = LLMClassifier(llm_settings(tiny, tmp_path).settings.model, ClassifierContext(
         categories=("building_permit", "public_transport", "taxes_fees", "waste_collection")))
@@ -149,6 +153,7 @@ def test_long_texts_are_truncated_counted_and_recorded(tiny, tmp_path):
     assert records[0]["truncated_texts"] == 6
 
 
+@NEEDS_LLM
 def test_few_shot_picks_demos_from_the_training_split(tiny):
     s = llm_settings(tiny, "/tmp", "model.few_shot=3")
     clf = LLMClassifier(s.settings.model, ClassifierContext(categories=("a", "b")), engine=object())
@@ -156,6 +161,7 @@ def test_few_shot_picks_demos_from_the_training_split(tiny):
     assert clf.demos == [("t1", "a"), ("t3", "b"), ("t2", "a")]
 
 
+@NEEDS_LLM
 def test_context_too_small_for_the_prompt(tiny, tmp_path):
     with pytest.raises(ConfigError, match="leaves no room for the text"):
         run_cell(llm_settings(tiny, tmp_path, "model.context_length=64", "repetitions=1"))
@@ -173,6 +179,7 @@ def test_vllm_not_installed_names_the_install(tmp_path, monkeypatch):
         VllmEngine(s.model, ClassifierContext())
 
 
+@NEEDS_LLM
 def test_uncached_model_says_where_it_looked(tmp_path, monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     s = compose_cell(["model=qwen7b", "model.engine=transformers", f"out_dir={tmp_path}",

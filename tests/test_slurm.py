@@ -12,9 +12,10 @@ import pytest
 from energy_hpc.cell import compose_cell
 from energy_hpc.cluster.slurm import plan, results_through_requeues, submit
 from energy_hpc.results import CellStore, load, read_sweep_manifest
-from tests.conftest import REPO, run_cli, sacct
+from tests.conftest import NEEDS_SLURM, REPO, run_cli, sacct
 
-pytestmark = pytest.mark.slurm
+pytestmark = [pytest.mark.slurm, NEEDS_SLURM]  # every test here submits through submitit
+
 FAST = ["repetitions=2", "energy.min_window_s=0.05", "progress=false", "energy.interval_s=1"]
 
 
