@@ -14,7 +14,7 @@ import pandas as pd
 
 from energy_hpc.analysis.figures import make_figures
 from energy_hpc.analysis.recommend import recommend
-from energy_hpc.analysis.summary import summarize
+from energy_hpc.analysis.summary import model_labels, summarize
 from energy_hpc.analysis.tables import (
     as_markdown,
     table_b1,
@@ -64,6 +64,11 @@ def build_report(folders: list[str], out: Path, floor: float | None = None,
         sections += ["Note: `dev_slurm`'s two nodes are one machine, so a 2-node cell there "
                      "counts that machine twice (about 2x the energy of its 1-node twin); compare "
                      "node counts on a real cluster.", ""]
+    if with_paper and "paper_mismatch" in summary:
+        other = summary[summary["paper_mismatch"].notna()]
+        for (ds, reason), group in other.groupby(["dataset", "paper_mismatch"], sort=False):
+            names = ", ".join(dict.fromkeys(model_labels(group)))
+            sections += [f"Not compared with the paper on {ds} ({names}): {reason}.", ""]
     lost = {"corrupt record line(s)": records.attrs.get("skipped_lines", 0),
             "unreadable record file(s)": records.attrs.get("unreadable_files", 0)}
     for what, count in lost.items():

@@ -19,6 +19,7 @@ from energy_hpc.energy import Meter, Reading, create_meters, measure_window
 from energy_hpc.energy.base import PARTS, flag_implausible
 from energy_hpc.energy.carbon import carbon_intensity_g_per_kwh, emissions_kg
 from energy_hpc.energy.window import measure_idle, net_of_idle
+from energy_hpc.paper_setup import display_name, weights_of
 from energy_hpc.provenance import environment
 from energy_hpc.results import CellStore, append_sweep_manifest, atomic_write_text, dumps
 
@@ -72,7 +73,8 @@ def build_record(cell: Cell, split: Split, corpus: Corpus, readings: list[Readin
         "split": split.index,
         "seed": split.seed,
         "model": settings.model.name,
-        "model_display": settings.model.display_name,
+        "model_display": display_name(settings.model),
+        "model_weights": weights_of(settings.model),
         "model_family": settings.model.family,
         "model_kind": settings.model.kind,
         "dataset": settings.dataset.name,
@@ -166,7 +168,7 @@ class CellRunner:
             "meters": [m.name for m in meters],
         })
         append_sweep_manifest(s.out_dir, s.sweep, {"cell_id": cell_id, "choices": s.choices,
-                                                   "at": _now()})
+                                                   "label": self.cell.label(), "at": _now()})
         t0 = time.perf_counter()
         context = ClassifierContext(categories=tuple(corpus.labels), placement=self.placement,
                                     ray_address=self.ray_address)

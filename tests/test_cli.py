@@ -17,6 +17,7 @@ def test_default_run_prints_summary_and_writes_records(tmp_path):
     assert "already complete" in again.stdout + again.stderr
 
 
+@pytest.mark.slow
 @NEEDS_EMBED
 def test_sweep_of_the_six_models(tmp_path):
     out = tmp_path / "out"
@@ -78,6 +79,15 @@ def test_summary_has_nodes_and_gpus_and_a_rerun_shows_only_its_own_cells(tmp_pat
     header = next(line for line in first.stdout.splitlines() if line.startswith("model "))
     assert header.split()[:6] == ["model", "dataset", "cluster", "nodes", "GPUs", "splits"]
     assert "energy Wh/pass" in header and "per pass over the test set" in first.stdout
+    import subprocess
+    import sys
+
+    status = subprocess.run([sys.executable, "-m", "energy_hpc.status", str(out), "--sweep", "s"],
+                            capture_output=True, text=True)
+    assert "linear_bow on demo @ local" in status.stdout and "2 done" in status.stdout
+    helped = subprocess.run([sys.executable, "-m", "energy_hpc.status", "--help"],
+                            capture_output=True, text=True).stdout
+    assert "[out_dir]" in helped and "(default: energy_results)" in helped
     # a dry run of the same sweep measures nothing, so it shows no table of earlier results
     dry = run_cli("-m", "model=linear_bow,linear_tfidf", "sweep=s", "dry_run=true", f"out_dir={out}",
                   *FAST)

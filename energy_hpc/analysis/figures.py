@@ -14,6 +14,7 @@ import pandas as pd
 from energy_hpc.analysis.paper import paper_cells
 from energy_hpc.analysis.recommend import pareto_front
 from energy_hpc.analysis.summary import model_labels
+from energy_hpc.paper_setup import data_mismatch
 
 FAMILY_STYLE = {"traditional": ("#1b9e77", "o"), "llm": ("#d95f02", "s"), "reasoning": ("#7570b3", "^")}
 
@@ -83,6 +84,17 @@ def point_labels(cells: pd.DataFrame) -> list[str]:
     return [str(x) for x in labels]
 
 
+def same_data(cells: pd.DataFrame) -> bool:
+    """Whether some cell of a dataset panel ran the paper's data (classes and split sizes)."""
+    for _, cell in cells.iterrows():
+        rows = (int(cell["n_train"]) + int(cell["n_test"])
+                if not pd.isna(cell.get("n_train")) and not pd.isna(cell.get("n_test")) else None)
+        classes = None if pd.isna(cell.get("n_classes")) else int(cell["n_classes"])
+        if data_mismatch(str(cell["dataset"]), classes, rows) is None:
+            return True
+    return False
+
+
 def figure1(summary: pd.DataFrame, out_dir: Path, with_paper: bool = True) -> list[Path]:
     """Accuracy vs energy (log), families distinguished, Pareto front drawn; one panel per dataset.
     Every cell is a point (1- and 2-node cells alike), labelled with what sets it apart."""
@@ -101,7 +113,7 @@ def figure1(summary: pd.DataFrame, out_dir: Path, with_paper: bool = True) -> li
         if len(front) >= 2:  # one point is no line: no legend entry for a line not drawn
             ax.step(front["energy_wh_mean"], front["accuracy_mean"], where="post", color="black",
                     lw=1, ls="--", label="Pareto front", zorder=2)
-        if with_paper:
+        if with_paper and same_data(sub):  # the paper's points only beside the paper's data
             ref = paper_cells(ds).dropna(subset=["energy_wh"])
             if not ref.empty:
                 ax.scatter(ref["energy_wh"], ref["accuracy"], facecolors="none", edgecolors="grey",

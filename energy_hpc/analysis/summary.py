@@ -5,11 +5,25 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from energy_hpc.paper_setup import mismatch
+
 CELL_KEYS = ["model", "model_display", "model_family", "dataset", "cluster", "gpu_type", "gpus",
              "nodes", "decoding", "batching"]
 METRICS = ["accuracy", "energy_wh", "duration_s", "avg_power_w", "energy_per_sample_wh"]
 EXTRA_MEANS = ["cpu_wh", "gpu_wh", "ram_wh", "macro_f1", "invalid_rate", "emissions_kg"]
 DEX = ["energy_wh", "duration_s"]
+SETUP = ["model_weights", "n_classes", "n_train", "n_test"]
+
+
+def paper_mismatch_of(cell: pd.Series) -> str | None:
+    """Why this cell's numbers must not sit beside the paper's (None: same setup)."""
+    n_rows = None
+    if not pd.isna(cell.get("n_train")) and not pd.isna(cell.get("n_test")):
+        n_rows = int(cell["n_train"]) + int(cell["n_test"])
+    weights = cell.get("model_weights")
+    return mismatch(str(cell["model"]), None if pd.isna(weights) else str(weights),
+                    str(cell["dataset"]),
+                    None if pd.isna(cell.get("n_classes")) else int(cell["n_classes"]), n_rows)
 
 
 def summarize(records: pd.DataFrame) -> pd.DataFrame:
@@ -33,7 +47,11 @@ def summarize(records: pd.DataFrame) -> pd.DataFrame:
         if metric in DEX:
             logs = np.log10(values.where(values > 0))
             out[f"{metric}_dex"] = logs.groupby(groups, sort=False).std(ddof=1)
+    for column in SETUP:  # constant within a cell: what the paper comparison checks
+        if column in frame.columns:
+            out[column] = frame.groupby(groups, sort=False)[column].first()
     out = out.reset_index()
+    out["paper_mismatch"] = [paper_mismatch_of(row) for _, row in out.iterrows()]
     for k in ("gpus", "nodes"):
         if k in out.columns:
             out[k] = pd.to_numeric(out[k], errors="coerce").astype("Int64")

@@ -27,7 +27,7 @@ def table_b1(summary: pd.DataFrame, dataset: str, cluster: str | None = None,
         "Model": model_labels(cells), "Cluster": cells["cluster"], "GPUs": cells["gpus"],
         "Energy (Wh)": cells["energy_wh_mean"], "Accuracy": cells["accuracy_mean"],
         "Duration (s)": cells["duration_s_mean"], "Average Power (W)": cells["avg_power_w_mean"],
-        "model": cells["model"],
+        "model": cells["model"], "mismatch": _mismatches(cells),
     })
     if with_paper:
         ref = paper_cells(dataset)
@@ -40,7 +40,23 @@ def table_b1(summary: pd.DataFrame, dataset: str, cluster: str | None = None,
                 f"<{b:g}" if pd.isna(e) and not pd.isna(b) else e
                 for e, b in zip(out["Paper Energy (Wh)"], below, strict=True)]
             out["Model"] = out["Model"].fillna(out["model"].map(display_name))
-    return out.drop(columns="model").reset_index(drop=True)
+            # a published number only beside a cell that ran the paper's setup
+            other = out["mismatch"].notna()
+            for column in ("Paper Energy (Wh)", "Paper Accuracy"):
+                out[column] = out[column].astype(object).where(~other, NOT_COMPARABLE)
+            out["Paper setup"] = [
+                "" if pd.isna(e) else ("same" if pd.isna(m) else m)
+                for e, m in zip(out["Energy (Wh)"], out["mismatch"], strict=True)]
+    return out.drop(columns=["model", "mismatch"]).reset_index(drop=True)
+
+
+NOT_COMPARABLE = "not comparable"
+
+
+def _mismatches(cells: pd.DataFrame) -> pd.Series:
+    if "paper_mismatch" in cells:
+        return cells["paper_mismatch"]
+    return pd.Series([None] * len(cells), index=cells.index, dtype=object)
 
 
 def table_b2(summary: pd.DataFrame, dataset: str | None = None) -> pd.DataFrame:
@@ -89,13 +105,16 @@ def table_b45(summary: pd.DataFrame, datasets: list[str] | None = None,
     keys = cells.drop_duplicates("label").set_index("label")["model"]
     out = pd.DataFrame({"Model": list(keys.index)})
     for ds in datasets:
-        sub = cells[cells["dataset"] == ds].groupby("label")
+        here = cells[cells["dataset"] == ds].assign(mismatch=_mismatches(cells[cells["dataset"] == ds]))
+        sub = here.groupby("label")
         out[f"{ds} Energy (Wh)"] = out["Model"].map(sub["energy_wh_mean"].min())
         out[f"{ds} Accuracy"] = out["Model"].map(sub["accuracy_mean"].max())
         if with_paper:
             ref = paper_cells(ds).set_index("model")
             if not ref.empty:
-                out[f"{ds} Paper Accuracy"] = out["Model"].map(keys).map(ref["accuracy"])
+                paper = out["Model"].map(keys).map(ref["accuracy"]).astype(object)
+                other = out["Model"].map(sub["mismatch"].first()).notna()
+                out[f"{ds} Paper Accuracy"] = paper.where(~other, NOT_COMPARABLE)
     return out
 
 

@@ -131,6 +131,8 @@ def submit(groups: dict[JobShape, list[Cell]], out_dir: str, sweep: str) -> list
             log.info("submitted %s as Slurm job %s", cell.cell_id, job.job_id)
             append_sweep_manifest(out_dir, sweep, {"cell_id": cell.cell_id, "job_id": job.job_id,
                                                    "choices": cell.settings.choices,
+                                                   "label": cell.label(),
+                                                   "placement": cell.placement.describe(),
                                                    "shape": shape.sbatch_args()})
             submitted.append((cell, job))
     return submitted
@@ -263,6 +265,7 @@ def sweep_status(out_dir: str, sweep: str) -> list[dict[str, Any]]:
             status = "failed"
         else:
             status = "pending" if not meta else "running"
-        rows.append({"cell_id": cell_id, "job_id": e.get("job_id"), "slurm_state": slurm,
+        rows.append({"cell_id": cell_id, "cell": e.get("label", ""), "job_id": e.get("job_id"),
+                     "slurm_state": slurm,
                      "splits_done": done, "repetitions": reps, "status": status})
     return rows
