@@ -167,6 +167,7 @@ def test_report_cli_on_a_real_sweep(small_sweep, tmp_path):
     assert (out / "tables" / "table_b1_demo.tex").exists() and (out / "tables" / "table_b6.csv").exists()
 
 
+@NEEDS_ANALYSIS
 def test_report_bad_inputs(small_sweep, tmp_path):
     import shutil
     import subprocess
@@ -189,7 +190,18 @@ def test_report_bad_inputs(small_sweep, tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert victim.parent.name in proc.stderr and "not a JSON record" in proc.stderr
     assert "schema version 99 is not supported" in proc.stderr
-    assert "On demo," in (tmp_path / "r2" / "report.md").read_text()
+    text = (tmp_path / "r2" / "report.md").read_text()
+    assert "On demo," in text and "**2 corrupt record line(s) skipped**" in text
+    assert "2 corrupt record line(s) skipped" in proc.stderr
+
+
+def test_report_without_the_analysis_extra_names_it(monkeypatch, capsys, tmp_path):
+    from energy_hpc import report
+
+    monkeypatch.setattr(report, "missing_modules", lambda names: ["statsmodels"])
+    assert report.main([str(tmp_path), "--out", str(tmp_path / "r")]) == 2
+    err = capsys.readouterr().err
+    assert "needs statsmodels" in err and "pip install -e '.[analysis]'" in err
 
 
 @pytest.mark.slow

@@ -238,3 +238,17 @@ def test_a_ray_temp_dir_too_long_for_unix_sockets_is_named(tmp_path, monkeypatch
     monkeypatch.setenv("ENERGY_HPC_RAY_TMP", str(tmp_path / ("x" * 40)))
     with pytest.raises(RayStartError, match=r"ENERGY_HPC_RAY_TMP=.* is too long for Ray.*at most 44"):
         ray_cluster.start_head(tmp_path, "n1", 1, 0)
+
+
+def test_a_slurm_cluster_without_submitit_names_the_extra(monkeypatch):
+    import importlib.util
+
+    from energy_hpc.cluster.slurm import require_slurm
+    from energy_hpc.errors import UserError
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name == "submitit" else real(name, *a))
+    monkeypatch.setattr(shutil, "which", lambda name: f"/usr/bin/{name}")
+    with pytest.raises(UserError, match=r"submitit, which is not installed: pip install -e '.\[slurm\]'"):
+        require_slurm("dev_slurm")
