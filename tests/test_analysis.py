@@ -353,3 +353,17 @@ def test_an_overridden_hf_id_renames_the_model():
     assert display_name(other) == "Llama 3.1 8B (Mistral-7B)"
     assert mismatch("llama8b", weights_of(other), "tomatoes", 2, 400).startswith("other weights")
     assert mismatch("llama8b", weights_of(paper), "tomatoes", 2, 400) is None
+
+
+@NEEDS_ANALYSIS
+def test_report_says_dev_slurm_nodes_are_one_machine(tmp_path):
+    from energy_hpc.report import build_report
+
+    rows = [rec("linear_bow", 1e-4 * nodes, 0.6, 0.01, dataset="demo", cluster="dev_slurm", gpus=0,
+                nodes=nodes, split=split) for nodes in (1, 2) for split in range(2)]
+    path = tmp_path / "in" / "cells" / "x" / "records.jsonl"
+    path.parent.mkdir(parents=True)
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    text = build_report([str(tmp_path / "in")], tmp_path / "out", progress=False).read_text()
+    assert "`dev_slurm`'s two nodes are one machine" in text
+    assert "per pass over the test set" in text
