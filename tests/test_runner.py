@@ -239,3 +239,16 @@ def test_a_model_that_did_not_converge_is_flagged_in_its_record(settings_for, mo
     monkeypatch.undo()
     [ok] = run_cell(settings_for("repetitions=1", "model=linear_tfidf"), meters=[CountingMeter()])
     assert "not_converged" not in ok["flags"] and ok["fit_warnings"] == []
+
+
+def test_a_new_meter_is_one_registration(settings_for, monkeypatch):
+    from energy_hpc.energy import registry
+
+    monkeypatch.setattr(registry, "_REGISTRY", dict(registry._REGISTRY))
+    monkeypatch.setattr(registry, "_RESOLUTION", dict(registry._RESOLUTION))
+    registry.register_meter("fixed", lambda cfg: CountingMeter(), resolution_s=0.3)
+    s = settings_for("repetitions=1", "energy.meters=[fixed]", "energy.min_window_s=0")
+    [rec] = run_cell(s)
+    assert rec["energy_method"] == "fixed"
+    assert registry.meter_resolution("fixed") == 0.3  # what a multi-node cell's proxy meter uses
+    assert registry.meter_resolution("codecarbon") == 0.5

@@ -16,10 +16,16 @@ log = logging.getLogger(__name__)
 
 MeterFactory = Callable[["EnergyConfig"], Meter]
 _REGISTRY: dict[str, MeterFactory] = {}
+_RESOLUTION: dict[str, float | Callable[[], float]] = {}
 
 
-def register_meter(name: str, factory: MeterFactory) -> None:
+def register_meter(name: str, factory: MeterFactory,
+                   resolution_s: float | Callable[[], float] = 0.0) -> None:
+    """One registration makes a meter usable by name (``energy.meters=[name]``): its factory and
+    the shortest window it resolves (a number, or a function, so a heavy module loads only when
+    the meter is used)."""
     _REGISTRY[name] = factory
+    _RESOLUTION[name] = resolution_s
 
 
 def available_meter_names() -> list[str]:
@@ -44,9 +50,22 @@ def _rapl(cfg: EnergyConfig) -> Meter:
     return RaplMeter(poll_s=min(cfg.interval_s, 10.0))
 
 
-register_meter("codecarbon", _codecarbon)
-register_meter("nvml", _nvml)
-register_meter("rapl", _rapl)
+def _class_resolution(module: str, cls: str) -> Callable[[], float]:
+    def resolution() -> float:
+        import importlib
+
+        return float(getattr(getattr(importlib.import_module(module), cls), "resolution_s", 0.0))
+
+    return resolution
+
+
+register_meter("codecarbon", _codecarbon,
+               _class_resolution("energy_hpc.energy.codecarbon_meter", "CodeCarbonMeter"))
+register_meter("nvml", _nvml, _class_resolution("energy_hpc.energy.nvml", "NvmlMeter"))
+register_meter("rapl", _rapl, _class_resolution("energy_hpc.energy.rapl", "RaplMeter"))
+
+
+AUTO_CANDIDATES = ("nvml", "rapl", "codecarbon")
 
 
 class AutoMeter:
@@ -95,14 +114,10 @@ class AutoMeter:
 
 def meter_resolution(name: str) -> float:
     """The shortest window a named meter resolves (``auto``: the coarsest it may use)."""
-    from energy_hpc.energy.codecarbon_meter import CodeCarbonMeter
-    from energy_hpc.energy.nvml import NvmlMeter
-    from energy_hpc.energy.rapl import RaplMeter
-
-    classes = {"codecarbon": CodeCarbonMeter, "nvml": NvmlMeter, "rapl": RaplMeter}
     if name == "auto":
-        return max(getattr(c, "resolution_s", 0.0) for c in classes.values())
-    return getattr(classes.get(name), "resolution_s", 0.0)
+        return max((meter_resolution(n) for n in AUTO_CANDIDATES), default=0.0)
+    value = _RESOLUTION.get(name, 0.0)
+    return float(value() if callable(value) else value)
 
 
 def create_meters(cfg: EnergyConfig) -> list[Meter]:
@@ -112,7 +127,7 @@ def create_meters(cfg: EnergyConfig) -> list[Meter]:
         if name == "auto":
             found: dict[str, Meter] = {}
             fallbacks: list[str] = []
-            for candidate in ("nvml", "rapl", "codecarbon"):
+            for candidate in AUTO_CANDIDATES:
                 try:
                     found[candidate] = _REGISTRY[candidate](cfg)
                 except MeterUnavailable as exc:
