@@ -10,13 +10,14 @@ Layout under ``out_dir``::
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import json
 import logging
 import math
 import os
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -154,6 +155,36 @@ class CellStore:
         meta = self.meta()
         meta.update(fields)
         self.write_meta(meta)
+
+    @contextlib.contextmanager
+    def lock(self) -> Iterator[bool]:
+        """Hold this cell's lock while measuring it: ``True`` if acquired, ``False`` when another
+        run (another sweep on the same out_dir, on any node of a shared filesystem) holds it.
+        POSIX record locks (``lockf``) also work over NFS; the kernel drops them when the holder
+        dies, so a killed run leaves no stale lock."""
+        import fcntl
+
+        self.dir.mkdir(parents=True, exist_ok=True)
+        with open(self.dir / ".lock", "a+") as fh:
+            try:
+                fcntl.lockf(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                yield False
+                return
+            try:
+                fh.seek(0)
+                fh.truncate()
+                fh.write(f"{os.uname().nodename} pid {os.getpid()}\n")
+                fh.flush()
+                yield True
+            finally:
+                fcntl.lockf(fh, fcntl.LOCK_UN)
+
+    def lock_holder(self) -> str:
+        try:
+            return (self.dir / ".lock").read_text().strip() or "unknown"
+        except OSError:
+            return "unknown"
 
     def clear(self) -> None:
         self.records_path.unlink(missing_ok=True)

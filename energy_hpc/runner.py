@@ -144,6 +144,14 @@ class CellRunner:
         self.ray_address = ray_address
 
     def run(self) -> list[dict[str, Any]]:
+        with self.store.lock() as mine:
+            if not mine:
+                log.warning("cell %s is being measured by another run (%s); not measuring it twice",
+                            self.cell.cell_id, self.store.lock_holder())
+                return self.store.records()
+            return self._run()
+
+    def _run(self) -> list[dict[str, Any]]:
         s, cell_id = self.settings, self.cell.cell_id
         if s.force:
             self.store.clear()

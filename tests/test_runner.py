@@ -252,3 +252,26 @@ def test_a_new_meter_is_one_registration(settings_for, monkeypatch):
     assert rec["energy_method"] == "fixed"
     assert registry.meter_resolution("fixed") == 0.3  # what a multi-node cell's proxy meter uses
     assert registry.meter_resolution("codecarbon") == 0.5
+
+
+def test_a_cell_another_run_is_measuring_is_not_measured_twice(settings_for, caplog):
+    import sys
+    import time
+
+    s = settings_for("repetitions=1")
+    holder = subprocess.Popen(
+        [sys.executable, "-c",
+         "import sys, time\nfrom energy_hpc.results import CellStore\n"
+         f"with CellStore({s.out_dir!r}, {s.cell_id!r}).lock() as mine:\n"
+         "    print(mine, flush=True)\n    time.sleep(30)\n"],
+        stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "True"
+        meter = CountingMeter()
+        assert run_cell(s, meters=[meter]) == [] and meter.starts == 0
+        assert "being measured by another run" in caplog.text and "pid" in caplog.text
+    finally:
+        holder.kill()
+        holder.wait()
+    time.sleep(0.1)
+    assert len(run_cell(s, meters=[CountingMeter()])) == 1  # the lock died with its holder
