@@ -349,6 +349,7 @@ class Config:
     progress: bool = True
     dry_run: bool = False
     wait: bool = True
+    pack: Any = "auto"
 
 
 @dataclass
@@ -370,6 +371,7 @@ class Settings:
     dry_run: bool = False
     wait: bool = True
     choices: dict[str, str] = field(default_factory=dict)
+    pack: int | str = "auto"  # cells per Slurm job (same shape); not part of the cell id
 
     def measurement_dict(self) -> dict[str, Any]:
         """What defines the measurement, less the GPU/node requests (the cell adds the placement
@@ -496,6 +498,11 @@ def settings_from_cfg(cfg: DictConfig | dict, choices: dict[str, str] | None = N
     nodes = top.get("nodes", "auto")
     if nodes != "auto" and (not isinstance(nodes, int) or isinstance(nodes, bool) or nodes <= 0):
         raise ConfigError(f"nodes={nodes!r} is not valid; give a whole number > 0 or 'auto'")
+    pack = top.get("pack", "auto")
+    if pack != "auto" and (not isinstance(pack, int) or isinstance(pack, bool) or pack < 1):
+        raise ConfigError(f"pack={pack!r} is not valid; give a whole number >= 1 (cells run one "
+                          "after another in one Slurm job; 1 = a job per cell) or 'auto' (as "
+                          "many as fit the cluster's time limit)")
     reps = top.get("repetitions", 10)
     if not isinstance(reps, int) or reps <= 0:
         raise ConfigError(f"repetitions={reps!r} is not valid; it must be a whole number > 0")
@@ -512,6 +519,7 @@ def settings_from_cfg(cfg: DictConfig | dict, choices: dict[str, str] | None = N
         dry_run=bool(top.get("dry_run", False)),
         wait=bool(top.get("wait", True)),
         choices=choices,
+        pack=pack,
     )
 
 

@@ -159,8 +159,7 @@ class CellRunner:
             log.info("cell %s already complete in %s; skipping (force=true reruns it)",
                      cell_id, self.store.dir)
             return self.store.records()
-        corpus = load_corpus(s.dataset)
-        splits = make_splits(corpus, s.dataset, s.repetitions, s.seed)
+        corpus, splits = _data(s)
         done = self.store.done_splits()
         todo = [sp for sp in splits if sp.index not in done]
         if done:
@@ -214,7 +213,8 @@ class CellRunner:
         readings = [flag_implausible(r, rated_power(s, self.placement)) for r in window.readings]
         prediction = window.output
         scores = quality(split.test["label"].tolist(), prediction.labels, corpus.labels)
-        extra: dict[str, Any] = {"classifier": classifier.describe(), **prediction.info}
+        extra: dict[str, Any] = {"classifier": classifier.describe(), **prediction.info,
+                                 **getattr(classifier, "load_info", {})}
         fit_warnings = list(getattr(classifier, "fit_warnings", []))
         extra["fit_warnings"] = fit_warnings
         if idle:
@@ -240,6 +240,24 @@ class CellRunner:
                  for i, lab, p, r in zip(split.test.index, split.test["label"], prediction.labels,
                                          prediction.raw, strict=True)]
         atomic_write_text(path, "\n".join(lines) + "\n")
+
+
+_DATA: dict[str, tuple[Corpus, list[Split]]] = {}
+
+
+def _data(s: Settings) -> tuple[Corpus, list[Split]]:
+    """The loaded dataset and its splits, made once per process for every cell (of a packed job,
+    or of a local sweep) that uses the same data, sampling, repetitions and seed."""
+    import dataclasses
+    import json
+
+    key = json.dumps([dataclasses.asdict(s.dataset), s.repetitions, s.seed], sort_keys=True,
+                     default=str)
+    if key not in _DATA:
+        corpus = load_corpus(s.dataset)
+        _DATA.clear()  # one dataset held at a time: a large HF pool is not kept twice
+        _DATA[key] = (corpus, make_splits(corpus, s.dataset, s.repetitions, s.seed))
+    return _DATA[key]
 
 
 def _progress(todo: list[Split], s: Settings) -> Any:

@@ -38,6 +38,9 @@ def test_wrong_type_is_named():
         (["gpus=-1"], r"gpus=-1"),
         (["dataset=file"], r"dataset.path is empty"),
         (["dataset.test_fraction=1.5"], r"dataset.test_fraction=1.5"),
+        (["pack=0"], r"pack=0 is not valid; give a whole number >= 1.*or 'auto'"),
+        (["pack=-2"], r"pack=-2 is not valid"),
+        (["pack=some"], r"pack='some' is not valid"),
     ],
 )
 def test_bad_values_fail_with_the_field(overrides, pattern):

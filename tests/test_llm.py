@@ -197,3 +197,31 @@ def test_catalogue_has_the_papers_eleven_models():
     ds = compose_settings(["model=ds_llama70b"]).model
     assert ds.family == "reasoning" and ds.max_tokens >= 4096
     assert compose_settings(["model=qwen72b"]).model.hf_id == "Qwen/Qwen2-72B-Instruct"
+
+
+@NEEDS_LLM
+def test_packed_llm_cells_share_one_engine_and_predict_as_alone(tiny, tmp_path):
+    """Four cells that differ in decoding, batching, few-shot count and repetitions: one load."""
+    from energy_hpc.classifiers.llm import engines
+
+    variants = [("model.decoding=free", "repetitions=1"), ("model.decoding=choice", "repetitions=1"),
+                ("model.batching=batched", "repetitions=2"), ("model.few_shot=1", "repetitions=1")]
+
+    def raw_answers(out, records):
+        cell_dir = CellStore(out, records[0]["cell_id"]).dir
+        return [p.read_text() for p in sorted((cell_dir / "raw").glob("*.jsonl"))]
+
+    engines.release_engine()
+    loads = engines._Loaded.loads
+    packed = [run_cell(llm_settings(tiny, tmp_path / "packed", *v)) for v in variants]
+    assert engines._Loaded.loads == loads + 1
+    assert [r[0]["engine_reused"] for r in packed] == [False, True, True, True]
+    assert packed[0][0]["engine_load_s"] > 0 and packed[1][0]["engine_load_s"] == 0.0
+    alone = []
+    for v in variants:
+        engines.release_engine()  # unpacked: every cell loads its own engine
+        alone.append(run_cell(llm_settings(tiny, tmp_path / "alone", *v)))
+    assert engines._Loaded.loads == loads + 1 + len(variants)
+    for p, a in zip(packed, alone, strict=True):
+        assert [r["accuracy"] for r in p] == [r["accuracy"] for r in a]
+        assert raw_answers(tmp_path / "packed", p) == raw_answers(tmp_path / "alone", a)

@@ -34,7 +34,7 @@ def test_single_node_job_through_the_launcher(dev_slurm, tmp_path):
     out = tmp_path / "out"
     proc = run_cli("cluster=dev_slurm", "gpus=1", f"out_dir={out}", *FAST)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert "submitted 1 job(s)" in proc.stdout and "dev_slurm" in proc.stdout
+    assert "submitted 1 cell(s) as 1 job(s)" in proc.stdout and "dev_slurm" in proc.stdout
     [entry] = read_sweep_manifest(out, "default")
     row = sacct(entry["job_id"])
     assert row["State"] == "COMPLETED" and row["NNodes"] == "1" and "gres/gpu=1" in row["AllocTRES"]
@@ -253,3 +253,72 @@ def test_slurm_extra_reaches_sbatch_and_bad_keys_are_refused(dev_slurm, tmp_path
     own = run_cli("cluster=dev_slurm", "+cluster.slurm_extra={time: 5}", "dry_run=true",
                   f"out_dir={out}", *FAST)
     assert own.returncode == 2 and "time_limit_min" in own.stderr
+
+
+# --- packing (issue 10) ---------------------------------------------------------------------
+
+
+def test_packed_cells_measure_what_they_measure_alone(dev_slurm, tmp_path):
+    sweep = ["-m", "model=linear_bow,linear_tfidf", "seed=1,2", "cluster=dev_slurm", "sweep=p"]
+    packed = run_cli(*sweep, "pack=4", f"out_dir={tmp_path / 'packed'}", *FAST, timeout=600)
+    assert packed.returncode == 0, packed.stderr[-3000:]
+    assert "submitted 4 cell(s) as 1 job(s)" in packed.stdout
+    alone = run_cli(*sweep, "pack=1", f"out_dir={tmp_path / 'alone'}", *FAST, timeout=600)
+    assert alone.returncode == 0, alone.stderr[-3000:]
+    assert "submitted 4 cell(s) as 4 job(s)" in alone.stdout
+    entries = read_sweep_manifest(tmp_path / "packed", "p")
+    assert len({e["job_id"] for e in entries}) == 1 and len(entries) == 4
+    p, a = load(tmp_path / "packed"), load(tmp_path / "alone")
+    assert sorted(p["cell_id"].unique()) == sorted(a["cell_id"].unique())  # the same cells
+    for cell_id, mine in p.groupby("cell_id"):
+        theirs = a[a["cell_id"] == cell_id].sort_values("split")
+        mine = mine.sort_values("split")
+        for column in ("split", "test_fingerprint", "train_fingerprint", "accuracy", "n_test",
+                       "energy_method", "cpu_method", "ram_method"):
+            assert list(mine[column]) == list(theirs[column]), column
+        assert (mine["window_s"] >= 0.05).all() and (mine["passes"] >= 1).all()
+        meta = CellStore(tmp_path / "packed", cell_id).meta()
+        assert meta["complete"] and meta["cell_id"] == cell_id  # its own meta, not the job's
+    status = run_cli_status(tmp_path / "packed", "p")
+    assert "4 done" in status
+
+
+def test_a_failing_cell_does_not_stop_the_others_in_its_job(dev_slurm, tmp_path, csv_file):
+    good = csv_file([(f"text {i}", "ab"[i % 2]) for i in range(40)], name="good.csv")
+    proc = run_cli("-m", "dataset=file", f"dataset.path=/nonexistent/bad.csv,{good}",
+                   "dataset.n_train=10", "dataset.n_test=10", "cluster=dev_slurm", "pack=2",
+                   f"out_dir={tmp_path}", *FAST, timeout=600)
+    assert proc.returncode == 2
+    assert "as 1 job(s)" in proc.stdout
+    assert "packed with 1 other cell(s)" in proc.stderr and "bad.csv" in proc.stderr
+    frame = load(tmp_path)
+    assert len(frame) == 2 and frame["dataset_fingerprint"].nunique() == 1  # the good one ran
+
+
+@pytest.mark.slow
+def test_a_packed_job_killed_mid_cell_loses_no_split_and_a_rerun_finishes_the_rest(dev_slurm, tmp_path):
+    out = tmp_path / "out"
+    sweep = ["-m", "seed=1,2,3", "cluster=dev_slurm", "pack=3", "repetitions=3",
+             "energy.min_window_s=1.5", "energy.interval_s=1", "progress=false", f"out_dir={out}",
+             "sweep=k"]
+    proc = run_cli(*sweep, "wait=false")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    [job_id] = {str(e["job_id"]) for e in read_sweep_manifest(out, "k")}
+    deadline = time.time() + 180
+    while sum(len(CellStore(out, e["cell_id"]).done_splits()) for e in read_sweep_manifest(out, "k")) < 2:
+        assert time.time() < deadline, "the packed job finished no split in time"
+        time.sleep(0.2)
+    subprocess.run(["scancel", "--signal=KILL", "--full", job_id], check=True)
+    while subprocess.run(["squeue", "-h", "-j", job_id], capture_output=True, text=True).stdout.strip():
+        time.sleep(0.3)
+    before = {e["cell_id"]: {r["split"]: r["started_at"] for r in CellStore(out, e["cell_id"]).records()}
+              for e in read_sweep_manifest(out, "k")}
+    assert sum(len(v) for v in before.values()) < 9  # killed mid-way
+    again = run_cli(*sweep, timeout=600)
+    assert again.returncode == 0, again.stderr[-3000:]
+    for cell_id, kept in before.items():
+        records = CellStore(out, cell_id).records()
+        assert [r["split"] for r in records] == [0, 1, 2]  # exactly the missing splits measured
+        for r in records:
+            if r["split"] in kept:
+                assert r["started_at"] == kept[r["split"]]  # finished splits were not re-measured

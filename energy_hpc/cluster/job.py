@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import logging
 import os
 from pathlib import Path
@@ -25,22 +27,42 @@ def _job_nodes() -> list[str]:
     return out.stdout.split() or [nodelist]
 
 
-def run_in_allocation(cell: Cell) -> dict[str, Any]:
-    """Entry point on every node: rank 0 measures, other ranks host a Ray worker until rank 0 is done."""
+def run_cells(cells: list[Cell], nodes: list[str], meters_for: Any = None,
+              ray_address: str | None = None) -> dict[str, Any]:
+    """The job's cells one after another in this process; a cell that fails is reported and the
+    next one runs (a requeued job skips complete cells and finished splits)."""
     from energy_hpc.runner import run_cell
 
+    done: dict[str, int] = {}
+    failed: dict[str, str] = {}
+    for i, cell in enumerate(cells):
+        if len(cells) > 1:
+            log.info("packed job: cell %d of %d: %s", i + 1, len(cells), cell.cell_id)
+        try:
+            meters = meters_for(cell) if meters_for is not None else None
+            records = run_cell(cell, meters=meters, ray_address=ray_address)
+            done[cell.cell_id] = len(records)
+        except Exception as exc:  # noqa: BLE001 - one cell's failure must not stop its job's others
+            log.exception("cell %s failed; going on with the job's other cells", cell.cell_id)
+            failed[cell.cell_id] = f"{type(exc).__name__}: {exc}"
+    return {"cells": done, "failed": failed, "nodes": nodes}
+
+
+def run_in_allocation(cells: list[Cell]) -> dict[str, Any]:
+    """Entry point on every node: rank 0 measures the job's cells, other ranks host a Ray worker
+    until rank 0 is done. A multi-node job brings Ray up once for all its cells."""
     logging.basicConfig(level=logging.INFO, format="[%(asctime)s][%(name)s][%(levelname)s] - %(message)s")
     node = os.environ.get("SLURMD_NODENAME", "localhost")
-    if cell.placement.nodes == 1:
-        records = run_cell(cell)
-        return {"cell_id": cell.cell_id, "splits": len(records), "nodes": [node]}
+    first = cells[0]
+    if first.placement.nodes == 1:
+        return run_cells(cells, [node])
 
     import submitit
 
     from energy_hpc.cluster import ray_cluster as rc
 
     env = submitit.JobEnvironment()
-    job_dir = Path(cell.out_dir) / "cells" / cell.cell_id / "ray" / str(env.job_id)
+    job_dir = Path(first.out_dir) / "cells" / first.cell_id / "ray" / str(env.job_id)
     cpus = int(os.environ.get("SLURM_CPUS_PER_TASK", "1"))
     gpus = int(os.environ.get("SLURM_GPUS_ON_NODE", "0") or 0)
     if env.global_rank != 0:
@@ -49,7 +71,7 @@ def run_in_allocation(cell: Cell) -> dict[str, Any]:
             rc.wait_done(job_dir, worker)
         finally:
             worker.stop()
-        return {"cell_id": cell.cell_id, "rank": env.global_rank, "node": node}
+        return {"rank": env.global_rank, "node": node}
 
     head = None
     try:
@@ -62,9 +84,15 @@ def run_in_allocation(cell: Cell) -> dict[str, Any]:
         log.info("Ray up across %s at %s", ", ".join(nodes), address)
         from energy_hpc.cluster.node_meters import multi_node_meters
 
-        meters = multi_node_meters(nodes, cell.settings.energy)
-        records = run_cell(cell, meters=meters, ray_address=address)
-        return {"cell_id": cell.cell_id, "splits": len(records), "nodes": nodes}
+        shared: dict[str, Any] = {}  # per-node meter actors, one set per energy config in the job
+
+        def meters_for(cell: Cell) -> Any:
+            key = json.dumps(dataclasses.asdict(cell.settings.energy), sort_keys=True)
+            if key not in shared:
+                shared[key] = multi_node_meters(nodes, cell.settings.energy)
+            return shared[key]
+
+        return run_cells(cells, nodes, meters_for, ray_address=address)
     finally:
         rc.signal_done(job_dir)
         try:
@@ -78,14 +106,16 @@ def run_in_allocation(cell: Cell) -> dict[str, Any]:
 
 
 class CellJob:
-    """A submitit-checkpointable cell: on preemption or timeout the job is requeued and the
-    runner resumes after the last finished split (a split cut short is measured again)."""
+    """A submitit-checkpointable job of one or more cells of one shape: on preemption or timeout
+    it is requeued and resumes at the first incomplete split of the first incomplete cell (a
+    split cut short is measured again)."""
 
-    def __call__(self, cell: Cell) -> dict[str, Any]:
-        return run_in_allocation(cell)
+    def __call__(self, cells: list[Cell]) -> dict[str, Any]:
+        return run_in_allocation(cells)
 
-    def checkpoint(self, cell: Cell) -> Any:
+    def checkpoint(self, cells: list[Cell]) -> Any:
         import submitit
 
-        log.warning("cell %s: preempted or out of time; requeueing", cell.cell_id)
-        return submitit.helpers.DelayedSubmission(self, cell)
+        log.warning("job of %d cell(s) (%s…): preempted or out of time; requeueing", len(cells),
+                    cells[0].cell_id)
+        return submitit.helpers.DelayedSubmission(self, cells)

@@ -70,12 +70,16 @@ def _stderr_into(sink: list[str]) -> Iterator[None]:
             sink.append(tmp.read().decode(errors="replace"))
 
 
-def plan(cells: list[Cell]) -> dict[JobShape, list[Cell]]:
-    """Group the (already placed) cells by job shape: one job array per shape."""
+def plan(cells: list[Cell]) -> dict[JobShape, list[list[Cell]]]:
+    """Group the (already placed) cells by job shape, one job array per shape, and pack each
+    shape's cells into jobs (``pack``; a cell is only ever packed with cells of its own shape)."""
+    from energy_hpc.cluster.packing import pack_jobs
+
     groups: dict[JobShape, list[Cell]] = defaultdict(list)
     for cell in cells:
         groups[cell.shape].append(cell)
-    return dict(groups)
+    return {shape: pack_jobs(group, group[0].settings.pack, shape.time_min)
+            for shape, group in groups.items()}
 
 
 def _redacted_setup(line: str) -> str:
@@ -86,15 +90,20 @@ def _redacted_setup(line: str) -> str:
     return line
 
 
-def format_plan(groups: dict[JobShape, list[Cell]]) -> str:
+def format_plan(groups: dict[JobShape, list[list[Cell]]]) -> str:
+    from energy_hpc.cluster.packing import describe
+
     lines = []
-    for i, (shape, cells) in enumerate(groups.items()):
-        lines.append(f"job array {i}: {len(cells)} cell(s)  sbatch {' '.join(shape.sbatch_args())}")
+    for i, (shape, jobs) in enumerate(groups.items()):
+        lines.append(f"job array {i}: {describe(jobs)}  sbatch {' '.join(shape.sbatch_args())}")
         for setup in shape.setup:
             lines.append(f"    setup: {_redacted_setup(setup)}")
-        for cell in cells:
-            lines.append(f"  - {cell.cell_id}: {cell.label()}; {cell.placement.describe()}")
-            lines.extend(f"      {note}" for note in cell.notes)
+        for j, job in enumerate(jobs):
+            if len(jobs) > 1 and len(job) > 1:
+                lines.append(f"  job {j}: {len(job)} cell(s), one after another")
+            for cell in job:
+                lines.append(f"  - {cell.cell_id}: {cell.label()}; {cell.placement.describe()}")
+                lines.extend(f"      {note}" for note in cell.notes)
     return "\n".join(lines)
 
 
@@ -106,19 +115,21 @@ def _executor(folder: Path, shape: JobShape, name: str, parallelism: int) -> Any
     return ex
 
 
-def submit(groups: dict[JobShape, list[Cell]], out_dir: str, sweep: str) -> list[tuple[Cell, Any]]:
-    """One job array per shape; each job gets exactly its cell's allocation."""
+def submit(groups: dict[JobShape, list[list[Cell]]], out_dir: str,
+           sweep: str) -> list[tuple[list[Cell], Any]]:
+    """One job array per shape; each job gets exactly its cells' allocation and runs them one
+    after another."""
     from energy_hpc.cluster.job import CellJob
 
-    submitted: list[tuple[Cell, Any]] = []
-    for shape, cells in groups.items():
-        require_slurm(cells[0].settings.cluster.name)
+    submitted: list[tuple[list[Cell], Any]] = []
+    for shape, packed in groups.items():
+        require_slurm(packed[0][0].settings.cluster.name)
         folder = Path(out_dir) / "slurm" / sweep / "%j"
-        ex = _executor(folder, shape, f"ehpc-{sweep}", max(1, len(cells)))
+        ex = _executor(folder, shape, f"ehpc-{sweep}", max(1, len(packed)))
         said: list[str] = []
         try:
             with _stderr_into(said), ex.batch():
-                jobs = [ex.submit(CellJob(), cell) for cell in cells]
+                jobs = [ex.submit(CellJob(), cells) for cells in packed]
         except Exception as exc:  # noqa: BLE001 - submitit wraps sbatch failures in several types
             detail = "".join(said).strip() or str(exc).strip()
             if isinstance(exc, subprocess.CalledProcessError) and not said[0].strip():
@@ -127,14 +138,14 @@ def submit(groups: dict[JobShape, list[Cell]], out_dir: str, sweep: str) -> list
                             f"{detail}") from None
         if said and said[0].strip():
             log.info("sbatch said: %s", said[0].strip())
-        for cell, job in zip(cells, jobs, strict=True):
-            log.info("submitted %s as Slurm job %s", cell.cell_id, job.job_id)
-            append_sweep_manifest(out_dir, sweep, {"cell_id": cell.cell_id, "job_id": job.job_id,
-                                                   "choices": cell.settings.choices,
-                                                   "label": cell.label(),
-                                                   "placement": cell.placement.describe(),
-                                                   "shape": shape.sbatch_args()})
-            submitted.append((cell, job))
+        for cells, job in zip(packed, jobs, strict=True):
+            for cell in cells:
+                log.info("submitted %s as Slurm job %s", cell.cell_id, job.job_id)
+                append_sweep_manifest(out_dir, sweep, {
+                    "cell_id": cell.cell_id, "job_id": job.job_id, "choices": cell.settings.choices,
+                    "label": cell.label(), "placement": cell.placement.describe(),
+                    "shape": shape.sbatch_args(), "packed_with": len(cells) - 1})
+            submitted.append((cells, job))
     return submitted
 
 
@@ -186,15 +197,21 @@ def results_through_requeues(job: Any, poll_s: float = 3.0) -> Any:
             time.sleep(poll_s)
 
 
-def wait(submitted: list[tuple[Cell, Any]]) -> list[str]:
-    """Wait for every job; return one line per failed cell (the others are unaffected)."""
+def wait(submitted: list[tuple[list[Cell], Any]]) -> list[str]:
+    """Wait for every job; return one line per failed cell (the others, in its job too, are
+    unaffected: a packed job reports which of its cells failed)."""
     failures = []
-    for cell, job in submitted:
+    for cells, job in submitted:
         try:
-            results_through_requeues(job)  # every task (one per node) must have succeeded
+            results = results_through_requeues(job)  # every task (one per node) must have succeeded
         except Exception as exc:  # noqa: BLE001 - report and carry on with the other cells
-            failures.append(f"{cell.cell_id} (Slurm job {job.job_id}): {failure_reason(exc)}; "
-                            f"logs: {job.paths.stderr}")
+            failures.extend(f"{cell.cell_id} (Slurm job {job.job_id}): {failure_reason(exc)}; "
+                            f"logs: {job.paths.stderr}" for cell in cells)
+            continue
+        for result in results or []:
+            for cell_id, reason in (result or {}).get("failed", {}).items():
+                failures.append(f"{cell_id} (Slurm job {job.job_id}, packed with "
+                                f"{len(cells) - 1} other cell(s)): {reason}; logs: {job.paths.stderr}")
     return failures
 
 
@@ -211,7 +228,7 @@ def submit_cells(cells: list[Cell]) -> list[str]:
         print(format_plan(groups))
         return []
     submitted = submit(groups, first.out_dir, first.sweep)
-    print(f"submitted {len(submitted)} job(s) in {len(groups)} array(s): "
+    print(f"submitted {len(cells)} cell(s) as {len(submitted)} job(s) in {len(groups)} array(s): "
           + ", ".join(str(job.job_id) for _, job in submitted))
     if not first.wait:
         print(f"not waiting; watch with: python -m energy_hpc.status {first.out_dir} --sweep {first.sweep}")

@@ -23,7 +23,10 @@ class LLMClassifier:
     def __init__(self, model: LLMModelConfig, context: ClassifierContext, engine: Any = None) -> None:
         self.model = model
         self.categories = check_categories(list(context.categories))
-        self.engine = engine if engine is not None else build_engine(model, context)
+        self.load_info: dict[str, Any] = {}  # engine_load_s, engine_reused: into the records
+        if engine is None:
+            engine, self.load_info = build_engine(model, context)
+        self.engine = engine
         self.demos: list[tuple[str, str]] = []
         self._overhead: int | None = None
 

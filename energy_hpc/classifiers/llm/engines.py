@@ -164,5 +164,53 @@ class VllmEngine:
 ENGINES = {"transformers": TransformersEngine, "vllm": VllmEngine}
 
 
-def build_engine(model: LLMModelConfig, context: ClassifierContext) -> Engine:
-    return ENGINES[model.engine](model, context)
+def engine_key(model: LLMModelConfig, context: ClassifierContext) -> tuple:
+    """What a loaded engine is: cells that differ only in dataset, decoding, batching, few-shot
+    count, max_tokens or repetitions share one (they run the same weights on the same GPUs)."""
+    placement = context.placement
+    return (model.engine, model.hf_id, model.revision, model.dtype, model.context_length,
+            model.load_format, model.gpu_memory_utilization,
+            placement.tensor_parallel if placement else 1,
+            placement.pipeline_parallel if placement else 1, bool(context.gpus), context.ray_address)
+
+
+class _Loaded:
+    """The engine this process holds (one at a time: a new one frees the old one's memory)."""
+
+    key: tuple | None = None
+    engine: Engine | None = None
+    loads = 0  # engines loaded in this process (tests and logs count them)
+
+
+def build_engine(model: LLMModelConfig, context: ClassifierContext) -> tuple[Engine, dict[str, Any]]:
+    """The engine for this cell, loaded once per process and job for all cells that can share it;
+    returns it with ``engine_load_s`` (0 when reused) and ``engine_reused`` for the records."""
+    import time
+
+    key = engine_key(model, context)
+    if _Loaded.key == key and _Loaded.engine is not None:
+        log.info("reusing the loaded %s engine for %s", model.engine, model.hf_id)
+        return _Loaded.engine, {"engine_load_s": 0.0, "engine_reused": True}
+    release_engine()
+    t0 = time.perf_counter()
+    engine = ENGINES[model.engine](model, context)
+    _Loaded.key, _Loaded.engine = key, engine
+    _Loaded.loads += 1
+    return engine, {"engine_load_s": time.perf_counter() - t0, "engine_reused": False}
+
+
+def release_engine() -> None:
+    """Drop the held engine (and its GPU memory, as far as the framework gives it back)."""
+    if _Loaded.engine is None:
+        return
+    _Loaded.key = _Loaded.engine = None
+    import gc
+
+    gc.collect()
+    try:
+        import torch
+
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+    except ImportError:
+        pass

@@ -1,0 +1,109 @@
+"""Packing: which cells of one resource shape share a Slurm job.
+
+A job pays Python start, imports, CodeCarbon's first start, the dataset's loading and splitting,
+a multi-node shape's Ray cluster and an LLM's load once for all its cells; each cell still gets
+its own records, meta, measured windows and idle baseline. ``pack=N`` puts N cells in a job;
+``pack=auto`` fills each job up to a share of the cluster's time limit by each cell's estimated
+run time: the time the same cell took before (its meta.json), else the same model on the same
+cluster (any dataset), else a rule of thumb per model kind (stated below, deliberately generous).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterable
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from energy_hpc.cell import Cell
+
+log = logging.getLogger(__name__)
+
+TIME_SHARE = 0.8  # of time_limit_min a packed job may fill: room for start-up and a slow node
+STARTUP_S = 20.0  # Python start, imports, CodeCarbon's first start, per cell a little bookkeeping
+
+
+def _meta_seconds(meta_path: Path) -> float | None:
+    try:
+        meta = json.loads(meta_path.read_text())
+        start, end = meta.get("started_at"), meta.get("ended_at")
+        if not (meta.get("complete") and start and end):
+            return None
+        return (datetime.fromisoformat(end) - datetime.fromisoformat(start)).total_seconds()
+    except (OSError, ValueError, TypeError):
+        return None
+
+
+def rule_of_thumb_s(cell: Cell) -> float:
+    """Per kind, when nothing was measured: traditional = per split a warm-up, the window and a
+    fit; embedding +2 min for the encoder; LLM = 10 min load + 4 s (sequential) or 0.5 s
+    (batched) per test text and split."""
+    s = cell.settings
+    window = max(s.energy.min_window_s, 0.5) + s.energy.idle_baseline_s
+    n_test = s.dataset.n_test or 200
+    model = s.model
+    if model.kind == "llm":
+        per_text = 4.0 if getattr(model, "batching", "batched") == "sequential" else 0.5
+        return 600.0 + s.repetitions * n_test * per_text
+    seconds = s.repetitions * (2 * window + 2.0)
+    if getattr(model, "features", None) == "embedding":
+        seconds += 120.0 + s.repetitions * 10.0
+    return seconds
+
+
+def estimate_s(cell: Cell, known: dict[tuple[str, str], float] | None = None) -> float:
+    """Estimated run time of one cell inside a packed job (what ``pack=auto`` fills jobs by)."""
+    own = _meta_seconds(Path(cell.out_dir) / "cells" / cell.cell_id / "meta.json")
+    if own is not None:
+        return own
+    if known:
+        similar = known.get((cell.settings.model.name, cell.settings.cluster.name))
+        if similar is not None:
+            return similar * cell.settings.repetitions
+    return rule_of_thumb_s(cell)
+
+
+def measured_per_split(out_dir: str) -> dict[tuple[str, str], float]:
+    """Seconds per split of every complete cell under out_dir, by (model, cluster): the slowest."""
+    known: dict[tuple[str, str], float] = {}
+    for meta_path in Path(out_dir).glob("cells/*/meta.json"):
+        seconds = _meta_seconds(meta_path)
+        if seconds is None:
+            continue
+        try:
+            meta = json.loads(meta_path.read_text())
+            config = meta["config"]
+            key = (config["model"]["name"], config["cluster"]["name"])
+            per_split = seconds / max(int(meta.get("repetitions") or 1), 1)
+        except (OSError, KeyError, TypeError, ValueError):
+            continue
+        known[key] = max(known.get(key, 0.0), per_split)
+    return known
+
+
+def pack_jobs(cells: list[Cell], pack: int | str, time_limit_min: int) -> list[list[Cell]]:
+    """Split one shape's cells into jobs, keeping their order."""
+    if pack != "auto":
+        size = int(pack)
+        return [cells[i:i + size] for i in range(0, len(cells), size)]
+    budget = time_limit_min * 60 * TIME_SHARE - STARTUP_S
+    known = measured_per_split(cells[0].out_dir) if cells else {}
+    jobs: list[list[Cell]] = []
+    used = 0.0
+    for cell in cells:
+        need = estimate_s(cell, known)
+        if not jobs or used + need > budget:
+            jobs.append([])
+            used = 0.0
+        jobs[-1].append(cell)
+        used += need
+    return jobs
+
+
+def describe(jobs: Iterable[list[Cell]]) -> str:
+    sizes = [len(job) for job in jobs]
+    return f"{sum(sizes)} cell(s) in {len(sizes)} job(s)" + (
+        f" (up to {max(sizes)} per job)" if sizes and max(sizes) > 1 else "")
