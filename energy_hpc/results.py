@@ -111,6 +111,8 @@ class CellStore:
         self.dir = Path(out_dir) / "cells" / cell_id
         self.records_path = self.dir / RECORDS_FILE
         self.meta_path = self.dir / META_FILE
+        # beside the cells, not in one: a cell that fails before its first record leaves no folder
+        self.lock_path = Path(out_dir) / ".locks" / f"{cell_id}.lock"
 
     def records(self) -> list[dict[str, Any]]:
         """The readable records; a corrupt line is skipped (with a warning), so its split counts
@@ -164,8 +166,8 @@ class CellStore:
         dies, so a killed run leaves no stale lock."""
         import fcntl
 
-        self.dir.mkdir(parents=True, exist_ok=True)
-        with open(self.dir / ".lock", "a+") as fh:
+        self.lock_path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.lock_path, "a+") as fh:
             try:
                 fcntl.lockf(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except OSError:
@@ -182,7 +184,7 @@ class CellStore:
 
     def lock_holder(self) -> str:
         try:
-            return (self.dir / ".lock").read_text().strip() or "unknown"
+            return self.lock_path.read_text().strip() or "unknown"
         except OSError:
             return "unknown"
 
