@@ -12,12 +12,12 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from energy_hpc.cluster.local_gpus import with_detected_gpus
 from energy_hpc.cluster.placement import Placement, plan_placement
 from energy_hpc.cluster.shape import JobShape, job_shape
-from energy_hpc.config import Settings, settings_from_cfg
+from energy_hpc.config import Settings, settings_from_cfg, without_hydra
 
 # Version of the rule below. Cells recorded under rule 1 (before scheduling knobs were left out
 # and the placement replaced the gpus/nodes requests) have other ids and are measured again.
@@ -81,15 +81,9 @@ def make_cell(settings: Settings) -> Cell:
 
 def cell_from_cfg(cfg: DictConfig | dict, choices: dict[str, str] | None = None) -> Cell:
     """The one route from a composed config (Hydra's ``hydra`` node dropped) to a :class:`Cell`."""
-    if isinstance(cfg, DictConfig):
-        plain = OmegaConf.to_container(cfg, resolve=False)
-        assert isinstance(plain, dict)
-        plain.pop("hydra", None)
-        cfg = OmegaConf.to_container(OmegaConf.create(plain), resolve=True)  # type: ignore[assignment]
-    else:
-        cfg = {k: v for k, v in cfg.items() if k != "hydra"}
-    choices = {k: v for k, v in (choices or {}).items() if not k.startswith("hydra")}
-    return make_cell(settings_from_cfg(cfg, choices))
+    plain = without_hydra(cfg) if isinstance(cfg, DictConfig) else {
+        k: v for k, v in cfg.items() if k != "hydra"}
+    return make_cell(settings_from_cfg(plain, choices))
 
 
 def compose_cell(overrides: list[str] | tuple[str, ...] = ()) -> Cell:

@@ -478,7 +478,7 @@ def build_model(values: Any, source: str) -> ModelConfig:
 
 def settings_from_cfg(cfg: DictConfig | dict, choices: dict[str, str] | None = None) -> Settings:
     """Validate a composed config; raise :class:`ConfigError` naming the file and field."""
-    choices = dict(choices or {})
+    choices = {k: v for k, v in (choices or {}).items() if not k.startswith("hydra")}
     if isinstance(cfg, DictConfig):
         cfg = OmegaConf.to_container(cfg, resolve=True)
 
@@ -536,9 +536,15 @@ def compose_settings(overrides: list[str] | tuple[str, ...] = ()) -> Settings:
     register_configs()
     with initialize_config_module("energy_hpc.hydra_conf", version_base="1.3"):
         cfg = compose("config", overrides=list(overrides), return_hydra_config=True)
-    choices = {k: v for k, v in cfg.hydra.runtime.choices.items() if not k.startswith("hydra")}
-    with_hydra = OmegaConf.to_container(cfg, resolve=False)
-    assert isinstance(with_hydra, dict)
-    with_hydra.pop("hydra", None)
-    resolved = OmegaConf.to_container(OmegaConf.create(with_hydra), resolve=True)
-    return settings_from_cfg(resolved, choices)  # type: ignore[arg-type]
+    return settings_from_cfg(without_hydra(cfg), dict(cfg.hydra.runtime.choices))
+
+
+def without_hydra(cfg: DictConfig) -> dict[str, Any]:
+    """A composed config as a resolved mapping, Hydra's own ``hydra`` node left out (resolving it
+    would need Hydra's runtime)."""
+    plain = OmegaConf.to_container(cfg, resolve=False)
+    assert isinstance(plain, dict)
+    plain.pop("hydra", None)
+    resolved = OmegaConf.to_container(OmegaConf.create(plain), resolve=True)
+    assert isinstance(resolved, dict)
+    return resolved  # type: ignore[return-value]

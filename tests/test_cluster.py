@@ -73,14 +73,20 @@ def test_gpus_without_nodes_takes_the_fewest_nodes():
     assert (p.nodes, p.gpus_per_node) == (2, 4)
 
 
+def compose_with_cluster_file(tmp_path, name: str, text: str):
+    """Compose with an admin's cluster file ``cluster/<name>.yaml`` on the search path."""
+    conf = tmp_path / "cluster"
+    conf.mkdir(exist_ok=True)
+    (conf / f"{name}.yaml").write_text(text)
+    return compose_settings([f"hydra.searchpath=[file://{tmp_path}]", f"cluster={name}"])
+
+
 def test_cluster_file_without_gpu_memory_is_refused_or_the_check_said_skipped(tmp_path):
     from dataclasses import replace
 
-    conf = tmp_path / "cluster"
-    conf.mkdir()
-    (conf / "nomem.yaml").write_text("name: nomem\nkind: slurm\nnodes_available: 2\ngpus_per_node: 4\n")
     with pytest.raises(ConfigError, match=r"cluster/nomem.yaml: cluster 'nomem' has gpus_per_node=4 but no gpu_memory_gb"):
-        compose_settings([f"hydra.searchpath=[file://{tmp_path}]", "cluster=nomem"])
+        compose_with_cluster_file(tmp_path, "nomem",
+                                  "name: nomem\nkind: slurm\nnodes_available: 2\ngpus_per_node: 4\n")
     # a local workstation stated by hand: gpus=auto says why it cannot size; gpus=N says it skipped
     local = compose_settings(["cluster=local", "cluster.detect_gpus=false", "cluster.gpus_per_node=2",
                               "model=llama8b"])
@@ -111,14 +117,10 @@ def test_job_shape_comes_from_the_cells_own_config():
 
 
 def test_bad_cluster_file_names_field_and_valid_ones(tmp_path):
-    conf = tmp_path / "cluster"
-    conf.mkdir()
-    (conf / "mine.yaml").write_text("name: mine\nkind: slurm\ngpu_per_node: 4\n")
     with pytest.raises(ConfigError, match=r"cluster/mine.yaml: unknown field 'gpu_per_node'; did you mean 'gpus_per_node'\?"):
-        compose_settings([f"hydra.searchpath=[file://{tmp_path}]", "cluster=mine"])
-    (conf / "typo.yaml").write_text("name: typo\nkind: slurmm\n")
+        compose_with_cluster_file(tmp_path, "mine", "name: mine\nkind: slurm\ngpu_per_node: 4\n")
     with pytest.raises(ConfigError, match=r"cluster.kind='slurmm'.*local, slurm"):
-        compose_settings([f"hydra.searchpath=[file://{tmp_path}]", "cluster=typo"])
+        compose_with_cluster_file(tmp_path, "typo", "name: typo\nkind: slurmm\n")
 
 
 def test_worker_without_head_names_node_and_where_to_look(tmp_path):
