@@ -265,3 +265,10 @@ def test_cpu_models_get_no_gpu_embedding_models_one_and_idle_gpus_are_said():
     assert held.placement.gpus == 2 and held.placement.gpus_idle
     assert "GPUs held idle" in held.placement.describe()
     assert not emb.placement.gpus_idle
+
+
+def test_help_names_the_site_config_folders():
+    proc = run_cli("--help")
+    assert proc.returncode == 0, proc.stderr
+    assert "$ENERGY_HPC_CONFIG_PATH" in proc.stdout and "./hydra_conf/" in proc.stdout
+    assert "--info searchpath" in proc.stdout
