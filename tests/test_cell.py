@@ -272,3 +272,11 @@ def test_help_names_the_site_config_folders():
     assert proc.returncode == 0, proc.stderr
     assert "$ENERGY_HPC_CONFIG_PATH" in proc.stdout and "./hydra_conf/" in proc.stdout
     assert "--info searchpath" in proc.stdout
+
+
+def test_an_unknown_option_in_a_sweep_lists_the_options_and_the_rest_is_planned(tmp_path):
+    proc = run_cli("-m", "model=nosuch,linear_bow", "cluster=dev_slurm", "dry_run=true",
+                   f"out_dir={tmp_path}")
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert "Could not find 'model/nosuch'; Available options in 'model': ds_llama70b," in proc.stderr
+    assert "linear_bow on demo @ dev_slurm" in proc.stdout

@@ -153,8 +153,12 @@ def plan_sweep(config_loader: Any, master: DictConfig, job_overrides: Sequence[S
         except UserError as exc:
             plan.failures.append(f"job {idx} ({label}): {exc}")
             continue
-        except HydraException as exc:
-            plan.failures.append(f"job {idx} ({label}): {str(exc).strip().splitlines()[0]}")
+        except HydraException as exc:  # e.g. an unknown group option: keep Hydra's list of options
+            said = str(exc).strip().split("\nConfig search path")[0]
+            first, *rest = [ln.strip() for ln in said.splitlines() if ln.strip()]
+            if rest and rest[0].endswith(":"):  # "Available options in 'model':" and the options
+                first += f"; {rest[0]} {', '.join(rest[1:])}"
+            plan.failures.append(f"job {idx} ({label}): {first}")
             continue
         if cell.cell_id in seen:
             first_idx, first_label = seen[cell.cell_id]
