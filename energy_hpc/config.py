@@ -236,6 +236,11 @@ class ClusterConfig:
     cpu_model: str | None = None
     cpu_power_w: float | None = None
     ram_gb: float | None = None
+    # Datasheet facts for estimates (energy_hpc/estimate.py): peak dense bf16 tensor TFLOP/s and
+    # memory bandwidth per GPU, the site's PUE. They size a guess, not a measurement: not in the id.
+    gpu_tflops_bf16: float | None = not_in_cell_id(None)
+    gpu_mem_bandwidth_gbs: float | None = not_in_cell_id(None)
+    pue: float | None = not_in_cell_id(None)
     # Slurm settings. partition, constraint, exclusive, cpus_per_task and mem_gb choose the
     # hardware and what shares it, so they are part of the cell id; the rest only schedules.
     partition: str | None = None
@@ -260,8 +265,12 @@ class ClusterConfig:
                 f"cluster {self.name!r}: detect_gpus is only for kind=local (a Slurm login node is not "
                 "its compute node); state gpus_per_node, gpu_model and gpu_memory_gb in the file"
             )
-        for name in ("gpu_memory_gb", "gpu_power_w", "cpus_per_node", "ram_gb", "mem_gb"):
+        for name in ("gpu_memory_gb", "gpu_power_w", "cpus_per_node", "ram_gb", "mem_gb",
+                     "gpu_tflops_bf16", "gpu_mem_bandwidth_gbs"):
             _positive("cluster", name, getattr(self, name))
+        if self.pue is not None and self.pue < 1:
+            raise ConfigError(f"cluster.pue={self.pue!r} is not valid; a power usage effectiveness "
+                              "is >= 1 (total facility power / IT power), or null when unknown")
         if self.kind == "slurm" and self.gpus_per_node and not self.gpu_memory_gb:
             raise ConfigError(
                 f"cluster {self.name!r} has gpus_per_node={self.gpus_per_node} but no "

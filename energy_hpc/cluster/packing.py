@@ -4,8 +4,9 @@ A job pays Python start, imports, CodeCarbon's first start, the dataset's loadin
 a multi-node shape's Ray cluster and an LLM's load once for all its cells; each cell still gets
 its own records, meta, measured windows and idle baseline. ``pack=N`` puts N cells in a job;
 ``pack=auto`` fills each job up to a share of the cluster's time limit by each cell's estimated
-run time: the time the same cell took before (its meta.json), else the same model on the same
-cluster (any dataset), else a rule of thumb per model kind (stated below, deliberately generous).
+run time: the time the same cell took before (its meta.json), else the estimate of
+``energy_hpc/estimate.py`` (records of the same model on the same cluster, or first principles),
+else a rule of thumb per model kind (stated below, deliberately generous).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import logging
 from collections.abc import Iterable
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from energy_hpc.cell import Cell
@@ -54,47 +55,37 @@ def rule_of_thumb_s(cell: Cell) -> float:
     return seconds
 
 
-def estimate_s(cell: Cell, known: dict[tuple[str, str], float] | None = None) -> float:
-    """Estimated run time of one cell inside a packed job (what ``pack=auto`` fills jobs by)."""
+def estimate_s(cell: Cell, records: Any = None, guess: Any = None) -> float:
+    """Estimated run time of one cell inside a packed job (what ``pack=auto`` fills jobs by): the
+    time it took before, else the high end of :func:`energy_hpc.estimate.estimate` (calibrated
+    from records of the same model and cluster, or first principles), else the rule of thumb."""
     own = _meta_seconds(Path(cell.out_dir) / "cells" / cell.cell_id / "meta.json")
     if own is not None:
         return own
-    if known:
-        similar = known.get((cell.settings.model.name, cell.settings.cluster.name))
-        if similar is not None:
-            return similar * cell.settings.repetitions
-    return rule_of_thumb_s(cell)
+    if guess is None:
+        from energy_hpc.estimate import estimate
+
+        guess = estimate(cell, records)
+    return guess.wall_s[1] if guess.wall_s is not None else rule_of_thumb_s(cell)
 
 
-def measured_per_split(out_dir: str) -> dict[tuple[str, str], float]:
-    """Seconds per split of every complete cell under out_dir, by (model, cluster): the slowest."""
-    known: dict[tuple[str, str], float] = {}
-    for meta_path in Path(out_dir).glob("cells/*/meta.json"):
-        seconds = _meta_seconds(meta_path)
-        if seconds is None:
-            continue
-        try:
-            meta = json.loads(meta_path.read_text())
-            config = meta["config"]
-            key = (config["model"]["name"], config["cluster"]["name"])
-            per_split = seconds / max(int(meta.get("repetitions") or 1), 1)
-        except (OSError, KeyError, TypeError, ValueError):
-            continue
-        known[key] = max(known.get(key, 0.0), per_split)
-    return known
-
-
-def pack_jobs(cells: list[Cell], pack: int | str, time_limit_min: int) -> list[list[Cell]]:
-    """Split one shape's cells into jobs, keeping their order."""
+def pack_jobs(cells: list[Cell], pack: int | str, time_limit_min: int,
+              estimates: dict[str, Any] | None = None) -> list[list[Cell]]:
+    """Split one shape's cells into jobs, keeping their order (``estimates``: cell id →
+    :class:`~energy_hpc.estimate.Estimate`, when the caller has made them already)."""
     if pack != "auto":
         size = int(pack)
         return [cells[i:i + size] for i in range(0, len(cells), size)]
     budget = time_limit_min * 60 * TIME_SHARE - STARTUP_S
-    known = measured_per_split(cells[0].out_dir) if cells else {}
+    records = None
+    if cells and estimates is None:
+        from energy_hpc.estimate import records_for
+
+        records = records_for(cells[0].out_dir)
     jobs: list[list[Cell]] = []
     used = 0.0
     for cell in cells:
-        need = estimate_s(cell, known)
+        need = estimate_s(cell, records, (estimates or {}).get(cell.cell_id))
         if not jobs or used + need > budget:
             jobs.append([])
             used = 0.0

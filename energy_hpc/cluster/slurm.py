@@ -70,7 +70,7 @@ def _stderr_into(sink: list[str]) -> Iterator[None]:
             sink.append(tmp.read().decode(errors="replace"))
 
 
-def plan(cells: list[Cell]) -> dict[JobShape, list[list[Cell]]]:
+def plan(cells: list[Cell], estimates: dict[str, Any] | None = None) -> dict[JobShape, list[list[Cell]]]:
     """Group the (already placed) cells by job shape, one job array per shape, and pack each
     shape's cells into jobs (``pack``; a cell is only ever packed with cells of its own shape)."""
     from energy_hpc.cluster.packing import pack_jobs
@@ -78,7 +78,7 @@ def plan(cells: list[Cell]) -> dict[JobShape, list[list[Cell]]]:
     groups: dict[JobShape, list[Cell]] = defaultdict(list)
     for cell in cells:
         groups[cell.shape].append(cell)
-    return {shape: pack_jobs(group, group[0].settings.pack, shape.time_min)
+    return {shape: pack_jobs(group, group[0].settings.pack, shape.time_min, estimates)
             for shape, group in groups.items()}
 
 
@@ -90,9 +90,13 @@ def _redacted_setup(line: str) -> str:
     return line
 
 
-def format_plan(groups: dict[JobShape, list[list[Cell]]]) -> str:
+def format_plan(groups: dict[JobShape, list[list[Cell]]],
+                estimates: dict[str, Any] | None = None) -> str:
+    """The plan as printed by a dry run; with ``estimates`` (cell id → Estimate) each cell's
+    estimated cost and the sweep's total."""
     from energy_hpc.cluster.packing import describe
 
+    estimates = estimates or {}
     lines = []
     for i, (shape, jobs) in enumerate(groups.items()):
         lines.append(f"job array {i}: {describe(jobs)}  sbatch {' '.join(shape.sbatch_args())}")
@@ -104,6 +108,12 @@ def format_plan(groups: dict[JobShape, list[list[Cell]]]) -> str:
             for cell in job:
                 lines.append(f"  - {cell.cell_id}: {cell.label()}; {cell.placement.describe()}")
                 lines.extend(f"      {note}" for note in cell.notes)
+                if cell.cell_id in estimates:
+                    lines.append(f"      {estimates[cell.cell_id].describe()}")
+    if estimates:
+        from energy_hpc.estimate import total
+
+        lines.append(total(list(estimates.values())))
     return "\n".join(lines)
 
 
@@ -222,10 +232,16 @@ def submit_cells(cells: list[Cell]) -> list[str]:
     """
     if not cells:
         return []
+    from energy_hpc.estimate import estimate, records_for
+
     first = cells[0].settings
-    groups = plan(cells)
+    estimates = None  # for pack=auto and the dry run's plan; made once, from the out_dir's records
+    if first.dry_run or any(c.settings.pack == "auto" for c in cells):
+        records = records_for(first.out_dir)
+        estimates = {c.cell_id: estimate(c, records) for c in cells}
+    groups = plan(cells, estimates)
     if first.dry_run:
-        print(format_plan(groups))
+        print(format_plan(groups, estimates))
         return []
     submitted = submit(groups, first.out_dir, first.sweep)
     print(f"submitted {len(cells)} cell(s) as {len(submitted)} job(s) in {len(groups)} array(s): "

@@ -7,7 +7,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from sklearn.model_selection import train_test_split
 
 from energy_hpc.config import DatasetConfig
 from energy_hpc.data.loading import Corpus
@@ -56,6 +55,14 @@ def _check_stratifiable(labels: pd.Series, where: str, n_a: int, n_b: int) -> No
             f"{where}: a stratified split needs at least one row per class on each side, but "
             f"train={n_a}, test={n_b} with {n_classes} classes. Class counts: {_class_counts(labels)}"
         )
+
+
+def train_test_split(*args, **kwargs):  # noqa: ANN002, ANN003 - scikit-learn's, imported on use
+    """scikit-learn's ``train_test_split``, imported when a split is made (planning a sweep reads
+    datasets without paying scikit-learn's second of import time)."""
+    from sklearn.model_selection import train_test_split as split
+
+    return split(*args, **kwargs)
 
 
 def _sample(frame: pd.DataFrame, n: int, seed: int, where: str) -> pd.DataFrame:
