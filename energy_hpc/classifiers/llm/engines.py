@@ -151,6 +151,17 @@ class VllmEngine:
         self.llm = LLM(**kwargs)
         self.tokenizer = self.llm.get_tokenizer()
 
+    def close(self) -> None:
+        """Shut vLLM's engine-core process down now, not at some garbage collection."""
+        core = getattr(getattr(getattr(self, "llm", None), "llm_engine", None), "engine_core", None)
+        shutdown = getattr(core, "shutdown", None)
+        if shutdown is not None:
+            try:
+                shutdown()
+            except Exception as exc:  # noqa: BLE001 - closing must not fail the run
+                log.warning("vLLM engine shutdown: %s", exc)
+        self.llm = None
+
     def generate(self, batch: Sequence[Messages], max_tokens: int,
                  choices: Sequence[str] | None = None) -> list[str]:
         from vllm import SamplingParams
@@ -196,6 +207,12 @@ def build_engine(model: LLMModelConfig, context: ClassifierContext) -> tuple[Eng
     engine = ENGINES[model.engine](model, context)
     _Loaded.key, _Loaded.engine = key, engine
     _Loaded.loads += 1
+    if _Loaded.loads == 1:
+        import atexit
+
+        # before multiprocessing's own exit handler (registered earlier, so run later): a held
+        # vLLM engine must shut its engine-core process down, or the interpreter waits on it
+        atexit.register(release_engine)
     return engine, {"engine_load_s": time.perf_counter() - t0, "engine_reused": False}
 
 
@@ -203,7 +220,12 @@ def release_engine() -> None:
     """Drop the held engine (and its GPU memory, as far as the framework gives it back)."""
     if _Loaded.engine is None:
         return
+    engine = _Loaded.engine
     _Loaded.key = _Loaded.engine = None
+    close = getattr(engine, "close", None)
+    if close is not None:
+        close()
+    del engine
     import gc
 
     gc.collect()
