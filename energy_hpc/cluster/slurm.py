@@ -131,9 +131,11 @@ def submit(groups: dict[JobShape, list[list[Cell]]], out_dir: str,
     after another."""
     from energy_hpc.cluster.job import CellJob
 
+    # once per cluster, before anything is submitted (the check asks the controller)
+    for cluster in dict.fromkeys(packed[0][0].settings.cluster.name for packed in groups.values()):
+        require_slurm(cluster)
     submitted: list[tuple[list[Cell], Any]] = []
     for shape, packed in groups.items():
-        require_slurm(packed[0][0].settings.cluster.name)
         folder = Path(out_dir) / "slurm" / sweep / "%j"
         ex = _executor(folder, shape, f"ehpc-{sweep}", max(1, len(packed)))
         said: list[str] = []
