@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any
 
 from omegaconf import DictConfig
 
@@ -18,6 +18,9 @@ from energy_hpc.cluster.local_gpus import with_detected_gpus
 from energy_hpc.cluster.placement import Placement, plan_placement
 from energy_hpc.cluster.shape import JobShape, job_shape
 from energy_hpc.config import Settings, settings_from_cfg, without_hydra
+
+if TYPE_CHECKING:
+    from energy_hpc.estimate import Estimate
 
 # Version of the rule below. Cells recorded under rule 1 (before scheduling knobs were left out
 # and the placement replaced the gpus/nodes requests) have other ids and are measured again.
@@ -53,6 +56,8 @@ class Cell:
     cell_id: str
     # Where the config came from when it was not the shipped tree (site config files), for the plan.
     notes: tuple[str, ...] = field(default=())
+    # What it was expected to cost when planned (energy_hpc.estimate); its records keep it.
+    estimate: Estimate | None = None
 
     @property
     def out_dir(self) -> str:
@@ -67,7 +72,10 @@ class Cell:
         return f"{s.model.name} on {s.dataset.name} @ {s.cluster.name}"
 
     def with_notes(self, notes: tuple[str, ...]) -> Cell:
-        return Cell(self.settings, self.placement, self.shape, self.cell_id, notes)
+        return replace(self, notes=notes)
+
+    def with_estimate(self, estimate: Estimate) -> Cell:
+        return replace(self, estimate=estimate)
 
 
 def make_cell(settings: Settings) -> Cell:

@@ -52,25 +52,57 @@ def print_summary(records: list[dict[str, Any]] | Any, title: str) -> None:
     print(format_summary(summarize(frame)))
 
 
+def show_plan(cells: list[Cell]) -> None:
+    """``dry_run=true``: where each cell would run and what it would cost, the Slurm jobs with
+    their ``--time``, the total; the CSV when ``estimate_csv`` is set. Nothing runs or is submitted."""
+    from energy_hpc.errors import UserError
+    from energy_hpc.estimate import total, with_estimates, write_csv
+
+    if not cells:
+        return
+    cells = with_estimates(cells)
+    for cell in (c for c in cells if not c.on_slurm):
+        print(f"runs here (cluster={cell.settings.cluster.name}): {cell.cell_id}: {cell.label()}; "
+              f"{cell.placement.describe()}")
+        for line in (*cell.notes, cell.estimate.describe() if cell.estimate else None):
+            if line:
+                print(f"      {line}")
+    job_times: dict[str, int] = {}
+    slurm = [c for c in cells if c.on_slurm]
+    if slurm:
+        from energy_hpc.cluster.slurm import format_plan, plan
+
+        groups = plan(slurm)
+        print(format_plan(groups))
+        job_times = {c.cell_id: shape.time_min for shape, jobs in groups.items() for job in jobs
+                     for c in job}
+    print(total([c.estimate for c in cells if c.estimate is not None]))
+    path = cells[0].settings.estimate_csv
+    if path:
+        try:
+            print(f"estimates of {len(cells)} cell(s): {write_csv(path, cells, job_times)}")
+        except OSError as exc:
+            raise UserError(f"estimate_csv={path}: cannot write it ({exc.strerror or exc})") from None
+
+
 def run(cell: Cell) -> None:
     """Run one cell: in this process on a local cluster, as a Slurm job (the sweep's route) on Slurm."""
     settings = cell.settings
     for note in cell.notes:
         log.info("%s", note)
+    if settings.dry_run:
+        show_plan([cell])
+        return
     if cell.on_slurm:
         from energy_hpc.cluster.slurm import submit_one
         from energy_hpc.results import CellStore
 
         submit_one(cell)
-        if settings.wait and not settings.dry_run:
+        if settings.wait:
             record_ran([cell])
             print_summary(CellStore(cell.out_dir, cell.cell_id).records(),
                           f"{settings.model.display_name} on {settings.dataset.name} @ "
                           f"{settings.cluster.name} (Slurm)")
-        return
-    if settings.dry_run:
-        print(f"runs here (cluster={settings.cluster.name}): {cell.cell_id}: {cell.label()}; "
-              f"{cell.placement.describe()}")
         return
     from energy_hpc.runner import run_cell
 

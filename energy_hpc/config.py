@@ -11,6 +11,7 @@ import copy
 import dataclasses
 import difflib
 import json
+import math
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
@@ -148,6 +149,8 @@ class LLMModelConfig(ModelConfig):
     hf_id: str | None = None
     revision: str | None = None
     params_billion: float | None = None
+    # a mixture of experts: the parameters one token uses (estimates; what is measured is the same)
+    active_params_billion: float | None = not_in_cell_id(None)
     dtype: str = "bfloat16"
     context_length: int = 4096
     max_tokens: int = 32
@@ -169,6 +172,12 @@ class LLMModelConfig(ModelConfig):
         _positive("model", "max_tokens", self.max_tokens)
         _positive("model", "few_shot", self.few_shot, allow_zero=True)
         _positive("model", "params_billion", self.params_billion)
+        _positive("model", "active_params_billion", self.active_params_billion)
+        if self.active_params_billion and self.params_billion and \
+                self.active_params_billion > self.params_billion:
+            raise ConfigError(f"model.active_params_billion={self.active_params_billion} is not "
+                              f"valid; it must be <= model.params_billion={self.params_billion} "
+                              "(the active share of a mixture of experts)")
 
     def uses_gpu(self) -> bool:
         return True
@@ -359,6 +368,8 @@ class Config:
     dry_run: bool = False
     wait: bool = True
     pack: Any = "auto"
+    time_safety_factor: Any = 1.5
+    estimate_csv: Any = None
 
 
 @dataclass
@@ -381,6 +392,9 @@ class Settings:
     wait: bool = True
     choices: dict[str, str] = field(default_factory=dict)
     pack: int | str = "auto"  # cells per Slurm job (same shape); not part of the cell id
+    # a job's --time = its cells' estimated time x this (None: the cluster's time_limit_min)
+    time_safety_factor: float | None = 1.5
+    estimate_csv: str | None = None  # dry runs: every cell's estimate to this CSV too
 
     def measurement_dict(self) -> dict[str, Any]:
         """What defines the measurement, less the GPU/node requests (the cell adds the placement
@@ -512,6 +526,12 @@ def settings_from_cfg(cfg: DictConfig | dict, choices: dict[str, str] | None = N
         raise ConfigError(f"pack={pack!r} is not valid; give a whole number >= 1 (cells run one "
                           "after another in one Slurm job; 1 = a job per cell) or 'auto' (as "
                           "many as fit the cluster's time limit)")
+    factor = top.get("time_safety_factor", 1.5)
+    if factor is not None and (isinstance(factor, bool) or not isinstance(factor, int | float)
+                               or not factor > 1 or math.isinf(factor)):
+        raise ConfigError(f"time_safety_factor={factor!r} is not valid; give a number > 1 (each "
+                          "Slurm job's --time = its cells' estimated time x this, never above the "
+                          "cluster's time_limit_min) or null (every job asks for time_limit_min)")
     reps = top.get("repetitions", 10)
     if not isinstance(reps, int) or reps <= 0:
         raise ConfigError(f"repetitions={reps!r} is not valid; it must be a whole number > 0")
@@ -529,6 +549,8 @@ def settings_from_cfg(cfg: DictConfig | dict, choices: dict[str, str] | None = N
         wait=bool(top.get("wait", True)),
         choices=choices,
         pack=pack,
+        time_safety_factor=float(factor) if factor is not None else None,
+        estimate_csv=str(top["estimate_csv"]) if top.get("estimate_csv") else None,
     )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from datetime import datetime, timezone
@@ -19,6 +20,7 @@ from energy_hpc.energy import Meter, Reading, create_meters, measure_window
 from energy_hpc.energy.base import PARTS, flag_implausible
 from energy_hpc.energy.carbon import carbon_intensity_g_per_kwh, emissions_kg
 from energy_hpc.energy.window import measure_idle, net_of_idle
+from energy_hpc.estimate import estimate, record_columns, records_for
 from energy_hpc.paper_setup import display_name, weights_of
 from energy_hpc.provenance import environment
 from energy_hpc.results import CellStore, append_sweep_manifest, atomic_write_text, dumps
@@ -110,6 +112,8 @@ def build_record(cell: Cell, split: Split, corpus: Corpus, readings: list[Readin
         "dataset_fingerprint": corpus.fingerprint,
         "train_fingerprint": split.train_fingerprint,
         "test_fingerprint": split.test_fingerprint,
+        "text_chars_mean": float(split.test["text"].str.len().mean()) if n_test else None,
+        **record_columns(cell.estimate),
         "started_at": started,
         "ended_at": _now(),
     }
@@ -159,6 +163,8 @@ class CellRunner:
             log.info("cell %s already complete in %s; skipping (force=true reruns it)",
                      cell_id, self.store.dir)
             return self.store.records()
+        if self.cell.estimate is None:  # planned without one (a notebook's compose_cell)
+            self.cell = self.cell.with_estimate(estimate(self.cell, records_for(s.out_dir)))
         corpus, splits = _data(s)
         done = self.store.done_splits()
         todo = [sp for sp in splits if sp.index not in done]
@@ -173,6 +179,7 @@ class CellRunner:
             "placement": self.placement.to_dict(), "dropped_rows": corpus.dropped,
             "dataset_source": corpus.source, "dataset_fingerprint": corpus.fingerprint,
             "meters": [m.name for m in meters],
+            "estimate": dataclasses.asdict(self.cell.estimate),
         })
         append_sweep_manifest(s.out_dir, s.sweep, {"cell_id": cell_id, "choices": s.choices,
                                                    "label": self.cell.label(), "at": _now()})
@@ -248,7 +255,6 @@ _DATA: dict[str, tuple[Corpus, list[Split]]] = {}
 def _data(s: Settings) -> tuple[Corpus, list[Split]]:
     """The loaded dataset and its splits, made once per process for every cell (of a packed job,
     or of a local sweep) that uses the same data, sampling, repetitions and seed."""
-    import dataclasses
     import json
 
     key = json.dumps([dataclasses.asdict(s.dataset), s.repetitions, s.seed], sort_keys=True,

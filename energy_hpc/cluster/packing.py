@@ -7,12 +7,17 @@ its own records, meta, measured windows and idle baseline. ``pack=N`` puts N cel
 run time: the time the same cell took before (its meta.json), else the estimate of
 ``energy_hpc/estimate.py`` (records of the same model on the same cluster, or first principles),
 else a rule of thumb per model kind (stated below, deliberately generous).
+
+Each job then asks Slurm for ``--time`` = its cells' estimated time x ``time_safety_factor``,
+rounded up to whole ``TIME_STEP_MIN`` minutes and never above the cluster's ``time_limit_min``
+(:func:`job_time`); a job with a cell nobody can estimate asks for the time limit.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import math
 from collections.abc import Iterable
 from datetime import datetime
 from pathlib import Path
@@ -25,6 +30,8 @@ log = logging.getLogger(__name__)
 
 TIME_SHARE = 0.8  # of time_limit_min a packed job may fill: room for start-up and a slow node
 STARTUP_S = 20.0  # Python start, imports, CodeCarbon's first start, per cell a little bookkeeping
+RAY_STARTUP_S = 60.0  # a multi-node job brings a Ray cluster up first
+TIME_STEP_MIN = 5  # --time is rounded up to this (and is at least this): backfill needs no finer
 
 
 def _meta_seconds(meta_path: Path) -> float | None:
@@ -55,18 +62,43 @@ def rule_of_thumb_s(cell: Cell) -> float:
     return seconds
 
 
-def estimate_s(cell: Cell, records: Any = None, guess: Any = None) -> float:
-    """Estimated run time of one cell inside a packed job (what ``pack=auto`` fills jobs by): the
-    time it took before, else the high end of :func:`energy_hpc.estimate.estimate` (calibrated
-    from records of the same model and cluster, or first principles), else the rule of thumb."""
+def known_s(cell: Cell, records: Any = None, guess: Any = None) -> float | None:
+    """Estimated run time of one cell inside a job: the time it took before, else the high end
+    of its estimate (``guess``, the cell's own, or one made here from ``records``); None when
+    nothing can estimate it."""
     own = _meta_seconds(Path(cell.out_dir) / "cells" / cell.cell_id / "meta.json")
     if own is not None:
         return own
+    guess = guess or cell.estimate
     if guess is None:
         from energy_hpc.estimate import estimate
 
         guess = estimate(cell, records)
-    return guess.wall_s[1] if guess.wall_s is not None else rule_of_thumb_s(cell)
+    return guess.wall_s[1] if guess.wall_s is not None else None
+
+
+def estimate_s(cell: Cell, records: Any = None, guess: Any = None) -> float:
+    """What ``pack=auto`` fills jobs by: :func:`known_s`, else the rule of thumb."""
+    known = known_s(cell, records, guess)
+    return known if known is not None else rule_of_thumb_s(cell)
+
+
+def job_time(cells: list[Cell], limit_min: int, factor: float | None) -> tuple[int, str]:
+    """A job's ``--time`` in minutes and why: its cells' estimated time (plus start-up, and Ray
+    for a multi-node job) x ``factor``, rounded up to ``TIME_STEP_MIN``, capped at ``limit_min``."""
+    if factor is None:
+        return limit_min, "the cluster's time_limit_min (time_safety_factor=null)"
+    times = [known_s(cell) for cell in cells]
+    unknown = sum(t is None for t in times)
+    if unknown:
+        return limit_min, f"the cluster's time_limit_min ({unknown} cell(s) without an estimate)"
+    need = STARTUP_S + (RAY_STARTUP_S if cells[0].placement.nodes > 1 else 0.0) + sum(
+        t for t in times if t is not None)
+    minutes = max(TIME_STEP_MIN, math.ceil(need * factor / 60 / TIME_STEP_MIN) * TIME_STEP_MIN)
+    said = f"estimate {need / 60:.3g} min x {factor:g}"
+    if minutes >= limit_min:
+        return limit_min, f"the cluster's time_limit_min ({said} would exceed it)"
+    return minutes, f"{said}, rounded up to {TIME_STEP_MIN} min"
 
 
 def pack_jobs(cells: list[Cell], pack: int | str, time_limit_min: int,
@@ -78,7 +110,7 @@ def pack_jobs(cells: list[Cell], pack: int | str, time_limit_min: int,
         return [cells[i:i + size] for i in range(0, len(cells), size)]
     budget = time_limit_min * 60 * TIME_SHARE - STARTUP_S
     records = None
-    if cells and estimates is None:
+    if cells and estimates is None and any(c.estimate is None for c in cells):
         from energy_hpc.estimate import records_for
 
         records = records_for(cells[0].out_dir)

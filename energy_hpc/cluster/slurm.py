@@ -71,15 +71,23 @@ def _stderr_into(sink: list[str]) -> Iterator[None]:
 
 
 def plan(cells: list[Cell], estimates: dict[str, Any] | None = None) -> dict[JobShape, list[list[Cell]]]:
-    """Group the (already placed) cells by job shape, one job array per shape, and pack each
-    shape's cells into jobs (``pack``; a cell is only ever packed with cells of its own shape)."""
-    from energy_hpc.cluster.packing import pack_jobs
+    """Group the (already placed) cells by job shape and pack each shape's cells into jobs
+    (``pack``; a cell is only ever packed with cells of its own shape); then give each job its
+    ``--time`` from its cells' estimates (:func:`~energy_hpc.cluster.packing.job_time`). One job
+    array per shape and time."""
+    import dataclasses
+
+    from energy_hpc.cluster.packing import job_time, pack_jobs
 
     groups: dict[JobShape, list[Cell]] = defaultdict(list)
     for cell in cells:
         groups[cell.shape].append(cell)
-    return {shape: pack_jobs(group, group[0].settings.pack, shape.time_min, estimates)
-            for shape, group in groups.items()}
+    timed: dict[JobShape, list[list[Cell]]] = defaultdict(list)
+    for shape, group in groups.items():
+        for job in pack_jobs(group, group[0].settings.pack, shape.time_min, estimates):
+            minutes, _ = job_time(job, shape.time_min, job[0].settings.time_safety_factor)
+            timed[dataclasses.replace(shape, time_min=minutes)].append(job)
+    return dict(timed)
 
 
 def _redacted_setup(line: str) -> str:
@@ -90,30 +98,26 @@ def _redacted_setup(line: str) -> str:
     return line
 
 
-def format_plan(groups: dict[JobShape, list[list[Cell]]],
-                estimates: dict[str, Any] | None = None) -> str:
-    """The plan as printed by a dry run; with ``estimates`` (cell id → Estimate) each cell's
-    estimated cost and the sweep's total."""
-    from energy_hpc.cluster.packing import describe
+def format_plan(groups: dict[JobShape, list[list[Cell]]]) -> str:
+    """The plan as printed by a dry run: per job array its sbatch flags, per job its ``--time``
+    and why, per cell its placement and (when it carries one) its estimate."""
+    from energy_hpc.cluster.packing import describe, job_time
 
-    estimates = estimates or {}
     lines = []
     for i, (shape, jobs) in enumerate(groups.items()):
         lines.append(f"job array {i}: {describe(jobs)}  sbatch {' '.join(shape.sbatch_args())}")
         for setup in shape.setup:
             lines.append(f"    setup: {_redacted_setup(setup)}")
         for j, job in enumerate(jobs):
-            if len(jobs) > 1 and len(job) > 1:
-                lines.append(f"  job {j}: {len(job)} cell(s), one after another")
+            settings = job[0].settings
+            _, why = job_time(job, settings.cluster.time_limit_min, settings.time_safety_factor)
+            lines.append(f"  job {j}: {len(job)} cell(s){', one after another' if len(job) > 1 else ''}"
+                         f"; --time={shape.time_min} min: {why}")
             for cell in job:
                 lines.append(f"  - {cell.cell_id}: {cell.label()}; {cell.placement.describe()}")
                 lines.extend(f"      {note}" for note in cell.notes)
-                if cell.cell_id in estimates:
-                    lines.append(f"      {estimates[cell.cell_id].describe()}")
-    if estimates:
-        from energy_hpc.estimate import total
-
-        lines.append(total(list(estimates.values())))
+                if cell.estimate is not None:
+                    lines.append(f"      {cell.estimate.describe()}")
     return "\n".join(lines)
 
 
@@ -234,16 +238,12 @@ def submit_cells(cells: list[Cell]) -> list[str]:
     """
     if not cells:
         return []
-    from energy_hpc.estimate import estimate, records_for
+    from energy_hpc.estimate import with_estimates
 
     first = cells[0].settings
-    estimates = None  # for pack=auto and the dry run's plan; made once, from the out_dir's records
-    if first.dry_run or any(c.settings.pack == "auto" for c in cells):
-        records = records_for(first.out_dir)
-        estimates = {c.cell_id: estimate(c, records) for c in cells}
-    groups = plan(cells, estimates)
+    groups = plan(with_estimates(cells))  # for pack=auto, --time and the records
     if first.dry_run:
-        print(format_plan(groups, estimates))
+        print(format_plan(groups))
         return []
     submitted = submit(groups, first.out_dir, first.sweep)
     print(f"submitted {len(cells)} cell(s) as {len(submitted)} job(s) in {len(groups)} array(s): "

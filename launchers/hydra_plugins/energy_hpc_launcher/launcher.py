@@ -68,9 +68,10 @@ class EnergyHpcLauncher(Launcher):
         self.task_function = task_function
 
     def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Sequence[JobReturn]:
-        from energy_hpc.cli import PLANNED, record_failure, record_ran
+        from energy_hpc.cli import PLANNED, record_failure, record_ran, show_plan
         from energy_hpc.cluster.slurm import submit_cells
         from energy_hpc.errors import UserError
+        from energy_hpc.estimate import with_estimates
 
         setup_globals()
         assert self.config is not None and self.hydra_context is not None and self.task_function
@@ -89,13 +90,16 @@ class EnergyHpcLauncher(Launcher):
             print(f"{len(plan.duplicates)} duplicate cell(s) planned and run once:")
             for line in plan.duplicates:
                 print(f"  {line}")
+        if dry_run:
+            try:
+                show_plan([cell for _, _, cell in plan.cells])
+            except UserError as exc:
+                record_failure(str(exc))
+            local, slurm = [], []
+        # every cell carries the estimate it was planned with (its records keep it)
+        estimated = with_estimates([cell for _, _, cell in local])
+        local = [(idx, ov, cell) for (idx, ov, _), cell in zip(local, estimated, strict=True)]
         for idx, overrides, cell in local:
-            if dry_run:
-                print(f"runs here (cluster={cell.settings.cluster.name}): {cell.cell_id}: "
-                      f"{cell.label()}; {cell.placement.describe()}")
-                for note in cell.notes:
-                    print(f"      {note}")
-                continue
             log.info("\t#%d (here): %s", idx, " ".join(filter_overrides(overrides)))
             sweep_config = self.hydra_context.config_loader.load_sweep_config(self.config, list(overrides))
             with open_dict(sweep_config):

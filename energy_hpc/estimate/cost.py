@@ -1,0 +1,455 @@
+"""What a cell will cost before it runs: wall time, node- and GPU-hours, energy and CO2, as ranges.
+
+Two sources; the better one wins and is named (``basis``):
+
+- **calibrated**: earlier records of the same model on the same cluster and placement (any
+  dataset): their per-text duration and energy per pass, lowest to highest, scaled by this cell's
+  test size, passes and repetitions, and widened by the ratio of text lengths when the records'
+  texts were shorter or longer (between "length does not matter" and "proportional to it");
+- **first principles** (LLMs on a cluster with datasheet facts): reading the prompt is
+  compute-bound, 2 x parameters x prompt tokens at the GPUs' peak bf16 FLOP/s x ``U_PREFILL``;
+  each generated token reads the weights once, at the GPUs' memory bandwidth x ``U_DECODE``
+  (sequential: once per text and token; batched: once per token for the whole test set; a
+  mixture of experts reads between its active and its total parameters); each request pays
+  ``REQUEST_S`` of serving overhead. TP divides prefill and decode over a node's GPUs; PP adds no
+  speed to one request (stages take turns). Output length is a range per family
+  (``OUTPUT_TOKENS``; reasoning models up to ``max_tokens``). Power: the allocation's GPUs at
+  ``GPU_LOAD`` x rated power, plus the CPUs' rated power and RAM at 0.375 W/GB, as the paper's
+  CodeCarbon counted them.
+
+One factor per phase, none per model; fitted to the paper's Table B1 and checked by
+``benchmarks/estimate_vs_paper.py`` (docs/estimate.md). An estimate never blocks a run: a cell
+without either source gets ``basis`` saying why.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from energy_hpc.cell import Cell
+
+# Fitted to the paper's Table B1 (seven instruction LLMs on H100) by benchmarks/estimate_vs_paper.py;
+# held out there: the same models on A30 and V100 (Table B3). docs/estimate.md has the errors.
+U_PREFILL = 0.35  # share of peak tensor FLOP/s reached while reading prompts (a datasheet-typical value)
+U_DECODE = 0.7  # share of peak memory bandwidth reached while generating one token
+REQUEST_S = 0.06  # serving overhead per request (scheduling, tokenising, the client's round trip)
+GPU_LOAD = (0.3, 0.6)  # share of rated GPU power drawn while serving (low, high)
+RAM_W_PER_GB = 0.375  # the paper's CodeCarbon RAM model
+CHARS_PER_TOKEN = 4.0  # no tokenizer offline: a common English/German average
+# a dspy-style answer is a category name between its two field markers (~15 tokens without the
+# name); reasoning models think first (None: up to max_tokens)
+OUTPUT_TOKENS = {"llm": (15, 40), "reasoning": (200, None)}
+LOAD_BYTES_PER_S = 2e9  # weights read at load time (shared file systems: ~GB/s)
+DEFAULT_TEXT_CHARS = 1000.0  # when the dataset cannot be read at planning time
+
+Span = tuple[float, float]
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """Ranges (low, high) for one cell; ``basis`` names the source or why there is none."""
+
+    basis: str
+    pass_s: Span | None = None  # one pass over the test set
+    pass_wh: Span | None = None
+    wall_s: Span | None = None  # the whole cell inside its job
+    energy_wh: Span | None = None  # every measured window of the cell
+    nodes: int = 1
+    gpus: int = 0
+    pue: float | None = None
+    carbon_g_per_kwh: float | None = None
+
+    @property
+    def available(self) -> bool:
+        return self.wall_s is not None
+
+    def hours(self, per: int) -> Span | None:
+        return None if self.wall_s is None else (self.wall_s[0] * per / 3600, self.wall_s[1] * per / 3600)
+
+    def kwh(self, with_pue: bool = False) -> Span | None:
+        if self.energy_wh is None or (with_pue and not self.pue):
+            return None
+        factor = (self.pue if with_pue else 1.0) / 1000
+        return (self.energy_wh[0] * factor, self.energy_wh[1] * factor)
+
+    def co2_kg(self) -> Span | None:
+        if self.energy_wh is None or self.carbon_g_per_kwh is None:
+            return None
+        factor = (self.pue or 1.0) * self.carbon_g_per_kwh / 1e6
+        return (self.energy_wh[0] * factor, self.energy_wh[1] * factor)
+
+    def describe(self) -> str:
+        if not self.available:
+            return f"estimate: none ({self.basis})"
+        parts = [f"{_span(self.wall_s, 60, 'min')} wall",
+                 f"{_span(self.hours(self.nodes), 1, 'node-h')}"]
+        if self.gpus:
+            parts.append(f"{_span(self.hours(self.gpus), 1, 'GPU-h')}")
+        if self.energy_wh is None:
+            parts.append("energy unknown (the cluster file states no power: gpu_power_w, "
+                         "cpu_power_w, ram_gb)")
+            return f"estimate: {', '.join(parts)} [{self.basis}]"
+        parts.append(f"{_span(self.kwh(), 1, 'kWh')}" + (
+            f" ({_span(self.kwh(with_pue=True), 1, 'kWh')} with PUE {self.pue:g})"
+            if self.pue else " (PUE not stated)"))
+        co2 = self.co2_kg()
+        if co2 is not None:
+            parts.append(f"{_span((co2[0] * 1000, co2[1] * 1000), 1, 'g CO2')}")
+        return f"estimate: {', '.join(parts)} [{self.basis}]"
+
+
+def _span(pair: Span | None, unit: float, name: str) -> str:
+    if pair is None:
+        return "?"
+    lo, hi = pair[0] / unit, pair[1] / unit
+    return f"{lo:.3g}–{hi:.3g} {name}" if not math.isclose(lo, hi, rel_tol=0.005) else f"{lo:.3g} {name}"
+
+
+def midpoint(pair: Span | None) -> float | None:
+    """The point an estimated range stands for: its geometric middle (ranges span factors)."""
+    if pair is None:
+        return None
+    return math.sqrt(pair[0] * pair[1]) if pair[0] > 0 and pair[1] > 0 else (pair[0] + pair[1]) / 2
+
+
+def first_principles_pass(params_b: float, bytes_per_param: float, gpus_per_node: int, nodes: int,
+                          tflops: float, bandwidth_gbs: float, n_texts: int, prompt_tokens: float,
+                          output_tokens: float, batched: bool, decode_params_b: float | None = None,
+                          request_s: float | None = None) -> float:
+    """Seconds for one pass over ``n_texts`` (the formula in the module docstring).
+
+    ``decode_params_b``: the parameters one generated token reads (a mixture of experts' active
+    ones), by default all of them.
+    """
+    request_s = REQUEST_S if request_s is None else request_s
+    decode_b = params_b if decode_params_b is None else decode_params_b
+    prefill = 2 * params_b * 1e9 * prompt_tokens / (gpus_per_node * tflops * 1e12 * U_PREFILL)
+    if decode_params_b is not None:  # a mixture of experts computes only its active experts
+        prefill *= decode_params_b / params_b
+    per_token = decode_b * 1e9 * bytes_per_param / (gpus_per_node * bandwidth_gbs * 1e9 * U_DECODE)
+    if batched:
+        return n_texts * prefill + output_tokens * per_token + request_s
+    return n_texts * (prefill + output_tokens * per_token + request_s)
+
+
+def power_w(cell: Cell, load: float) -> float:
+    c = cell.settings.cluster
+    per_node = (cell.placement.gpus_per_node * (c.gpu_power_w or 0.0) * load + (c.cpu_power_w or 0.0)
+                + RAM_W_PER_GB * (c.ram_gb or 0.0))
+    return per_node * cell.placement.nodes
+
+
+_TEXTS: dict[str, tuple[float, tuple[str, ...]] | None] = {}
+
+
+def text_facts(cell: Cell) -> tuple[float, tuple[str, ...]] | None:
+    """Mean characters per text and the categories of the cell's dataset (None: not readable here)."""
+    if cell.settings.dataset.source == "hf":
+        return None  # planning never reaches for the hub
+    key = json.dumps(dataclasses.asdict(cell.settings.dataset), sort_keys=True, default=str)
+    if key not in _TEXTS:
+        from energy_hpc.data import load_corpus
+        from energy_hpc.errors import UserError
+
+        try:
+            corpus = load_corpus(cell.settings.dataset)
+            _TEXTS[key] = (float(corpus.pool["text"].str.len().mean()), tuple(corpus.labels))
+        except (UserError, OSError, ImportError):
+            _TEXTS[key] = None
+    return _TEXTS[key]
+
+
+def prompt_tokens(cell: Cell, text_chars: float | None = None,
+                  categories: tuple[str, ...] | None = None) -> tuple[float, str]:
+    """Tokens per request: the paper's prompt around a mean text, and what they were counted from
+    (``text_chars``/``categories`` stand in for a dataset that is not at hand)."""
+    from energy_hpc.classifiers.llm.prompt import build_messages
+
+    note = ""
+    if text_chars is None or categories is None:
+        read = text_facts(cell)
+        if read is None:
+            note = f"; texts not readable here: {DEFAULT_TEXT_CHARS:.0f} chars assumed"
+            read = (DEFAULT_TEXT_CHARS, tuple(f"c{i}" for i in range(10)))
+        text_chars = read[0] if text_chars is None else text_chars
+        categories = read[1] if categories is None else categories
+    model = cell.settings.model
+    frame = build_messages("", list(categories), getattr(model, "instruction_language", "en"), [])
+    frame_chars = sum(len(m["content"]) for m in frame)
+    few_shot = getattr(model, "few_shot", 0) * text_chars
+    return (frame_chars + text_chars + few_shot) / CHARS_PER_TOKEN, note
+
+
+def output_tokens(model: Any) -> tuple[int, int]:
+    lo, hi = OUTPUT_TOKENS.get(model.family, OUTPUT_TOKENS["llm"])
+    max_tokens = getattr(model, "max_tokens", 64)
+    return (min(lo, max_tokens), min(hi or max_tokens, max_tokens))
+
+
+def from_first_principles(cell: Cell, text_chars: float | None = None,
+                          categories: tuple[str, ...] | None = None) -> Estimate | str:
+    from energy_hpc.cluster.placement import BYTES_PER_PARAM
+
+    s, c, model = cell.settings, cell.settings.cluster, cell.settings.model
+    if model.kind != "llm" or not getattr(model, "params_billion", None):
+        return f"no first-principles model for {model.kind} models; calibrate with records"
+    if not (c.gpu_tflops_bf16 and c.gpu_mem_bandwidth_gbs and c.gpu_power_w) or not cell.placement.gpus:
+        return (f"no GPU datasheet facts for cluster {c.name} (gpu_tflops_bf16, "
+                "gpu_mem_bandwidth_gbs, gpu_power_w); first-principles estimate unavailable")
+    tokens, note = prompt_tokens(cell, text_chars, categories)
+    outs = output_tokens(model)
+    n_test = s.dataset.n_test or 200
+    active = getattr(model, "active_params_billion", None)
+    batched = getattr(model, "batching", "batched") == "batched"
+
+    def one_pass(out: int, decode_b: float | None) -> float:
+        return first_principles_pass(
+            model.params_billion, BYTES_PER_PARAM.get(model.dtype.lower(), 2),
+            cell.placement.gpus_per_node, cell.placement.nodes, c.gpu_tflops_bf16,
+            c.gpu_mem_bandwidth_gbs, n_test, tokens, out, batched, decode_b)
+
+    # a mixture of experts: from its active parameters (low) to all of them (high) per token
+    pass_s = (one_pass(outs[0], active), one_pass(outs[1], None))
+    pass_wh = (pass_s[0] * power_w(cell, GPU_LOAD[0]) / 3600, pass_s[1] * power_w(cell, GPU_LOAD[1]) / 3600)
+    load_s = model.params_billion * 1e9 * BYTES_PER_PARAM.get(model.dtype.lower(), 2) / LOAD_BYTES_PER_S
+    moe = f"; {active:g} of {model.params_billion:g} B parameters active" if active else ""
+    return _whole_cell(cell, pass_s, pass_wh, load_s,
+                       f"first principles: {tokens:.0f} prompt tokens, {outs[0]}–{outs[1]} output "
+                       f"tokens per text{moe}{note}")
+
+
+# Traditional models, before anything is measured: seconds per text in one pass (predict), and per
+# split to fit, low–high. The paper's Table B1 (H100 node) lies inside: BoW/TF-IDF ~5e-5 s per
+# text, embeddings 9–15 ms per text (encoding is the cost).
+PASS_S_PER_TEXT = {"bow": (2e-5, 5e-4), "tfidf": (2e-5, 5e-4), "embedding": (2e-3, 3e-2)}
+FIT_S = {"logreg": (0.05, 5.0), "xgboost": (0.5, 30.0)}
+ENCODER_LOAD_S = 120.0  # loading a sentence encoder (a cold shared file system)
+
+
+def from_rule_of_thumb(cell: Cell) -> Estimate | str:
+    """Traditional models without records: the ranges above, at the node's CPU and RAM power (and
+    its GPUs at ``GPU_LOAD`` when the encoder has any)."""
+    s, model = cell.settings, cell.settings.model
+    per_text = PASS_S_PER_TEXT.get(getattr(model, "features", None) or "")
+    fit = FIT_S.get(getattr(model, "estimator", None) or "")
+    if model.kind != "traditional" or per_text is None or fit is None:
+        return f"no rule of thumb for {model.kind} models"
+    n_test, n_train = s.dataset.n_test or 200, s.dataset.n_train or 200
+    pass_s = (per_text[0] * n_test, per_text[1] * n_test)
+    # fitting an embedding model encodes the training texts first
+    split_s = ((fit[0] + per_text[0] * n_train, fit[1] + per_text[1] * n_train)
+               if model.features == "embedding" else fit)
+    pass_wh = ((pass_s[0] * power_w(cell, GPU_LOAD[0]) / 3600, pass_s[1] * power_w(cell, GPU_LOAD[1]) / 3600)
+               if power_w(cell, 1.0) > 0 else None)  # a cluster file without power facts
+    load_s = ENCODER_LOAD_S if model.features == "embedding" else 0.0
+    return _whole_cell(cell, pass_s, pass_wh, load_s,
+                       f"rule of thumb for {model.features} + {model.estimator} (nothing measured yet)",
+                       split_s=split_s)
+
+
+def from_records(cell: Cell, records: Any) -> Estimate | str:
+    """Per-text cost of the same model on the same cluster and placement, scaled to this cell."""
+    if records is None or len(records) == 0:
+        return "nothing measured yet"
+    s = cell.settings
+    same = records[(records["model"] == s.model.name) & (records["cluster"] == s.cluster.name)
+                   & (records["gpus"] == cell.placement.gpus) & (records["nodes"] == cell.placement.nodes)]
+    same = same.dropna(subset=["duration_s", "energy_wh", "n_test"])
+    same = same[same["n_test"] > 0]
+    if same.empty:
+        return f"nothing measured yet for {s.model.name} on {s.cluster.name} with this placement"
+    # texts of another length: between "no effect" and "proportional" (per record, when known)
+    low_f = high_f = 1.0
+    mine = text_facts(cell)
+    if mine is not None and "text_chars_mean" in same:
+        ratio = (mine[0] / same["text_chars_mean"]).dropna()
+        ratio = ratio[ratio > 0]
+        if not ratio.empty:
+            low_f, high_f = min(1.0, float(ratio.min())), max(1.0, float(ratio.max()))
+    per_s = same["duration_s"] / same["n_test"]
+    per_wh = same["energy_wh"] / same["n_test"]
+    n_test = s.dataset.n_test or int(same["n_test"].median())
+    pass_s = (float(per_s.min()) * n_test * low_f, float(per_s.max()) * n_test * high_f)
+    pass_wh = (float(per_wh.min()) * n_test * low_f, float(per_wh.max()) * n_test * high_f)
+    load_s = 0.0
+    if "engine_load_s" in same:  # an LLM's load, as measured (not in the measured window)
+        loads = same["engine_load_s"].dropna()
+        load_s = float(loads.max()) if not loads.empty else 0.0
+    split_s = (0.0, 0.0)  # a split's time outside its window (fit, warm-up), as recorded
+    if {"started_at", "ended_at", "window_s"} <= set(same.columns):
+        wall = (pd_seconds(same["ended_at"]) - pd_seconds(same["started_at"]) - same["window_s"])
+        wall = wall.dropna().clip(lower=0)
+        if not wall.empty:
+            split_s = (float(wall.min()), float(wall.max()))
+    return _whole_cell(cell, pass_s, pass_wh, load_s,
+                       f"calibrated from {same['cell_id'].nunique()} cell(s)", split_s=split_s,
+                       warmup_included=True)
+
+
+def pd_seconds(stamps: Any) -> Any:
+    import pandas as pd
+
+    return pd.to_datetime(stamps, errors="coerce", utc=True).astype("int64") / 1e9
+
+
+def _whole_cell(cell: Cell, pass_s: Span, pass_wh: Span | None, load_s: float, basis: str,
+                split_s: Span = (0.0, 0.0), warmup_included: bool = False) -> Estimate:
+    """A pass scaled to the cell: per split the passes that fill the window (LLMs: one), a
+    warm-up and ``split_s`` (fitting); repetitions; a load and the idle baseline once."""
+    s = cell.settings
+    llm = s.model.kind == "llm"
+    window = max(s.energy.min_window_s, 0.0)
+
+    def passes(one: float) -> int:
+        return 1 if llm or one <= 0 else max(s.energy.min_passes, math.ceil(window / one))
+
+    windows = [passes(p) * p for p in pass_s]
+    warmups = [0.0 if llm or warmup_included or not s.energy.warmup else p for p in pass_s]
+    wall = tuple(load_s + s.energy.idle_baseline_s + s.repetitions * (w + u + f)
+                 for w, u, f in zip(windows, warmups, split_s, strict=True))
+    energy = None if pass_wh is None else tuple(
+        s.repetitions * passes(p) * e for p, e in zip(pass_s, pass_wh, strict=True))
+    return Estimate(basis=basis, pass_s=pass_s, pass_wh=pass_wh, wall_s=wall,  # type: ignore[arg-type]
+                    energy_wh=energy, nodes=cell.placement.nodes, gpus=cell.placement.gpus,  # type: ignore[arg-type]
+                    pue=s.cluster.pue, carbon_g_per_kwh=_carbon(s.energy.country))
+
+
+def _carbon(country: str) -> float | None:
+    from energy_hpc.energy.carbon import carbon_intensity_g_per_kwh
+
+    try:
+        return carbon_intensity_g_per_kwh(country)
+    except Exception:  # noqa: BLE001 - an unknown mix leaves CO2 out, never the estimate
+        return None
+
+
+def estimate(cell: Cell, records: Any = None) -> Estimate:
+    """The better of calibrated (records) and first principles; never raises."""
+    try:
+        calibrated = from_records(cell, records)
+        if isinstance(calibrated, Estimate):
+            return calibrated
+        principled = from_first_principles(cell) if cell.settings.model.kind == "llm" \
+            else from_rule_of_thumb(cell)
+        if isinstance(principled, Estimate):
+            return principled
+        return Estimate(basis=f"{calibrated}; {principled}")
+    except Exception as exc:  # noqa: BLE001 - an estimate must never block a run
+        return Estimate(basis=f"estimate failed: {type(exc).__name__}: {exc}")
+
+
+def records_for(out_dir: str | Path) -> Any:
+    """The records an estimate calibrates from (an out_dir's), or None."""
+    from energy_hpc.results import find_record_files, load
+
+    try:
+        files = find_record_files(str(out_dir)) if Path(out_dir).exists() else []
+        return load(files, progress=False) if files else None
+    except Exception:  # noqa: BLE001 - unreadable history: estimate without it
+        return None
+
+
+def with_estimates(cells: list[Cell]) -> list[Cell]:
+    """The cells, each carrying its estimate (made once, from its out_dir's records), for the plan,
+    ``pack=auto``, ``--time`` and the records (which keep the estimate they were planned with)."""
+    history: dict[str, Any] = {}
+    out = []
+    for cell in cells:
+        if cell.estimate is None:
+            if cell.out_dir not in history:
+                history[cell.out_dir] = records_for(cell.out_dir)
+            cell = cell.with_estimate(estimate(cell, history[cell.out_dir]))
+        out.append(cell)
+    return out
+
+
+def record_columns(est: Estimate | None) -> dict[str, Any]:
+    """What a record keeps of its cell's estimate: per pass over the test set, as ``duration_s``
+    and ``energy_wh`` are, so measured ÷ estimated is a plain ratio."""
+    if est is None:
+        return {"est_basis": None}
+    return {"est_basis": est.basis,
+            "est_duration_s_low": est.pass_s[0] if est.pass_s else None,
+            "est_duration_s_high": est.pass_s[1] if est.pass_s else None,
+            "est_energy_wh_low": est.pass_wh[0] if est.pass_wh else None,
+            "est_energy_wh_high": est.pass_wh[1] if est.pass_wh else None}
+
+
+def total(estimates: list[Estimate]) -> str:
+    """The sweep's total over the cells that have an estimate (and how many have none)."""
+    known = [e for e in estimates if e.available]
+    if not known:
+        return f"estimated total: none of {len(estimates)} cell(s) has an estimate yet"
+
+    def add(pairs: list[Span | None]) -> Span:
+        got = [p for p in pairs if p is not None]
+        return (sum(p[0] for p in got), sum(p[1] for p in got))
+
+    wall = add([e.wall_s for e in known])
+    node_h, gpu_h = add([e.hours(e.nodes) for e in known]), add([e.hours(e.gpus) for e in known])
+    parts = [f"{_span(wall, 3600, 'h')} of cell time", _span(node_h, 1, "node-h"),
+             _span(gpu_h, 1, "GPU-h")]
+    powered = [e for e in known if e.energy_wh is not None]
+    if powered:
+        with_pue = [e.kwh(with_pue=True) for e in powered]
+        pue_text = (f", {_span(add(with_pue), 1, 'kWh')} with PUE" if all(with_pue)
+                    else f"; {sum(p is not None for p in with_pue)} cell(s) state a PUE"
+                    if any(with_pue) else "")
+        of = f" for {len(powered)} of them" if len(powered) < len(known) else ""
+        parts.append(f"{_span(add([e.kwh() for e in powered]), 1, 'kWh')}{of} (without PUE{pue_text})")
+        co2 = [e.co2_kg() for e in powered]
+        if any(co2):
+            parts.append(_span(add(co2), 1, "kg CO2"))
+    else:
+        parts.append("energy unknown (no power facts in the cluster files)")
+    missing = len(estimates) - len(known)
+    return (f"estimated total for {len(known)} cell(s): {', '.join(parts)}"
+            + (f"; {missing} cell(s) without an estimate" if missing else ""))
+
+
+CSV_COLUMNS = ["cell_id", "model", "dataset", "cluster", "nodes", "gpus", "runs", "job_time_min",
+               "basis", "wall_s_low", "wall_s_high", "node_h_low", "node_h_high", "gpu_h_low",
+               "gpu_h_high", "energy_kwh_low", "energy_kwh_high", "pue", "energy_kwh_pue_low",
+               "energy_kwh_pue_high", "co2_kg_low", "co2_kg_high", "pass_s_low", "pass_s_high",
+               "pass_wh_low", "pass_wh_high"]
+
+
+def csv_row(cell: Cell, job_time_min: int | None = None) -> dict[str, Any]:
+    """One cell's estimate as a flat row (``python -m energy_hpc.estimate``'s CSV)."""
+    est = cell.estimate or Estimate(basis="not estimated")
+    row: dict[str, Any] = {
+        "cell_id": cell.cell_id, "model": cell.settings.model.name,
+        "dataset": cell.settings.dataset.name, "cluster": cell.settings.cluster.name,
+        "nodes": cell.placement.nodes, "gpus": cell.placement.gpus,
+        "runs": "slurm" if cell.on_slurm else "here", "job_time_min": job_time_min,
+        "basis": est.basis, "pue": est.pue}
+    pairs = {"wall_s": est.wall_s, "node_h": est.hours(est.nodes),
+             "gpu_h": est.hours(est.gpus) if est.gpus else (0.0, 0.0) if est.available else None,
+             "energy_kwh": est.kwh(), "energy_kwh_pue": est.kwh(with_pue=True),
+             "co2_kg": est.co2_kg(), "pass_s": est.pass_s, "pass_wh": est.pass_wh}
+    for name, pair in pairs.items():
+        row[f"{name}_low"], row[f"{name}_high"] = pair if pair is not None else (None, None)
+    return row
+
+
+def write_csv(path: str | Path, cells: list[Cell], job_times: dict[str, int] | None = None) -> Path:
+    """Every cell's estimate, one row each (:data:`CSV_COLUMNS`), written whole or not at all."""
+    import csv
+    import io
+
+    from energy_hpc.results import atomic_write_text
+
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=CSV_COLUMNS)
+    writer.writeheader()
+    for cell in cells:
+        writer.writerow(csv_row(cell, (job_times or {}).get(cell.cell_id)))
+    path = Path(path)
+    atomic_write_text(path, buf.getvalue())
+    return path
