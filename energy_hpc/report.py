@@ -17,11 +17,13 @@ from energy_hpc.analysis.recommend import recommend
 from energy_hpc.analysis.summary import model_labels, summarize
 from energy_hpc.analysis.tables import (
     as_markdown,
+    estimates_by_cell,
     table_b1,
     table_b2,
     table_b3,
     table_b6,
     table_b45,
+    table_estimates,
     write_table,
 )
 from energy_hpc.results import find_record_files, load
@@ -83,6 +85,7 @@ def build_report(folders: list[str], out: Path, floor: float | None = None,
     sections.append("")
 
     b2, b3 = table_b2(summary), table_b3(summary)
+    by_cell = estimates_by_cell(records)
     tables = [(f"table_b1_{ds}", f"Table B1 shape: all models on {ds}" +
                (" (paper columns: Capella H100, single node)" if with_paper else ""),
                table_b1(summary, ds, with_paper=with_paper)) for ds in datasets]
@@ -90,14 +93,17 @@ def build_report(folders: list[str], out: Path, floor: float | None = None,
                ("table_b3", "Table B3 shape: GPU architectures, single node", b3),
                ("table_b45", "Tables B4/B5 shape: energy and accuracy per dataset", table_b45(summary, with_paper=with_paper)),
                ("table_b6", "Table B6 shape: OLS of energy on duration, GPUs and their interaction",
-                table_b6(summary))]
+                table_b6(summary)),
+               ("table_estimates", "Estimated vs measured, per pass over the test set "
+                "(est./meas. = the estimate's geometric middle ÷ the measured mean; "
+                "docs/estimate.md)", table_estimates(by_cell))]
     sections += ["## Tables", ""]
     for name, caption, table in tables:
         write_table(table, tables_dir, name, caption)
         sections += [f"### {caption}", "", f"Files: `tables/{name}.md`, `.csv`, `.tex`", ""]
         sections += [as_markdown(table) if not table.empty else "*no cells in these records*", ""]
 
-    made, skipped = make_figures(summary, b2, b3, fig_dir, with_paper=with_paper)
+    made, skipped = make_figures(summary, b2, b3, fig_dir, with_paper=with_paper, by_cell=by_cell)
     sections += ["## Figures", ""]
     for name, paths in made.items():
         png = paths[0].relative_to(out)

@@ -268,8 +268,55 @@ def figure6(summary: pd.DataFrame, out_dir: Path) -> list[Path]:
     return _save(fig, out_dir, "figure6_energy_vs_duration")
 
 
+BASIS_STYLE = {"calibrated": ("#1b9e77", "o"), "first principles": ("#d95f02", "s"),
+               "rule of thumb": ("#7570b3", "^")}
+
+
+def figure7(by_cell: pd.DataFrame, out_dir: Path) -> list[Path]:
+    """Estimated vs measured per cell (``tables.estimates_by_cell``): the estimate's geometric
+    middle with its range as a bar, against the measured mean; the diagonal is a perfect
+    estimate, the band a factor 2."""
+    summary = by_cell
+    plt = _plt()
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.8))
+    basis = summary["basis_kind"]
+    for ax, metric, name, unit in ((axes[0], "duration_s", "Duration", "s"),
+                                   (axes[1], "energy_wh", "Energy", "Wh")):
+        lo = pd.to_numeric(summary.get(f"est_{metric}_low"), errors="coerce")
+        hi = pd.to_numeric(summary.get(f"est_{metric}_high"), errors="coerce")
+        measured = pd.to_numeric(summary[f"{metric}_mean"], errors="coerce")
+        ok = lo.notna() & hi.notna() & (lo > 0) & (measured > 0)
+        for kind, (color, marker) in BASIS_STYLE.items():
+            pick = ok & (basis == kind)
+            if not pick.any():
+                continue
+            mid = np.sqrt(lo[pick] * hi[pick])
+            ax.errorbar(measured[pick], mid, yerr=np.vstack([mid - lo[pick], hi[pick] - mid]),
+                        fmt=marker, color=color, ms=6, capsize=3, lw=1,
+                        label=f"{kind} ({int(pick.sum())})")
+        if ok.any():
+            low = float(min(measured[ok].min(), lo[ok].min())) / 2
+            high = float(max(measured[ok].max(), hi[ok].max())) * 2
+            line = np.array([low, high])
+            ax.plot(line, line, color="black", lw=1, label="estimate = measured")
+            ax.fill_between(line, line / 2, line * 2, color="grey", alpha=0.15, label="within x2")
+            ax.set_xlim(low, high)
+            ax.set_ylim(low, high)
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        _log_ticks(ax)
+        ax.yaxis.set_minor_formatter(_plt().NullFormatter())
+        ax.set_xlabel(f"measured {name.lower()} per pass ({unit})")
+        ax.set_ylabel(f"estimated {name.lower()} per pass ({unit})")
+        ax.set_title(f"{name}: estimate (range) vs measured")
+        ax.grid(alpha=0.3, which="both")
+        ax.legend(fontsize=7)
+    return _save(fig, out_dir, "figure7_estimate_vs_measured")
+
+
 def make_figures(summary: pd.DataFrame, b2: pd.DataFrame, b3: pd.DataFrame, out_dir: Path,
-                 with_paper: bool = True) -> tuple[dict[str, list[Path]], dict[str, str]]:
+                 with_paper: bool = True, by_cell: pd.DataFrame | None = None,
+                 ) -> tuple[dict[str, list[Path]], dict[str, str]]:
     """Draw every figure the records allow; return the files and, per skipped figure, why."""
     made: dict[str, list[Path]] = {}
     skipped: dict[str, str] = {}
@@ -296,4 +343,9 @@ def make_figures(summary: pd.DataFrame, b2: pd.DataFrame, b3: pd.DataFrame, out_
     else:
         made["figure5"] = figure5(b3, out_dir)
     made["figure6"] = figure6(summary, out_dir)
+    if by_cell is None or by_cell.empty:
+        skipped["figure7"] = ("no cell in these records kept an estimate (recorded before "
+                              "estimates, or none could be made)")
+    else:
+        made["figure7"] = figure7(by_cell, out_dir)
     return made, skipped

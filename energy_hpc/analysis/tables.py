@@ -155,6 +155,73 @@ def table_b6(summary: pd.DataFrame) -> pd.DataFrame:
     return out.reset_index()
 
 
+def estimates_by_cell(records: pd.DataFrame) -> pd.DataFrame:
+    """Per cell id: the estimate it was planned with (per pass) beside its measured means; the
+    estimate's geometric middle ÷ the measurement; empty when no record kept an estimate."""
+    from energy_hpc.analysis.summary import CELL_KEYS
+
+    needed = {"cell_id", "est_duration_s_low", "est_duration_s_high"}
+    if records.empty or not needed <= set(records.columns):
+        return pd.DataFrame()
+    frame = records.dropna(subset=["est_duration_s_low", "est_duration_s_high"])
+    if frame.empty:
+        return pd.DataFrame()
+    keys = [k for k in CELL_KEYS if k in frame.columns]
+    first = frame.groupby("cell_id", sort=False)[[*keys, "est_basis"]].first()
+    out = first.assign(splits=frame.groupby("cell_id", sort=False).size())
+    for metric in ("duration_s", "energy_wh"):
+        values = pd.to_numeric(frame[metric], errors="coerce")
+        out[f"{metric}_mean"] = values.groupby(frame["cell_id"], sort=False).mean()
+        for end in ("low", "high"):
+            column = f"est_{metric}_{end}"
+            out[column] = (pd.to_numeric(frame[column], errors="coerce")
+                           .groupby(frame["cell_id"], sort=False).first()
+                           if column in frame else np.nan)
+        lo, hi, measured = out[f"est_{metric}_low"], out[f"est_{metric}_high"], out[f"{metric}_mean"]
+        mid = np.sqrt(lo.where(lo > 0) * hi.where(hi > 0))
+        out[f"{metric}_ratio"] = mid / measured.where(measured > 0)
+        inside = ((lo <= measured) & (measured <= hi)).astype(object)
+        out[f"{metric}_inside"] = inside.where(lo.notna() & hi.notna() & measured.notna(), None)
+    out["basis"] = out["est_basis"].map(_short_basis)
+    out["basis_kind"] = out["est_basis"].map(basis_kind)
+    return out.reset_index()
+
+
+def table_estimates(by_cell: pd.DataFrame) -> pd.DataFrame:
+    """:func:`estimates_by_cell` as the report prints it."""
+    if by_cell.empty:
+        return pd.DataFrame()
+    rows = []
+    for _, c in by_cell.iterrows():
+        row = {"Model": model_labels(c.to_frame().T).iloc[0], "Dataset": c["dataset"],
+               "Cluster": c["cluster"], "GPUs": c["gpus"], "Nodes": c["nodes"],
+               "Basis": c["basis"], "Splits": c["splits"]}
+        for metric, name, unit in (("duration_s", "Duration", "s"), ("energy_wh", "Energy", "Wh")):
+            lo, hi = c[f"est_{metric}_low"], c[f"est_{metric}_high"]
+            row[f"{name} measured ({unit})"] = c[f"{metric}_mean"]
+            row[f"{name} estimated ({unit})"] = (MISSING if pd.isna(lo) or pd.isna(hi)
+                                                 else f"{_fmt(float(lo))}–{_fmt(float(hi))}")
+            row[f"{name} est./meas."] = c[f"{metric}_ratio"]
+            inside = c[f"{metric}_inside"]
+            row[f"{name} inside"] = MISSING if pd.isna(inside) else ("yes" if inside else "no")
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+BASIS_KINDS = ("calibrated", "first principles", "rule of thumb")
+
+
+def basis_kind(basis: object) -> str:
+    """Which source an estimate came from (its ``basis`` text begins with it)."""
+    text = str(basis)
+    return next((kind for kind in BASIS_KINDS if text.startswith(kind)), "none")
+
+
+def _short_basis(basis: object) -> str:
+    text = str(basis)
+    return text.split(":")[0].split(" (")[0] if basis_kind(text) != "none" else text
+
+
 def _fmt(value: object) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)) or value is pd.NA:
         return MISSING
