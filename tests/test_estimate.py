@@ -7,7 +7,14 @@ import pytest
 
 from energy_hpc.cell import compose_cell
 from energy_hpc.config import ConfigError, compose_settings
-from energy_hpc.estimate import U_DECODE, U_PREFILL, estimate, first_principles_pass, total
+from energy_hpc.estimate import (
+    REQUEST_S,
+    U_DECODE,
+    U_PREFILL,
+    estimate,
+    first_principles_pass,
+    total,
+)
 
 
 def test_first_principles_by_hand_8b_189_texts_one_h100():
@@ -15,14 +22,43 @@ def test_first_principles_by_hand_8b_189_texts_one_h100():
     # 25 answer tokens per text
     prefill = 2 * 8e9 * 400 / (989e12 * U_PREFILL)  # 6.4 TFLOP per prompt
     per_token = 16e9 / (3350e9 * U_DECODE)  # the 16 GB of weights read once per token
-    assert prefill == pytest.approx(0.018489, rel=1e-4) and per_token == pytest.approx(0.0086839, rel=1e-4)
+    assert (U_PREFILL, U_DECODE, REQUEST_S) == (0.35, 0.7, 0.06)  # the fitted factors (docs)
+    assert prefill == pytest.approx(0.018489, rel=1e-4) and per_token == pytest.approx(0.0068230, rel=1e-4)
     sequential = first_principles_pass(8, 2, 1, 1, 989, 3350, 189, 400, 25, batched=False)
     batched = first_principles_pass(8, 2, 1, 1, 989, 3350, 189, 400, 25, batched=True)
-    assert sequential == pytest.approx(189 * (0.018489 + 25 * 0.0086839), rel=1e-4)  # 44.5 s
-    assert batched == pytest.approx(189 * 0.018489 + 25 * 0.0086839, rel=1e-4)  # 3.7 s
+    assert sequential == pytest.approx(189 * (0.018489 + 25 * 0.0068230 + 0.06), rel=1e-4)  # 47.6 s
+    assert batched == pytest.approx(189 * 0.018489 + 25 * 0.0068230 + 0.06, rel=1e-4)  # 3.7 s
     two_gpus = first_principles_pass(8, 2, 2, 1, 989, 3350, 189, 400, 25, batched=False)
-    assert two_gpus == pytest.approx(sequential / 2)  # TP splits both phases
+    assert two_gpus == pytest.approx(189 * ((0.018489 + 25 * 0.0068230) / 2 + 0.06), rel=1e-4)  # TP splits both
     assert first_principles_pass(8, 2, 1, 2, 989, 3350, 189, 400, 25, batched=False) == sequential
+    # a mixture of experts with 2 B of its 8 B active: a quarter of the compute and the reads
+    moe = first_principles_pass(8, 2, 1, 1, 989, 3350, 189, 400, 25, batched=False, decode_params_b=2)
+    assert moe == pytest.approx(189 * ((0.018489 + 25 * 0.0068230) / 4 + 0.06), rel=1e-4)
+
+
+def test_a_mixture_of_experts_spans_its_active_to_its_total_parameters():
+    moe = compose_cell(["cluster=capella", "model=phi_moe"])
+    assert moe.settings.model.active_params_billion == 6.6
+    est = estimate(moe)
+    dense = estimate(compose_cell(["cluster=capella", "model=phi_moe", "model.active_params_billion=null"]))
+    assert est.pass_s[0] < dense.pass_s[0] / 3 and est.pass_s[1] == pytest.approx(dense.pass_s[1])
+    assert "6.6 of 41.9 B parameters active" in est.basis
+    with pytest.raises(ConfigError, match=r"model.active_params_billion=50.0 is not valid; it must be "
+                                          r"<= model.params_billion=41.9"):
+        compose_settings(["model=phi_moe", "model.active_params_billion=50"])
+
+
+def test_traditional_models_get_a_rule_of_thumb_until_records_exist():
+    bow = estimate(compose_cell(["cluster=capella", "model=linear_bow", "repetitions=10"]))
+    assert bow.basis == "rule of thumb for bow + logreg (nothing measured yet)"
+    # per split: the window (min_window_s, filled by whole passes), a warm-up pass and the fit
+    s = compose_cell(["cluster=capella", "model=linear_bow"]).settings
+    assert bow.wall_s[0] >= 10 * s.energy.min_window_s and bow.energy_wh is not None
+    emb = estimate(compose_cell(["cluster=capella", "model=xgboost_embedding"]))
+    assert emb.wall_s[1] > bow.wall_s[1] + 100  # the encoder's load and encoding the texts
+    local = estimate(compose_cell(["cluster=local", "model=linear_bow"]))
+    assert local.energy_wh is None and "energy unknown (the cluster file states no power" in local.describe()
+    assert "energy unknown" in total([local])
 
 
 def test_a_dry_run_estimate_says_its_basis_and_ranges():
@@ -34,31 +70,90 @@ def test_a_dry_run_estimate_says_its_basis_and_ranges():
     reasoning = estimate(compose_cell(["cluster=capella", "model=ds_llama8b"]))
     assert reasoning.wall_s[1] > 10 * seq.wall_s[1]  # long answers: a range, not a point
     assert "5 cell(s)" not in total([seq, bat])
-    assert "estimated total for 2 cell(s)" in total([seq, bat, estimate(compose_cell(["cluster=dev_slurm"]))])
+    unknown = estimate(compose_cell(["cluster=dev_slurm", "model=llama8b", "model.engine=transformers"]))
+    assert "estimated total for 2 cell(s)" in total([seq, bat, unknown])
+    assert total([seq, bat, unknown]).endswith("; 1 cell(s) without an estimate")
 
 
 def test_without_datasheet_facts_the_estimate_says_so_and_never_blocks():
     none = estimate(compose_cell(["cluster=dev_slurm", "model=llama8b", "model.engine=transformers"]))
     assert not none.available
     assert "no GPU datasheet facts for cluster dev_slurm" in none.describe()
-    traditional = estimate(compose_cell(["cluster=capella"]))
-    assert "nothing measured yet" in traditional.basis
+    assert none.basis.startswith("nothing measured yet; no GPU datasheet facts")
+    assert "1 cell(s) without an estimate" in total([none, estimate(compose_cell(["cluster=capella"]))])
 
 
 def test_calibrated_from_records_of_the_same_model_and_cluster():
-    cell = compose_cell(["cluster=capella", "model=llama8b", "repetitions=10"])
+    from energy_hpc.estimate.cost import CALIBRATED_SPREAD as k
+
+    cell = compose_cell(["cluster=capella", "model=llama8b", "repetitions=10"])  # demo: 200 texts
     records = pd.DataFrame([
         {"cell_id": "a", "model": "llama8b", "cluster": "capella", "gpus": 1, "nodes": 1,
-         "duration_s": 36.0, "energy_wh": 5.4, "n_test": 180},  # 0.2 s, 0.03 Wh per text
+         "duration_s": 36.0, "energy_wh": 5.4, "n_test": 180, "engine_load_s": 90.0},  # 0.2 s, 0.03 Wh per text
         {"cell_id": "b", "model": "llama8b", "cluster": "capella", "gpus": 1, "nodes": 1,
-         "duration_s": 50.0, "energy_wh": 8.0, "n_test": 200},  # 0.25 s, 0.04 Wh per text
+         "duration_s": 50.0, "energy_wh": 8.0, "n_test": 200, "engine_load_s": 60.0},  # 0.25 s, 0.04 Wh per text
         {"cell_id": "c", "model": "llama8b", "cluster": "clara", "gpus": 1, "nodes": 1,
          "duration_s": 1.0, "energy_wh": 1.0, "n_test": 200},  # another cluster: not used
     ])
     est = estimate(cell, records)
     assert est.basis == "calibrated from 2 cell(s)"
-    assert est.pass_s == pytest.approx((40.0, 50.0)) and est.pass_wh == pytest.approx((6.0, 8.0))
-    assert est.energy_wh == pytest.approx((60.0, 80.0))  # one pass per LLM split, 10 splits
+    assert est.pass_s == pytest.approx((40.0 / k, 50.0 * k)) and est.pass_wh == pytest.approx((6.0 / k, 8.0 * k))
+    assert est.energy_wh == pytest.approx((60.0 / k, 80.0 * k))  # one pass per LLM split, 10 splits
+    assert est.wall_s[0] >= 90.0 + 10 * 40.0 / k  # the slowest recorded load, then 10 passes
+    # texts twice as long as the records': from "no effect" to "proportional"
+    chars = pd.Series([cell_chars(cell) / 2] * 3)
+    longer = estimate(cell, records.assign(text_chars_mean=chars))
+    assert longer.pass_s == pytest.approx((40.0 / k, 50.0 * k * 2))
+
+
+def cell_chars(cell):
+    from energy_hpc.estimate.cost import text_facts
+
+    return text_facts(cell)[0]
+
+
+def test_records_keep_the_estimate_they_were_planned_with(tmp_path):
+    from energy_hpc.results import CellStore
+    from energy_hpc.runner import run_cell
+
+    cell = compose_cell(["model=linear_bow", "repetitions=1", f"out_dir={tmp_path}", "progress=false",
+                         "energy.meters=[codecarbon]"])
+    planned = cell.with_estimate(estimate(cell))
+    [record] = run_cell(planned)
+    assert record["est_basis"] == planned.estimate.basis
+    assert (record["est_duration_s_low"], record["est_duration_s_high"]) == planned.estimate.pass_s
+    assert record["text_chars_mean"] > 0
+    meta = CellStore(str(tmp_path), cell.cell_id).meta()
+    assert meta["estimate"]["basis"] == planned.estimate.basis
+    # a sibling (another seed) is now calibrated from this cell's record
+    sibling = compose_cell(["model=linear_bow", "repetitions=1", "seed=3", f"out_dir={tmp_path}"])
+    from energy_hpc.estimate import records_for
+
+    assert estimate(sibling, records_for(tmp_path)).basis == "calibrated from 1 cell(s)"
+
+
+def test_the_report_compares_estimated_and_measured_per_cell():
+    from energy_hpc.analysis.tables import estimates_by_cell, table_estimates
+
+    base = {"model": "llama8b", "dataset": "demo", "cluster": "capella", "gpus": 1, "nodes": 1,
+            "est_basis": "first principles: 199 prompt tokens", "est_duration_s_low": 10.0,
+            "est_duration_s_high": 40.0, "est_energy_wh_low": 1.0, "est_energy_wh_high": 4.0}
+    records = pd.DataFrame([
+        {**base, "cell_id": "a", "duration_s": 18.0, "energy_wh": 2.0},
+        {**base, "cell_id": "a", "duration_s": 22.0, "energy_wh": 6.0},  # mean 20 s, 4 Wh
+        {**base, "cell_id": "b", "dataset": "news", "duration_s": 50.0, "energy_wh": 0.5},
+        {**base, "cell_id": "c", "est_duration_s_low": None, "est_duration_s_high": None,
+         "duration_s": 1.0, "energy_wh": 1.0},  # recorded before estimates: not in the table
+    ])
+    by_cell = estimates_by_cell(records)
+    assert list(by_cell["cell_id"]) == ["a", "b"]
+    a, b = by_cell.iloc[0], by_cell.iloc[1]
+    assert a["duration_s_ratio"] == pytest.approx(20.0 / 20.0) and a["energy_wh_ratio"] == pytest.approx(2.0 / 4.0)
+    assert a["duration_s_inside"] and a["energy_wh_inside"] and not b["duration_s_inside"]
+    table = table_estimates(by_cell)
+    assert list(table["Basis"]) == ["first principles", "first principles"]
+    assert list(table["Duration inside"]) == ["yes", "no"] and table["Duration estimated (s)"][0] == "10–40"
+    assert estimates_by_cell(records.drop(columns=[c for c in records if c.startswith("est_")])).empty
 
 
 @pytest.mark.parametrize(("override", "pattern"), [
@@ -74,3 +169,41 @@ def test_bad_datasheet_facts_are_refused_naming_the_field(override, pattern):
 def test_datasheet_facts_do_not_change_the_cell_id():
     assert compose_cell(["cluster=capella", "cluster.pue=1.3", "cluster.gpu_tflops_bf16=900"]).cell_id \
         == compose_cell(["cluster=capella"]).cell_id
+
+
+def _estimate_cli(*args, cwd):
+    import os
+    import subprocess
+    import sys
+
+    return subprocess.run([sys.executable, "-m", "energy_hpc.estimate", *args], capture_output=True,
+                          text=True, cwd=cwd, env={**os.environ, "PYTHONWARNINGS": "ignore"},
+                          timeout=300)
+
+
+def test_python_m_energy_hpc_estimate_prints_the_plan_and_writes_a_csv(tmp_path):
+    import csv
+
+    from energy_hpc.estimate import CSV_COLUMNS
+
+    proc = _estimate_cli("model=llama8b,linear_bow", "cluster=capella,local", f"out_dir={tmp_path}",
+                         cwd=tmp_path)
+    assert proc.returncode == 2, proc.stderr  # llama8b cannot run on local (no GPUs): said, not hidden
+    assert "llama8b on vLLM needs GPUs" in proc.stderr
+    assert "first principles: " in proc.stdout and "rule of thumb for bow + logreg" in proc.stdout
+    assert "--time=" in proc.stdout and "estimated total for 3 cell(s)" in proc.stdout
+    rows = list(csv.DictReader(open(tmp_path / "estimates" / "default.csv")))
+    assert list(rows[0]) == CSV_COLUMNS and len(rows) == 3
+    slurm = [r for r in rows if r["runs"] == "slurm" and r["model"] == "llama8b"]
+    assert slurm[0]["gpus"] == "1" and float(slurm[0]["gpu_h_high"]) > float(slurm[0]["gpu_h_low"]) > 0
+    assert int(slurm[0]["job_time_min"]) * 60 >= float(slurm[0]["wall_s_high"])
+    assert not (tmp_path / "cells").exists()  # nothing measured
+    proc = _estimate_cli("cluster=capella", f"out_dir={tmp_path}", "--csv", "my costs.csv", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert (tmp_path / "my costs.csv").read_text().count("\n") == 2
+    bad = _estimate_cli("--bogus", cwd=tmp_path)
+    assert bad.returncode == 2 and "energy_hpc.estimate: error: unknown option --bogus" in bad.stderr
+    (tmp_path / "a_file").write_text("")
+    unwritable = _estimate_cli("cluster=capella", f"out_dir={tmp_path}", "--csv",
+                               str(tmp_path / "a_file" / "x.csv"), cwd=tmp_path)
+    assert unwritable.returncode == 2 and "a_file/x.csv: cannot write it" in unwritable.stderr

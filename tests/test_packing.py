@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import json
+import math
 import re
+
+import pytest
 
 from energy_hpc.cell import compose_cell
 from energy_hpc.cluster.packing import estimate_s, pack_jobs, rule_of_thumb_s
 from energy_hpc.cluster.slurm import format_plan, plan
+from energy_hpc.estimate import estimate
 from tests.conftest import run_cli
 
 
@@ -45,7 +49,51 @@ def test_pack_auto_uses_the_time_a_cell_took_before(tmp_path):
                                            "cluster": {"name": "dev_slurm"}}}))
     assert estimate_s(cell) == 540.0
     other = compose_cell(["cluster=dev_slurm", "seed=5", f"out_dir={tmp_path}"])
-    assert estimate_s(other) == rule_of_thumb_s(other)  # no records of it, no first principles
+    # no records of it: the high end of its estimate (a traditional model's rule of thumb)
+    assert estimate_s(other) == estimate(other).wall_s[1]
+    llm = compose_cell(["cluster=dev_slurm", "model=llama8b", "model.engine=transformers",
+                        f"out_dir={tmp_path}"])
+    assert estimate_s(llm) == rule_of_thumb_s(llm)  # nothing estimates it: the generous fallback
+
+
+def _timed(cells):
+    return [(shape.time_min, [len(j) for j in jobs]) for shape, jobs in plan(cells).items()]
+
+
+def test_each_job_asks_for_its_estimate_times_the_safety_factor(tmp_path):
+    from energy_hpc.cluster.packing import STARTUP_S, job_time
+
+    cell = compose_cell(["cluster=capella", "model=llama8b", f"out_dir={tmp_path}"])
+    cell = cell.with_estimate(estimate(cell))
+    high = cell.estimate.wall_s[1]
+    minutes, why = job_time([cell], 240, 1.5)
+    assert minutes == 5 * math.ceil((STARTUP_S + high) * 1.5 / 60 / 5) < 240
+    assert why.startswith(f"estimate {(STARTUP_S + high) / 60:.3g} min x 1.5")
+    assert job_time([cell], 240, 3.0)[0] > minutes  # a larger factor asks for more
+    assert job_time([cell], 10, 1.5) == (10, f"the cluster's time_limit_min (estimate "
+                                             f"{(STARTUP_S + high) / 60:.3g} min x 1.5 would exceed it)")
+    assert job_time([cell], 240, None) == (240, "the cluster's time_limit_min (time_safety_factor=null)")
+    nothing = compose_cell(["cluster=dev_slurm", "model=llama8b", "model.engine=transformers",
+                            f"out_dir={tmp_path}"])
+    assert job_time([nothing.with_estimate(estimate(nothing))], 60, 1.5) == (
+        60, "the cluster's time_limit_min (1 cell(s) without an estimate)")
+    # the plan: one array per shape and time; the dry run says which time and why
+    [(time_min, sizes)] = _timed([cell])
+    assert time_min == minutes and sizes == [1]
+    text = format_plan(plan([cell]))
+    assert f"--time={minutes} " in text and f"--time={minutes} min: estimate" in text
+
+
+def test_time_safety_factor_is_validated_naming_the_field():
+    from energy_hpc.config import ConfigError, compose_settings
+
+    for bad in ("1", "0.5", "-2", "abc", "true"):
+        with pytest.raises(ConfigError, match=rf"time_safety_factor=.* is not valid; give a number > 1"):
+            compose_settings(["cluster=capella", f"time_safety_factor={bad}"])
+    assert compose_settings(["time_safety_factor=null"]).time_safety_factor is None
+    assert compose_settings(["time_safety_factor=2"]).time_safety_factor == 2.0
+    # a scheduling knob: the same cell
+    assert compose_cell(["time_safety_factor=3"]).cell_id == compose_cell([]).cell_id
 
 
 def test_cells_of_different_shapes_are_never_packed_together(tmp_path):
