@@ -88,7 +88,7 @@ def test_time_safety_factor_is_validated_naming_the_field():
     from energy_hpc.config import ConfigError, compose_settings
 
     for bad in ("1", "0.5", "-2", "abc", "true"):
-        with pytest.raises(ConfigError, match=rf"time_safety_factor=.* is not valid; give a number > 1"):
+        with pytest.raises(ConfigError, match=r"time_safety_factor=.* is not valid; give a number > 1"):
             compose_settings(["cluster=capella", f"time_safety_factor={bad}"])
     assert compose_settings(["time_safety_factor=null"]).time_safety_factor is None
     assert compose_settings(["time_safety_factor=2"]).time_safety_factor == 2.0
