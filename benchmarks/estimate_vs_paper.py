@@ -9,7 +9,7 @@ middle ÷ published, for the duration and the energy of one pass; then EcoLogits
 same 189 requests (``compute_llm_impacts``: the model's active and total parameters, the
 output tokens of our range's middle, PUE 1) and its ratio to the paper.
 
-    pip install 'ecologits==0.11.3'        # benchmark-only; not a dependency of energy_hpc
+    pip install -e '.[bench]'              # EcoLogits 0.11.3: benchmark-only, not used by energy_hpc
     python benchmarks/estimate_vs_paper.py [--text-chars 1000] [--csv out.csv]
 
 Goal (issue 12): every non-reasoning LLM within x2 of the published energy and duration,
@@ -149,9 +149,10 @@ def main() -> int:
     print(f"reasoning LLMs: {sum(r['in_range'] for r in reasoning)} of {len(reasoning)} inside the "
           "printed range (duration and energy)")
     if all(r["eco_wh"] is not None for r in rows):
-        closer = [r for r in rows
-                  if abs(math.log(r["ratio_wh"])) < abs(math.log(r["eco_ratio_wh"]))]
-        print(f"closer to the paper's energy than EcoLogits: {len(closer)} of {len(rows)} models")
+        for key, what in (("wh", "energy"), ("s", "duration")):
+            closer = [r for r in rows
+                      if abs(math.log(r[f"ratio_{key}"])) < abs(math.log(r[f"eco_ratio_{key}"]))]
+            print(f"closer to the paper's {what} than EcoLogits: {len(closer)} of {len(rows)} models")
     else:
         print(f"EcoLogits: {eco_note}")
     held_out(args.text_chars, args.b3_gpus)

@@ -5,8 +5,9 @@ a multi-node shape's Ray cluster and an LLM's load once for all its cells; each 
 its own records, meta, measured windows and idle baseline. ``pack=N`` puts N cells in a job;
 ``pack=auto`` fills each job up to a share of the cluster's time limit by each cell's estimated
 run time: the time the same cell took before (its meta.json), else the estimate of
-``energy_hpc/estimate.py`` (records of the same model on the same cluster, or first principles),
-else a rule of thumb per model kind (stated below, deliberately generous).
+``energy_hpc/estimate`` (records, first principles, or its rule of thumb for traditional models),
+else (nothing estimates it: an LLM on a cluster without datasheet facts) the generous fallback
+:func:`rule_of_thumb_s`.
 
 Each job then asks Slurm for ``--time`` = its cells' estimated time x ``time_safety_factor``,
 rounded up to whole ``TIME_STEP_MIN`` minutes and never above the cluster's ``time_limit_min``
@@ -46,9 +47,9 @@ def _meta_seconds(meta_path: Path) -> float | None:
 
 
 def rule_of_thumb_s(cell: Cell) -> float:
-    """Per kind, when nothing was measured: traditional = per split a warm-up, the window and a
-    fit; embedding +2 min for the encoder; LLM = 10 min load + 4 s (sequential) or 0.5 s
-    (batched) per test text and split."""
+    """When nothing estimates a cell (packing only; ``--time`` then asks for the time limit):
+    LLM = 10 min load + 4 s (sequential) or 0.5 s (batched) per test text and split;
+    traditional = per split a warm-up, the window and a fit, embedding +2 min for the encoder."""
     s = cell.settings
     window = max(s.energy.min_window_s, 0.5) + s.energy.idle_baseline_s
     n_test = s.dataset.n_test or 200
