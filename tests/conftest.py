@@ -73,7 +73,7 @@ def sacct(job_id: str) -> dict[str, str]:
     """Slurm's own account of a finished job's allocation."""
     import time
 
-    fields = "JobID,State,NNodes,NodeList,Partition,AllocTRES,ReqCPUS"
+    fields = "JobID,State,NNodes,NodeList,Partition,AllocTRES,ReqCPUS,Timelimit"
     for _ in range(40):
         out = subprocess.run(["sacct", "-a", "-n", "-P", "-X", "-j", str(job_id), "-o", fields],
                              capture_output=True, text=True).stdout.strip()

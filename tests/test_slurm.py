@@ -42,6 +42,12 @@ def test_single_node_job_through_the_launcher(dev_slurm, tmp_path):
     assert len(frame) == 2 and set(frame["cluster"]) == {"dev_slurm"}
     meta = CellStore(out, entry["cell_id"]).meta()
     assert meta["environment"]["slurm"]["SLURM_JOB_ID"] == str(entry["job_id"])
+    # the job asked for its estimate x time_safety_factor, not the cluster's limit, and its
+    # records kept the estimate it was planned with (carried through submitit's pickle)
+    minutes = int(entry["shape"][[a.startswith("--time=") for a in entry["shape"]].index(True)][7:])
+    assert row["Timelimit"] == f"00:{minutes:02d}:00" and minutes < 15  # dev_slurm: 15 min
+    assert set(frame["est_basis"]) == {meta["estimate"]["basis"]}
+    assert meta["estimate"]["basis"].startswith("rule of thumb for tfidf + logreg")
 
 
 @pytest.mark.slow
