@@ -104,6 +104,9 @@ def test_calibrated_from_records_of_the_same_model_and_cluster():
     chars = pd.Series([cell_chars(cell) / 2] * 3)
     longer = estimate(cell, records.assign(text_chars_mean=chars))
     assert longer.pass_s == pytest.approx((40.0 / k, 50.0 * k * 2))
+    # records from an old schema (no n_test): first principles instead, not a failed estimate
+    old = estimate(cell, records.drop(columns=["n_test"]))
+    assert old.basis.startswith("first principles") and old.available
 
 
 def cell_chars(cell):

@@ -259,6 +259,9 @@ def from_records(cell: Cell, records: Any) -> Estimate | str:
     """Per-text cost of the same model on the same cluster and placement, scaled to this cell."""
     if records is None or len(records) == 0:
         return "nothing measured yet"
+    needed = {"cell_id", "model", "cluster", "gpus", "nodes", "duration_s", "energy_wh", "n_test"}
+    if not needed <= set(records.columns):
+        return "nothing measured yet (the records lack " + ", ".join(sorted(needed - set(records.columns))) + ")"
     s = cell.settings
     same = records[(records["model"] == s.model.name) & (records["cluster"] == s.cluster.name)
                    & (records["gpus"] == cell.placement.gpus) & (records["nodes"] == cell.placement.nodes)]
