@@ -67,7 +67,7 @@ def held_out(text_chars: float, gpus: str) -> None:
     for _, ref in b3.iterrows():
         node = compose_cell([f"cluster={ref['cluster']}"]).settings.cluster.gpus_per_node
         cell = compose_cell([f"cluster={ref['cluster']}", f"model={ref['model']}",
-                             f"dataset.n_test={N_TEST}", "repetitions=1",
+                             f"dataset.n_test={N_TEST}", "repetitions=1", "energy=paper",
                              f"gpus={node if gpus == 'node' else 'auto'}"])
         est = from_first_principles(cell, text_chars=text_chars, categories=FKTG_CATEGORIES)
         if isinstance(est, str):
@@ -85,7 +85,7 @@ def held_out(text_chars: float, gpus: str) -> None:
     print(f"{'model':<15}{'nodes':>6}{'GPUs':>5}  {'paper s':>8} {'ratio':>6}  {'paper Wh':>8} {'ratio':>6}")
     for _, ref in b2.iterrows():
         cell = compose_cell(["cluster=capella", f"model={ref['model']}", "nodes=2", "gpus=2",
-                             f"dataset.n_test={N_TEST}", "repetitions=1"])
+                             f"dataset.n_test={N_TEST}", "repetitions=1", "energy=paper"])
         est = from_first_principles(cell, text_chars=text_chars, categories=FKTG_CATEGORIES)
         if isinstance(est, str):
             print(f"{display_name(ref['model']):<15}: {est}")
@@ -114,7 +114,7 @@ def main() -> int:
     rows = []
     for _, ref in paper.iterrows():
         cell = compose_cell(["cluster=capella", f"model={ref['model']}", f"gpus={int(ref['gpus'])}",
-                             f"dataset.n_test={N_TEST}", "repetitions=1"])
+                             f"dataset.n_test={N_TEST}", "repetitions=1", "energy=paper"])
         model = cell.settings.model
         if model.kind != "llm":
             continue

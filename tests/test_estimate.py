@@ -210,3 +210,19 @@ def test_python_m_energy_hpc_estimate_prints_the_plan_and_writes_a_csv(tmp_path)
     unwritable = _estimate_cli("cluster=capella", f"out_dir={tmp_path}", "--csv",
                                str(tmp_path / "a_file" / "x.csv"), cwd=tmp_path)
     assert unwritable.returncode == 2 and "a_file/x.csv: cannot write it" in unwritable.stderr
+
+
+def test_power_counts_ram_as_the_energy_config_does():
+    from codecarbon.external.ram import RAM
+
+    from energy_hpc.estimate.cost import power_w, ram_w
+
+    paper = compose_cell(["cluster=capella", "model=llama8b", "energy=paper"])
+    assert ram_w(paper)[:2] == (0.375 * 768, 0.375 * 768)  # the paper's 0.375 W/GB of 768 GB
+    assert power_w(paper, 0.5) == pytest.approx(700 * 0.5 + 288)  # one H100 at half its rating
+    own = compose_cell(["cluster=capella", "model=llama8b"])  # energy.ram_model=codecarbon
+    assert ram_w(own)[:2] == (RAM(tracking_mode="machine")._calculate_ram_power(768),) * 2
+    rss = compose_cell(["cluster=capella", "model=llama8b", "energy=paper", "energy.ram_model=paper_rss"])
+    assert ram_w(rss)[:2] == (0.0, 288.0)
+    e_paper, e_own = estimate(paper), estimate(own)
+    assert e_paper.pass_s == e_own.pass_s and e_paper.pass_wh[0] > e_own.pass_wh[0]

@@ -15,8 +15,8 @@ Two sources; the better one wins and is named (``basis``):
   ``REQUEST_S`` of serving overhead. TP divides prefill and decode over a node's GPUs; PP adds no
   speed to one request (stages take turns). Output length is a range per family
   (``OUTPUT_TOKENS``; reasoning models up to ``max_tokens``). Power: the allocation's GPUs at
-  ``GPU_LOAD`` x rated power, plus the CPUs' rated power and RAM at 0.375 W/GB, as the paper's
-  CodeCarbon counted them.
+  ``GPU_LOAD`` x rated power, plus the CPUs' rated power and RAM as the energy config counts it
+  (``energy.ram_model``: CodeCarbon's model, or the paper's 0.375 W/GB).
 
 One factor per phase, none per model; fitted to the paper's Table B1 and checked by
 ``benchmarks/estimate_vs_paper.py`` (docs/estimate.md). An estimate never blocks a run: a cell
@@ -140,11 +140,43 @@ def first_principles_pass(params_b: float, bytes_per_param: float, gpus_per_node
     return n_texts * (prefill + output_tokens * per_token + request_s)
 
 
-def power_w(cell: Cell, load: float) -> float:
+def ram_w(cell: Cell) -> tuple[float, float, str]:
+    """A node's RAM power (low, high) as the cell's energy config counts it (``energy.ram_model``):
+    the installed CodeCarbon's model of the node's RAM, or the paper's 0.375 W/GB of the job's
+    memory (``mem_gb``, else the node's) or of the process's resident set (0 up to the job's)."""
+    c, model = cell.settings.cluster, cell.settings.energy.ram_model
+    job_gb = c.mem_gb or c.ram_gb or 0.0
+    if model == "paper_job":
+        return (RAM_W_PER_GB * job_gb,) * 2 + ("0.375 W/GB of the job's memory",)  # type: ignore[return-value]
+    if model == "paper_rss":
+        return 0.0, RAM_W_PER_GB * job_gb, "0.375 W/GB of the process's memory"
+    if not c.ram_gb:
+        return 0.0, 0.0, "no ram_gb"
+    try:
+        from codecarbon.external.ram import RAM
+
+        watts = float(RAM(tracking_mode="machine")._calculate_ram_power(c.ram_gb))
+        return watts, watts, "CodeCarbon's RAM model"
+    except Exception:  # noqa: BLE001 - another CodeCarbon: its RAM share is left out, and said
+        return 0.0, 0.0, "CodeCarbon's RAM model unavailable"
+
+
+def power_w(cell: Cell, load: float, high: bool = False) -> float:
+    """The allocation's power at GPU ``load``: GPUs at that share of rated power, the CPUs' rated
+    power, RAM as :func:`ram_w` (its high end when ``high``)."""
     c = cell.settings.cluster
-    per_node = (cell.placement.gpus_per_node * (c.gpu_power_w or 0.0) * load + (c.cpu_power_w or 0.0)
-                + RAM_W_PER_GB * (c.ram_gb or 0.0))
+    ram = ram_w(cell)[1 if high else 0]
+    per_node = cell.placement.gpus_per_node * (c.gpu_power_w or 0.0) * load + (c.cpu_power_w or 0.0) + ram
     return per_node * cell.placement.nodes
+
+
+def pass_energy(cell: Cell, pass_s: Span) -> Span | None:
+    """Wh of a pass lasting ``pass_s`` (low at the low load, high at the high); None when the
+    cluster file states no power at all."""
+    if power_w(cell, 1.0, high=True) <= 0:
+        return None
+    return (pass_s[0] * power_w(cell, GPU_LOAD[0]) / 3600,
+            pass_s[1] * power_w(cell, GPU_LOAD[1], high=True) / 3600)
 
 
 _TEXTS: dict[str, tuple[float, tuple[str, ...]] | None] = {}
@@ -218,7 +250,7 @@ def from_first_principles(cell: Cell, text_chars: float | None = None,
 
     # a mixture of experts: from its active parameters (low) to all of them (high) per token
     pass_s = (one_pass(outs[0], active), one_pass(outs[1], None))
-    pass_wh = (pass_s[0] * power_w(cell, GPU_LOAD[0]) / 3600, pass_s[1] * power_w(cell, GPU_LOAD[1]) / 3600)
+    pass_wh = pass_energy(cell, pass_s)
     load_s = model.params_billion * 1e9 * BYTES_PER_PARAM.get(model.dtype.lower(), 2) / LOAD_BYTES_PER_S
     moe = f"; {active:g} of {model.params_billion:g} B parameters active" if active else ""
     return _whole_cell(cell, pass_s, pass_wh, load_s,
@@ -247,8 +279,7 @@ def from_rule_of_thumb(cell: Cell) -> Estimate | str:
     # fitting an embedding model encodes the training texts first
     split_s = ((fit[0] + per_text[0] * n_train, fit[1] + per_text[1] * n_train)
                if model.features == "embedding" else fit)
-    pass_wh = ((pass_s[0] * power_w(cell, GPU_LOAD[0]) / 3600, pass_s[1] * power_w(cell, GPU_LOAD[1]) / 3600)
-               if power_w(cell, 1.0) > 0 else None)  # a cluster file without power facts
+    pass_wh = pass_energy(cell, pass_s)  # None: a cluster file without power facts
     load_s = ENCODER_LOAD_S if model.features == "embedding" else 0.0
     return _whole_cell(cell, pass_s, pass_wh, load_s,
                        f"rule of thumb for {model.features} + {model.estimator} (nothing measured yet)",
