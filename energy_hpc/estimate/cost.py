@@ -47,6 +47,7 @@ CHARS_PER_TOKEN = 4.0  # no tokenizer offline: a common English/German average
 # name); reasoning models think first (None: up to max_tokens)
 OUTPUT_TOKENS = {"llm": (15, 40), "reasoning": (200, None)}
 LOAD_BYTES_PER_S = 2e9  # weights read at load time (shared file systems: ~GB/s)
+ENGINE_START_S = 120.0  # an engine's start beside the weights (vLLM: memory profiling, CUDA graphs)
 DEFAULT_TEXT_CHARS = 1000.0  # when the dataset cannot be read at planning time
 CALIBRATED_SPREAD = 1.25  # calibrated ranges widened by this factor each way: run-to-run variation
 
@@ -251,7 +252,8 @@ def from_first_principles(cell: Cell, text_chars: float | None = None,
     # a mixture of experts: from its active parameters (low) to all of them (high) per token
     pass_s = (one_pass(outs[0], active), one_pass(outs[1], None))
     pass_wh = pass_energy(cell, pass_s)
-    load_s = model.params_billion * 1e9 * BYTES_PER_PARAM.get(model.dtype.lower(), 2) / LOAD_BYTES_PER_S
+    load_s = ENGINE_START_S + (model.params_billion * 1e9 * BYTES_PER_PARAM.get(model.dtype.lower(), 2)
+                               / LOAD_BYTES_PER_S)
     moe = f"; {active:g} of {model.params_billion:g} B parameters active" if active else ""
     return _whole_cell(cell, pass_s, pass_wh, load_s,
                        f"first principles: {tokens:.0f} prompt tokens, {outs[0]}–{outs[1]} output "
