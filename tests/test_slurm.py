@@ -115,6 +115,33 @@ def test_requeued_job_resumes_without_losing_finished_splits(dev_slurm, tmp_path
         raise AssertionError(f"{exc}\n{_job_story(job, store)}") from exc
 
 
+@pytest.mark.slow
+def test_a_requeued_packed_job_resumes_each_cell_where_it_stopped(dev_slurm, tmp_path):
+    out = tmp_path / "out"
+    cells = [compose_cell(["cluster=dev_slurm", "gpus=0", f"out_dir={out}", "repetitions=3",
+                           f"seed={seed}", "pack=2", "energy.min_window_s=2.5", "progress=false",
+                           "energy.interval_s=1"]) for seed in (1, 2)]
+    [(packed, job)] = submit(plan(cells), str(out), "requeue-packed")
+    assert [c.cell_id for c in packed] == [c.cell_id for c in cells]  # one job, both cells
+    first, second = (CellStore(out, c.cell_id) for c in cells)
+    deadline = time.time() + 120
+    while len(first.done_splits()) < 1:
+        assert time.time() < deadline, "no split finished in time"
+        time.sleep(0.3)
+    before = {r["split"]: r["started_at"] for r in first.records()}
+    job._interrupt()  # checkpoint: the whole list is requeued
+    _start_requeued_now(job.job_id)
+    try:
+        results_through_requeues(job)
+        for store in (first, second):
+            assert [r["split"] for r in store.records()] == [0, 1, 2] and store.meta()["complete"]
+        for split, started in before.items():
+            assert first.records()[split]["started_at"] == started  # kept, not re-measured
+        assert int(second.meta()["environment"]["slurm"].get("SLURM_RESTART_COUNT", "0")) >= 1
+    except Exception as exc:
+        raise AssertionError(f"{exc}\n{_job_story(job, first)}") from exc
+
+
 def _job_story(job, store) -> str:
     import subprocess
 
