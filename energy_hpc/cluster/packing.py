@@ -22,7 +22,7 @@ import math
 from collections.abc import Iterable
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from energy_hpc.cell import Cell
@@ -63,24 +63,24 @@ def rule_of_thumb_s(cell: Cell) -> float:
     return seconds
 
 
-def known_s(cell: Cell, records: Any = None, guess: Any = None) -> float | None:
+def known_s(cell: Cell) -> float | None:
     """Estimated run time of one cell inside a job: the time it took before, else the high end
-    of its estimate (``guess``, the cell's own, or one made here from ``records``); None when
+    of its estimate (the one it carries, else one made here without records); None when
     nothing can estimate it."""
     own = _meta_seconds(Path(cell.out_dir) / "cells" / cell.cell_id / "meta.json")
     if own is not None:
         return own
-    guess = guess or cell.estimate
+    guess = cell.estimate
     if guess is None:
         from energy_hpc.estimate import estimate
 
-        guess = estimate(cell, records)
+        guess = estimate(cell)
     return guess.wall_s[1] if guess.wall_s is not None else None
 
 
-def estimate_s(cell: Cell, records: Any = None, guess: Any = None) -> float:
+def estimate_s(cell: Cell) -> float:
     """What ``pack=auto`` fills jobs by: :func:`known_s`, else the rule of thumb."""
-    known = known_s(cell, records, guess)
+    known = known_s(cell)
     return known if known is not None else rule_of_thumb_s(cell)
 
 
@@ -102,23 +102,19 @@ def job_time(cells: list[Cell], limit_min: int, factor: float | None) -> tuple[i
     return minutes, f"{said}, rounded up to {TIME_STEP_MIN} min"
 
 
-def pack_jobs(cells: list[Cell], pack: int | str, time_limit_min: int,
-              estimates: dict[str, Any] | None = None) -> list[list[Cell]]:
-    """Split one shape's cells into jobs, keeping their order (``estimates``: cell id →
-    :class:`~energy_hpc.estimate.Estimate`, when the caller has made them already)."""
+def pack_jobs(cells: list[Cell], pack: int | str, time_limit_min: int) -> list[list[Cell]]:
+    """Split one shape's cells into jobs, keeping their order; ``pack=auto`` first gives each
+    cell its estimate (from the out_dir's records, once; a cell carrying one keeps it)."""
     if pack != "auto":
         size = int(pack)
         return [cells[i:i + size] for i in range(0, len(cells), size)]
-    budget = time_limit_min * 60 * TIME_SHARE - STARTUP_S
-    records = None
-    if cells and estimates is None and any(c.estimate is None for c in cells):
-        from energy_hpc.estimate import records_for
+    from energy_hpc.estimate import with_estimates
 
-        records = records_for(cells[0].out_dir)
+    budget = time_limit_min * 60 * TIME_SHARE - STARTUP_S
     jobs: list[list[Cell]] = []
     used = 0.0
-    for cell in cells:
-        need = estimate_s(cell, records, (estimates or {}).get(cell.cell_id))
+    for cell in with_estimates(cells):
+        need = estimate_s(cell)
         if not jobs or used + need > budget:
             jobs.append([])
             used = 0.0

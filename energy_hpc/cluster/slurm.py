@@ -70,21 +70,23 @@ def _stderr_into(sink: list[str]) -> Iterator[None]:
             sink.append(tmp.read().decode(errors="replace"))
 
 
-def plan(cells: list[Cell], estimates: dict[str, Any] | None = None) -> dict[JobShape, list[list[Cell]]]:
-    """Group the (already placed) cells by job shape and pack each shape's cells into jobs
-    (``pack``; a cell is only ever packed with cells of its own shape); then give each job its
-    ``--time`` from its cells' estimates (:func:`~energy_hpc.cluster.packing.job_time`). One job
-    array per shape and time."""
+def plan(cells: list[Cell]) -> dict[JobShape, list[list[Cell]]]:
+    """Give each (already placed) cell its estimate (from its out_dir's records, once; for
+    ``pack=auto``, ``--time`` and its records), group the cells by job shape and pack each shape's
+    cells into jobs (``pack``; a cell is only ever packed with cells of its own shape); then give
+    each job its ``--time`` (:func:`~energy_hpc.cluster.packing.job_time`). One job array per
+    shape and time."""
     import dataclasses
 
     from energy_hpc.cluster.packing import job_time, pack_jobs
+    from energy_hpc.estimate import with_estimates
 
     groups: dict[JobShape, list[Cell]] = defaultdict(list)
-    for cell in cells:
+    for cell in with_estimates(cells):
         groups[cell.shape].append(cell)
     timed: dict[JobShape, list[list[Cell]]] = defaultdict(list)
     for shape, group in groups.items():
-        for job in pack_jobs(group, group[0].settings.pack, shape.time_min, estimates):
+        for job in pack_jobs(group, group[0].settings.pack, shape.time_min):
             minutes, _ = job_time(job, shape.time_min, job[0].settings.time_safety_factor)
             timed[dataclasses.replace(shape, time_min=minutes)].append(job)
     return dict(timed)
@@ -238,10 +240,8 @@ def submit_cells(cells: list[Cell]) -> list[str]:
     """
     if not cells:
         return []
-    from energy_hpc.estimate import with_estimates
-
     first = cells[0].settings
-    groups = plan(with_estimates(cells))  # for pack=auto, --time and the records
+    groups = plan(cells)
     if first.dry_run:
         print(format_plan(groups))
         return []
