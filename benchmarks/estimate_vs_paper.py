@@ -23,6 +23,7 @@ import argparse
 import csv
 import math
 import sys
+from typing import Any
 
 from energy_hpc.analysis.paper import display_name, paper_reference
 from energy_hpc.cell import compose_cell
@@ -53,39 +54,13 @@ def ecologits_pass(model: object, tokens: float) -> tuple[float, float] | str:
     return (got["request_energy"] * 1000 * N_TEST, got["generation_latency"] * N_TEST)
 
 
-def held_out(text_chars: float, gpus: str) -> None:
-    """The same estimate on the paper's other GPUs (Table B3: A30 on paula, V100 on clara), which
-    the factors were not fitted to. The table does not say how many GPUs; its durations are below
-    what one A30 or V100 can stream a model's weights in per token, so the whole node's GPUs are
-    assumed (tensor parallel), as ``--b3-gpus node``; ``--b3-gpus auto`` places as energy_hpc does."""
-    b3 = paper_reference("B3")
-    b3 = b3[b3["cluster"] != "capella"]
-    print(f"\nheld out: Table B3, other GPU types (single node, GPUs: {gpus}); "
-          "ratio = estimate's middle / published")
-    print(f"{'model':<15}{'cluster':>8}{'GPUs':>5}  {'paper s':>8} {'ratio':>6}  {'paper Wh':>8} {'ratio':>6}")
-    ratios = []
-    for _, ref in b3.iterrows():
-        node = compose_cell([f"cluster={ref['cluster']}"]).settings.cluster.gpus_per_node
-        cell = compose_cell([f"cluster={ref['cluster']}", f"model={ref['model']}",
-                             f"dataset.n_test={N_TEST}", "repetitions=1", "energy=paper",
-                             f"gpus={node if gpus == 'node' else 'auto'}"])
-        est = from_first_principles(cell, text_chars=text_chars, categories=FKTG_CATEGORIES)
-        if isinstance(est, str):
-            print(f"{display_name(ref['model']):<15}{ref['cluster']:>8}: {est}")
-            continue
-        rs = midpoint(est.pass_s) / ref["duration_s"]  # type: ignore[operator]
-        rw = midpoint(est.pass_wh) / ref["energy_wh"]  # type: ignore[operator]
-        if cell.settings.model.family != "reasoning":
-            ratios += [rs, rw]
-        print(f"{display_name(ref['model']):<15}{ref['cluster']:>8}{cell.placement.gpus:>5}  "
-              f"{ref['duration_s']:>8.4g} {rs:>6.2f}  {ref['energy_wh']:>8.4g} {rw:>6.2f}")
-    b2 = paper_reference("B2")
-    b2 = b2[b2["nodes"] == 2]
-    print("\nheld out: Table B2, two Capella nodes with one GPU each (pipeline parallel)")
-    print(f"{'model':<15}{'nodes':>6}{'GPUs':>5}  {'paper s':>8} {'ratio':>6}  {'paper Wh':>8} {'ratio':>6}")
-    for _, ref in b2.iterrows():
-        cell = compose_cell(["cluster=capella", f"model={ref['model']}", "nodes=2", "gpus=2",
-                             f"dataset.n_test={N_TEST}", "repetitions=1", "energy=paper"])
+def _held_out_rows(refs: Any, overrides: Any, where: Any, text_chars: float) -> list[float]:
+    """Print one held-out table's rows (``overrides(ref)``: the cell's composition, ``where(ref,
+    cell)``: its location columns); return the non-reasoning ratios."""
+    ratios: list[float] = []
+    for _, ref in refs.iterrows():
+        cell = compose_cell([*overrides(ref), f"model={ref['model']}", f"dataset.n_test={N_TEST}",
+                             "repetitions=1", "energy=paper"])
         est = from_first_principles(cell, text_chars=text_chars, categories=FKTG_CATEGORIES)
         if isinstance(est, str):
             print(f"{display_name(ref['model']):<15}: {est}")
@@ -94,8 +69,32 @@ def held_out(text_chars: float, gpus: str) -> None:
         rw = midpoint(est.pass_wh) / ref["energy_wh"]  # type: ignore[operator]
         if cell.settings.model.family != "reasoning":
             ratios += [rs, rw]
-        print(f"{display_name(ref['model']):<15}{cell.placement.nodes:>6}{cell.placement.gpus:>5}  "
+        print(f"{display_name(ref['model']):<15}{where(ref, cell)}  "
               f"{ref['duration_s']:>8.4g} {rs:>6.2f}  {ref['energy_wh']:>8.4g} {rw:>6.2f}")
+    return ratios
+
+
+def held_out(text_chars: float, gpus: str) -> None:
+    """The same estimate on rows the factors were not fitted to. Table B3 (A30 on paula, V100 on
+    clara) does not say how many GPUs; its durations are below what one A30 or V100 can stream a
+    model's weights in per token, so the whole node's GPUs are assumed (tensor parallel), as
+    ``--b3-gpus node``; ``--b3-gpus auto`` places as energy_hpc does. Table B2's two nodes have
+    one GPU each (pipeline parallel)."""
+    def b3_cell(ref: Any) -> list[str]:
+        node = compose_cell([f"cluster={ref['cluster']}"]).settings.cluster.gpus_per_node
+        return [f"cluster={ref['cluster']}", f"gpus={node if gpus == 'node' else 'auto'}"]
+
+    b3 = paper_reference("B3")
+    print(f"\nheld out: Table B3, other GPU types (single node, GPUs: {gpus}); "
+          "ratio = estimate's middle / published")
+    print(f"{'model':<15}{'cluster':>8}{'GPUs':>5}  {'paper s':>8} {'ratio':>6}  {'paper Wh':>8} {'ratio':>6}")
+    ratios = _held_out_rows(b3[b3["cluster"] != "capella"], b3_cell,
+                            lambda ref, cell: f"{ref['cluster']:>8}{cell.placement.gpus:>5}", text_chars)
+    b2 = paper_reference("B2")
+    print("\nheld out: Table B2, two Capella nodes with one GPU each (pipeline parallel)")
+    print(f"{'model':<15}{'nodes':>6}{'GPUs':>5}  {'paper s':>8} {'ratio':>6}  {'paper Wh':>8} {'ratio':>6}")
+    ratios += _held_out_rows(b2[b2["nodes"] == 2], lambda ref: ["cluster=capella", "nodes=2", "gpus=2"],
+                             lambda ref, cell: f"{cell.placement.nodes:>6}{cell.placement.gpus:>5}", text_chars)
     if ratios:
         print(f"held out (B3 and B2), non-reasoning: worst factor off "
               f"{max(max(r, 1 / r) for r in ratios):.2f}")
