@@ -1,4 +1,4 @@
-"""Structured configs: the schema every YAML file in ``hydra_conf/`` must fit.
+"""Structured configs: the schema every YAML file in ``energy_hpc/hydra_conf/`` must fit.
 
 Hydra composes the config tree; :func:`settings_from_cfg` turns the composed tree into typed
 dataclasses and rejects misspelled or out-of-range values with a message that names the file,

@@ -1,7 +1,7 @@
 """The paper's setup (Zschache & Hartwig 2025): which weights, classes and split sizes its numbers
 belong to, so a cell is compared with a published number only when it ran the same thing.
 
-The models' weights are the shipped catalogue (``hydra_conf/model/*.yaml``, the paper's Table 1);
+The models' weights are the shipped catalogue (``energy_hpc/hydra_conf/model/*.yaml``, the paper's Table 1);
 the embedding models used ``paraphrase-multilingual-mpnet-base-v2``; the datasets' class counts
 and split sizes are the paper's Section 3 (FKTG: 14 topics, 378 rows split 50:50; the others
 200 train + 200 test).

@@ -22,5 +22,12 @@ if [ "${ENERGY_HPC_SKIP_VLLM:-0}" != "1" ]; then
   bash scripts/vllm_cpu_env.sh .venv-vllm >/dev/null
 fi
 
+# What a non-editable install gets (pip install ., a wheel, pip install git+URL): the wheel built,
+# installed into a clean venv away from the checkout, the default and --help run from there.
+# ENERGY_HPC_SKIP_WHEEL=1 skips it.
+if [ "${ENERGY_HPC_SKIP_WHEEL:-0}" != "1" ]; then
+  bash scripts/wheel_check.sh
+fi
+
 ruff check .
 python -m pytest "$@"

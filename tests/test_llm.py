@@ -191,7 +191,7 @@ def test_uncached_model_says_where_it_looked(tmp_path, monkeypatch):
 def test_catalogue_has_the_papers_eleven_models():
     from tests.conftest import REPO
 
-    names = sorted(p.stem for p in (REPO / "hydra_conf" / "model").glob("*.yaml"))
+    names = sorted(p.stem for p in (REPO / "energy_hpc" / "hydra_conf" / "model").glob("*.yaml"))
     llms = [n for n in names if compose_settings([f"model={n}"]).model.kind == "llm"]
     assert len(llms) == 11
     ds = compose_settings(["model=ds_llama70b"]).model

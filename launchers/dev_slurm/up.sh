@@ -43,6 +43,19 @@ healthy() {
   [ "$(SLURM_CONF="$DIR/slurm.conf" sinfo -h -N -o '%T' 2>/dev/null | grep -cE 'idle|mix|alloc')" -ge 2 ] \
     || { log "nodes n1/n2 are not both up"; return 1; }
 }
+# Start a daemon detached from whoever runs this script: its own session, stdin from /dev/null,
+# stdout/stderr to its log, and every other inherited descriptor closed (a caller's lock file, a
+# CI pipe) so that nothing the caller holds stays held until the daemon dies.
+spawn() {  # spawn LOGFILE COMMAND...
+  local logfile=$1; shift
+  (
+    for fd in /proc/$BASHPID/fd/*; do
+      fd=${fd##*/}
+      [ "$fd" -gt 2 ] && eval "exec $fd>&-" 2>/dev/null
+    done
+    exec setsid "$@" </dev/null >>"$logfile" 2>&1
+  ) &
+}
 if healthy; then
   log "already running ($DIR): munge, MariaDB, slurmdbd, slurmctld, sacct, slurmd n1 and n2 answer"
   echo "export SLURM_CONF=$DIR/slurm.conf"
@@ -51,11 +64,12 @@ fi
 
 if ! command -v slurmctld >/dev/null || ! command -v munged >/dev/null || ! command -v mariadbd >/dev/null \
    || ! command -v slurmdbd >/dev/null; then
-  log "installing slurm-wlm, munge, slurmdbd, mariadb-server (Debian packages)"
+  log "installing slurm-wlm, munge, slurmdbd, mariadb-server (Debian packages; log: $DIR/log/apt.log)"
   export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq >&2
-  apt-get install -y -qq --no-install-recommends slurmctld slurmd slurm-client munge slurmdbd \
-    mariadb-server >&2
+  mkdir -p "$DIR/log"
+  { apt-get update -qq && apt-get install -y -qq --no-install-recommends slurmctld slurmd \
+      slurm-client munge slurmdbd mariadb-server; } >"$DIR/log/apt.log" 2>&1 \
+    || fail "installing the Debian packages" "$DIR/log/apt.log"
 fi
 
 mkdir -p "$DIR"/{munge,db,spool,log,run,dev,state}
@@ -68,7 +82,7 @@ if [ ! -f "$DIR/munge/munge.key" ]; then
 fi
 if ! pgrep -f "munged.*$DIR/munge/munge.sock" >/dev/null; then
   rm -f "$DIR/munge/munged.pid"
-  munged --key-file="$DIR/munge/munge.key" --socket="$DIR/munge/munge.sock" \
+  spawn "$DIR/log/munged.out" munged --key-file="$DIR/munge/munge.key" --socket="$DIR/munge/munge.sock" \
     --pid-file="$DIR/munge/munged.pid" --log-file="$DIR/log/munged.log" \
     --seed-file="$DIR/munge/munge.seed" --force
 fi
@@ -84,9 +98,8 @@ db_ping() { mariadb-admin --no-defaults --socket="$DIR/run/mysqld.sock" -uroot p
 if ! pgrep -f "mariadbd.*$DIR/db" >/dev/null; then
   rm -f "$DIR/run/mysqld.sock" "$DIR/run/mysqld.pid"
   # its own session (setsid): it must outlive the shell, terminal or CI step that started it
-  setsid mariadbd --no-defaults --datadir="$DIR/db" --port=13306 --bind-address=127.0.0.1 \
-     --socket="$DIR/run/mysqld.sock" --pid-file="$DIR/run/mysqld.pid" --user=root \
-     </dev/null >"$DIR/log/mariadb.log" 2>&1 &
+  spawn "$DIR/log/mariadb.log" mariadbd --no-defaults --datadir="$DIR/db" --port=13306 \
+     --bind-address=127.0.0.1 --socket="$DIR/run/mysqld.sock" --pid-file="$DIR/run/mysqld.pid" --user=root
 fi
 for _ in $(seq 120); do db_ping && break; sleep 0.5; done
 db_ping || fail "MariaDB (accounting store) did not come up on $DIR/run/mysqld.sock" "$DIR/log/mariadb.log"
@@ -170,11 +183,11 @@ export SLURM_CONF="$DIR/slurm.conf"
 clear_stale "$DIR/run/slurmdbd.pid"
 clear_stale "$DIR/run/slurmctld.pid"
 for n in n1 n2; do clear_stale "$DIR/run/slurmd-$n.pid"; done
-pgrep -x slurmdbd >/dev/null || slurmdbd
+pgrep -x slurmdbd >/dev/null || spawn "$DIR/log/slurmdbd.out" slurmdbd
 for _ in $(seq 80); do ss -ltn 2>/dev/null | grep -q ':16819 ' && break; sleep 0.25; done
 ss -ltn 2>/dev/null | grep -q ':16819 ' || fail "slurmdbd is not listening on 16819" "$DIR/log/slurmdbd.log"
 fresh_ctld=0
-pgrep -x slurmctld >/dev/null || { slurmctld -f "$DIR/slurm.conf"; fresh_ctld=1; }
+pgrep -x slurmctld >/dev/null || { spawn "$DIR/log/slurmctld.out" slurmctld -f "$DIR/slurm.conf"; fresh_ctld=1; }
 for _ in $(seq 80); do scontrol ping 2>/dev/null | grep -q UP && break; sleep 0.25; done
 scontrol ping 2>/dev/null | grep -q UP || fail "slurmctld does not answer" "$DIR/log/slurmctld.log"
 # Jobs saved in the state of a controller that died with its daemons (a killed session, a reboot)
@@ -184,7 +197,7 @@ if [ "$fresh_ctld" = 1 ] && [ -n "$(squeue -h -o %i 2>/dev/null)" ]; then
   scancel --user="$(id -un)" >/dev/null 2>&1 || true
 fi
 for n in n1 n2; do
-  pgrep -f "slurmd -N $n" >/dev/null || slurmd -N "$n" -f "$DIR/slurm.conf"
+  pgrep -f "slurmd -N $n" >/dev/null || spawn "$DIR/log/slurmd-$n.out" slurmd -N "$n" -f "$DIR/slurm.conf"
 done
 
 for _ in $(seq 120); do
