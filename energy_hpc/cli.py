@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from pathlib import Path
 from typing import Any
 
 import hydra
@@ -130,7 +131,37 @@ def hydra_task(cfg: DictConfig) -> None:
         if not multirun:
             print(f"energy_hpc: error: {exc}", file=sys.stderr)
             sys.exit(2)
-        record_failure(f"job {hc.job.num} ({' '.join(hc.overrides.task)}): {exc}")
+        from energy_hpc.config import redact_text
+
+        record_failure(redact_text(f"job {hc.job.num} ({' '.join(hc.overrides.task)}): {exc}"))
+
+
+def save_redacted(node: Any, path: Path) -> None:
+    """A config node (or override list) saved as YAML with every secret value redacted."""
+    from omegaconf import OmegaConf
+
+    from energy_hpc.config import redact_tree
+
+    plain = OmegaConf.to_container(node, resolve=False) if OmegaConf.is_config(node) else node
+    path.parent.mkdir(parents=True, exist_ok=True)
+    OmegaConf.save(OmegaConf.create(redact_tree(plain)), path)
+
+
+class RedactedHydraFiles(Callback):
+    """Hydra's ``.hydra/config.yaml``, ``hydra.yaml`` and ``overrides.yaml`` (Hydra's own writing
+    is off: ``hydra.output_subdir: null``), with secret values redacted: a cluster file's
+    ``env: {HF_TOKEN: …}`` or a ``+cluster.env.HF_TOKEN=…`` override reaches no file."""
+
+    def on_job_start(self, config: DictConfig, **kwargs: Any) -> None:
+        from omegaconf import OmegaConf, open_dict
+
+        folder = Path(str(config.hydra.runtime.output_dir)) / ".hydra"
+        task = OmegaConf.create(OmegaConf.to_container(config, resolve=False))
+        with open_dict(task):
+            del task["hydra"]
+        save_redacted(task, folder / "config.yaml")
+        save_redacted(OmegaConf.create({"hydra": config.hydra}), folder / "hydra.yaml")
+        save_redacted(config.hydra.overrides.task, folder / "overrides.yaml")
 
 
 class OutDirCheck(Callback):

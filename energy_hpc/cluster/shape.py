@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from energy_hpc.cluster.placement import Placement
-from energy_hpc.config import Settings
+from energy_hpc.config import REDACTED, Settings
 from energy_hpc.errors import ConfigError
 
 
@@ -30,6 +30,9 @@ class JobShape:
     constraint: str | None
     exclusive: bool
     setup: tuple[str, ...] = field(default_factory=tuple)
+    # secret environment variables: never written into the sbatch script, handed to sbatch
+    # through its environment instead (energy_hpc.config.secret_env)
+    secret_env: tuple[str, ...] = field(default_factory=tuple)
     # cluster.slurm_extra: more submitit/sbatch parameters (mail, comment, dependency, raw flags)
     extra: tuple[tuple[str, Any], ...] = field(default_factory=tuple)
 
@@ -107,8 +110,10 @@ def job_shape(settings: Settings, placement: Placement) -> JobShape:
     c = settings.cluster
     cpus = c.cpus_per_task or (max(1, (c.cpus_per_node or 1) // max(c.gpus_per_node, 1))
                               * max(placement.gpus_per_node, 1))
-    setup = tuple(c.setup) + tuple(f"export {k}={json.dumps(str(v))}" for k, v in sorted(c.env.items()))
+    setup = tuple(c.setup) + tuple(f"export {k}={json.dumps(str(v))}" for k, v in sorted(c.env.items())
+                                   if v != REDACTED)
     return JobShape(partition=c.partition, account=c.account, qos=c.qos, nodes=placement.nodes,
                     gpus_per_node=placement.gpus_per_node, cpus_per_task=cpus, mem_gb=c.mem_gb,
                     time_min=c.time_limit_min, constraint=c.constraint, exclusive=c.exclusive,
-                    setup=setup, extra=slurm_extra(c.name, c.slurm_extra))
+                    setup=setup, extra=slurm_extra(c.name, c.slurm_extra),
+                    secret_env=tuple(sorted(k for k, v in c.env.items() if v == REDACTED)))

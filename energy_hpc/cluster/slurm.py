@@ -92,12 +92,28 @@ def plan(cells: list[Cell]) -> dict[JobShape, list[list[Cell]]]:
     return dict(timed)
 
 
-def _redacted_setup(line: str) -> str:
-    from energy_hpc.config import is_secret
+@contextlib.contextmanager
+def _secrets_in_environment(names: tuple[str, ...]) -> Iterator[None]:
+    """The shape's secret variables in this process's environment while sbatch runs, so the job
+    inherits them (Slurm's default ``--export=ALL``) and no file of ours holds them."""
+    from energy_hpc.config import secret_env
 
-    if line.startswith("export ") and "=" in line and is_secret(line[7:].split("=", 1)[0]):
-        return line.split("=", 1)[0] + "=<redacted>"
-    return line
+    values = secret_env()
+    missing = [n for n in names if n not in values and n not in os.environ]
+    if missing:
+        raise UserError(f"cluster env {', '.join(missing)}: the secret value is not known to this "
+                        "process; set it in the cluster file's env, as an override "
+                        "(+cluster.env.NAME=...) or in the environment you submit from")
+    saved = {n: os.environ.get(n) for n in names}
+    os.environ.update({n: values[n] for n in names if n in values})
+    try:
+        yield
+    finally:
+        for name, old in saved.items():
+            if old is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = old
 
 
 def format_plan(groups: dict[JobShape, list[list[Cell]]]) -> str:
@@ -109,7 +125,10 @@ def format_plan(groups: dict[JobShape, list[list[Cell]]]) -> str:
     for i, (shape, jobs) in enumerate(groups.items()):
         lines.append(f"job array {i}: {describe(jobs)}  sbatch {' '.join(shape.sbatch_args())}")
         for setup in shape.setup:
-            lines.append(f"    setup: {_redacted_setup(setup)}")
+            lines.append(f"    setup: {setup}")
+        if shape.secret_env:
+            lines.append(f"    secret env (through sbatch's environment, in no file): "
+                         f"{', '.join(shape.secret_env)}")
         for j, job in enumerate(jobs):
             settings = job[0].settings
             _, why = job_time(job, settings.cluster.time_limit_min, settings.time_safety_factor)
@@ -146,8 +165,10 @@ def submit(groups: dict[JobShape, list[list[Cell]]], out_dir: str,
         ex = _executor(folder, shape, f"ehpc-{sweep}", max(1, len(packed)))
         said: list[str] = []
         try:
-            with _stderr_into(said), ex.batch():
+            with _secrets_in_environment(shape.secret_env), _stderr_into(said), ex.batch():
                 jobs = [ex.submit(CellJob(), cells) for cells in packed]
+        except UserError:
+            raise
         except Exception as exc:  # noqa: BLE001 - submitit wraps sbatch failures in several types
             detail = "".join(said).strip() or str(exc).strip()
             if isinstance(exc, subprocess.CalledProcessError) and not said[0].strip():

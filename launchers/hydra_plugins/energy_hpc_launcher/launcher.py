@@ -48,10 +48,36 @@ ConfigStore.instance().store(
 
 class EnergyHpcSweeper(BasicSweeper):
     """Hydra's basic sweeper, minus composing every cell to validate the batch: the launcher plans
-    (and so validates) every cell before anything runs or is submitted."""
+    (and so validates) every cell before anything runs or is submitted; and its ``multirun.yaml``
+    is written with secret values redacted."""
 
     def validate_batch_is_legal(self, batch: Sequence[Sequence[str]]) -> None:
         return None
+
+    def sweep(self, arguments: list[str]) -> Any:
+        """BasicSweeper.sweep (Hydra 1.3), saving ``multirun.yaml`` through
+        :func:`energy_hpc.cli.save_redacted`."""
+        from hydra.core.override_parser.overrides_parser import OverridesParser
+
+        from energy_hpc.cli import save_redacted
+
+        assert self.config is not None and self.launcher is not None and self.hydra_context
+        params_conf = self._parse_config()
+        params_conf.extend(arguments)
+        parser = OverridesParser.create(config_loader=self.hydra_context.config_loader)
+        self.overrides = self.split_arguments(parser.parse_overrides(params_conf),
+                                              self.max_batch_size)
+        save_redacted(self.config, Path(self.config.hydra.sweep.dir) / "multirun.yaml")
+        returns: list[Sequence[JobReturn]] = []
+        initial_job_idx = 0
+        while not self.is_done():
+            batch = self.get_job_batch()
+            results = self.launcher.launch(batch, initial_job_idx=initial_job_idx)
+            for r in results:
+                _ = r.return_value  # raises where a job failed
+            initial_job_idx += len(batch)
+            returns.append(results)
+        return returns
 
 
 class EnergyHpcLauncher(Launcher):
@@ -70,6 +96,7 @@ class EnergyHpcLauncher(Launcher):
     def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Sequence[JobReturn]:
         from energy_hpc.cli import PLANNED, record_failure, record_ran, show_plan
         from energy_hpc.cluster.slurm import submit_cells
+        from energy_hpc.config import redact_text
         from energy_hpc.errors import UserError
         from energy_hpc.estimate import with_estimates
 
@@ -100,7 +127,7 @@ class EnergyHpcLauncher(Launcher):
         estimated = with_estimates([cell for _, _, cell in local])
         local = [(idx, ov, cell) for (idx, ov, _), cell in zip(local, estimated, strict=True)]
         for idx, overrides, cell in local:
-            log.info("\t#%d (here): %s", idx, " ".join(filter_overrides(overrides)))
+            log.info("\t#%d (here): %s", idx, redact_text(" ".join(filter_overrides(overrides))))
             sweep_config = self.hydra_context.config_loader.load_sweep_config(self.config, list(overrides))
             with open_dict(sweep_config):
                 sweep_config.hydra.job.id = idx
@@ -141,6 +168,7 @@ def plan_sweep(config_loader: Any, master: DictConfig, job_overrides: Sequence[S
     from hydra_plugins.energy_hpc_launcher.planning import SweepComposer
 
     from energy_hpc.cell import cell_from_cfg
+    from energy_hpc.config import redact_text
     from energy_hpc.errors import UserError
     from energy_hpc.site_configs import site_folders, site_notes
 
@@ -150,7 +178,7 @@ def plan_sweep(config_loader: Any, master: DictConfig, job_overrides: Sequence[S
     seen: dict[str, tuple[int, str]] = {}
     for offset, overrides in enumerate(job_overrides):
         idx = initial_job_idx + offset
-        label = " ".join(filter_overrides(overrides)) or "(no overrides)"
+        label = redact_text(" ".join(filter_overrides(overrides))) or "(no overrides)"
         try:
             cfg, choices = composer.compose(overrides)
             cell = cell_from_cfg(cfg, choices)
