@@ -27,6 +27,8 @@ _failures: list[str] = []
 PLANNED: dict[int, Cell] = {}
 # Cells this invocation ran (or waited for on Slurm): the sweep summary shows these and no others.
 RAN: dict[str, str] = {}  # cell id -> out_dir
+# Cells another run held (its lock): not measured by this invocation; the summary names them.
+HELD: dict[str, str] = {}  # cell id -> "label: holder"
 
 
 def record_ran(cells: list[Cell]) -> None:
@@ -105,9 +107,15 @@ def run(cell: Cell) -> None:
                           f"{settings.model.display_name} on {settings.dataset.name} @ "
                           f"{settings.cluster.name} (Slurm)")
         return
-    from energy_hpc.runner import run_cell
+    from energy_hpc.runner import CellRunner
 
-    records = run_cell(cell)
+    runner = CellRunner(cell)
+    records = runner.run()
+    if runner.held_by is not None:
+        HELD[cell.cell_id] = f"{cell.label()}: held by {runner.held_by}"
+        print(f"cell {cell.cell_id} ({cell.label()}) is being measured by another run "
+              f"({runner.held_by}); not measured by this command")
+        return
     record_ran([cell])
     print_summary(records, f"{settings.model.display_name} on {settings.dataset.name} "
                            f"({len(records)} splits; per pass over the test set; out: "
@@ -199,6 +207,11 @@ class SweepSummaryCallback(Callback):
                                    f"per pass over the test set; records under {out_dir}/cells/")
         elif config.get("dry_run"):
             print("\ndry run: nothing was measured or submitted")
+        if HELD:
+            print(f"\n{len(HELD)} cell(s) not measured by this command: another run holds them "
+                  "(their records appear when it finishes):")
+            for cell_id, what in HELD.items():
+                print(f"  {cell_id} ({what})")
         if _failures:
             print(f"\n{len(_failures)} cell(s) failed:", file=sys.stderr)
             for failure in _failures:
@@ -221,7 +234,24 @@ def unquoted_non_ascii(arg: str) -> bool:
     return False
 
 
+def _report_interrupt(exc: BaseException) -> None:
+    """One line (and the cells not run) for Ctrl-C / SIGTERM, then exit 130 / 143."""
+    from energy_hpc.interrupts import CellInterrupted, as_interrupted
+
+    sys.stdout.flush()
+    if isinstance(exc, CellInterrupted):
+        lines = exc.lines()
+    else:
+        lines = [f"interrupted ({as_interrupted(exc).name}) while no split was being measured; "
+                 "recorded splits are kept; rerun the same command to resume"]
+    print("\n" + "\n".join(f"energy_hpc: {line}" if not line.startswith(" ") else line
+                            for line in lines), file=sys.stderr)
+    sys.exit(as_interrupted(exc).exit_code)
+
+
 def main() -> None:
+    from energy_hpc.interrupts import Interrupted, signals_interrupt
+
     for arg in sys.argv[1:]:
         if unquoted_non_ascii(arg):
             key, value = arg.split("=", 1)
@@ -229,4 +259,8 @@ def main() -> None:
                   f"only inside quotes; write {key}=\"'{value}'\" (the outer quotes are for "
                   "the shell)", file=sys.stderr)
             sys.exit(2)
-    hydra_task()
+    try:
+        with signals_interrupt():
+            hydra_task()
+    except (KeyboardInterrupt, Interrupted) as exc:
+        _report_interrupt(exc)

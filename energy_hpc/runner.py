@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import dataclasses
+import errno
 import logging
 import time
+from collections.abc import Iterator
 from datetime import datetime, timezone
 from typing import Any
 
@@ -20,7 +22,9 @@ from energy_hpc.energy import Meter, Reading, create_meters, measure_window
 from energy_hpc.energy.base import PARTS, flag_implausible
 from energy_hpc.energy.carbon import carbon_intensity_g_per_kwh, emissions_kg
 from energy_hpc.energy.window import measure_idle, net_of_idle
+from energy_hpc.errors import UserError
 from energy_hpc.estimate import estimate, record_columns, records_for
+from energy_hpc.interrupts import CellInterrupted, Interrupted, as_interrupted, signals_interrupt
 from energy_hpc.paper_setup import display_name, weights_of
 from energy_hpc.provenance import environment
 from energy_hpc.results import CellStore, append_sweep_manifest, atomic_write_text, dumps
@@ -28,6 +32,8 @@ from energy_hpc.results import CellStore, append_sweep_manifest, atomic_write_te
 log = logging.getLogger(__name__)
 
 INVALID = "\x00invalid"
+# a records write that fails for one of these is the out_dir's fault (full, quota, read-only)
+WRITE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.EIO}
 
 
 def _now() -> str:
@@ -146,14 +152,34 @@ class CellRunner:
         self.store = CellStore(cell.out_dir, cell.cell_id)
         self._meters = meters
         self.ray_address = ray_address
+        self.held_by: str | None = None  # set when another run holds the cell's lock
 
     def run(self) -> list[dict[str, Any]]:
         with self.store.lock() as mine:
             if not mine:
+                self.held_by = self.store.lock_holder()
                 log.warning("cell %s is being measured by another run (%s); not measuring it twice",
-                            self.cell.cell_id, self.store.lock_holder())
+                            self.cell.cell_id, self.held_by)
                 return self.store.records()
-            return self._run()
+            try:
+                with signals_interrupt():
+                    return self._run()
+            except CellInterrupted:
+                raise
+            except (KeyboardInterrupt, Interrupted) as exc:
+                raise CellInterrupted(as_interrupted(exc).signum, self.cell.cell_id,
+                                      self.cell.label(), len(self.store.done_splits()),
+                                      self.settings.repetitions) from None
+            except OSError as exc:
+                if exc.errno not in WRITE_ERRNOS:
+                    raise
+                raise UserError(
+                    f"out_dir={self.settings.out_dir}: cannot write cell {self.cell.cell_id} "
+                    f"({self.cell.label()}): {exc.strerror or exc}"
+                    f"{f' ({exc.filename})' if exc.filename else ''}; "
+                    f"{len(self.store.done_splits())} of {self.settings.repetitions} split(s) "
+                    "are kept in its records. Free space there (or use out_dir=PATH) and rerun "
+                    "the same command to resume") from None
 
     def _run(self) -> list[dict[str, Any]]:
         s, cell_id = self.settings, self.cell.cell_id
@@ -167,10 +193,12 @@ class CellRunner:
             self.cell = self.cell.with_estimate(estimate(self.cell, records_for(s.out_dir)))
         corpus, splits = _data(s)
         done = self.store.done_splits()
-        todo = [sp for sp in splits if sp.index not in done]
+        n_todo = len(splits) - sum(0 <= i < len(splits) for i in done)
+        # drawn one at a time: memory does not grow with the repetition count
+        todo = (splits[i] for i in range(len(splits)) if i not in done)
         if done:
             log.info("cell %s: %d split(s) already recorded, measuring %d more", cell_id,
-                     len(done), len(todo))
+                     len(done), n_todo)
         meters = self._meters if self._meters is not None else create_meters(s.energy)
         self.store.write_meta({
             "cell_id": cell_id, "cell_id_rule": CELL_ID_RULE, "sweep": s.sweep, "complete": False,
@@ -195,7 +223,7 @@ class CellRunner:
         from tqdm.contrib.logging import logging_redirect_tqdm
 
         with logging_redirect_tqdm():
-            bar = _progress(todo, s)
+            bar = _progress(todo, n_todo, s)
             for split in bar:
                 record = self._measure_split(classifier, meters, corpus, split, idle)
                 self.store.add_record(record)
@@ -266,12 +294,13 @@ def _data(s: Settings) -> tuple[Corpus, list[Split]]:
     return _DATA[key]
 
 
-def _progress(todo: list[Split], s: Settings) -> Any:
-    if not s.progress or not todo:
+def _progress(todo: Iterator[Split], total: int, s: Settings) -> Any:
+    if not s.progress or not total:
         return todo
     from tqdm.auto import tqdm
 
-    return tqdm(todo, desc=f"{s.model.name} on {s.dataset.name}", unit="split", leave=True)
+    return tqdm(todo, total=total, desc=f"{s.model.name} on {s.dataset.name}", unit="split",
+                leave=True)
 
 
 def run_cell(cell: Cell, **kwargs: Any) -> list[dict[str, Any]]:

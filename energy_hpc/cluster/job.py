@@ -27,10 +27,17 @@ def _job_nodes() -> list[str]:
     return out.stdout.split() or [nodelist]
 
 
+class JobInterruptedError(RuntimeError):
+    """Ctrl-C / ``scancel --signal=INT|TERM`` inside the job: the cell cut short, its recorded
+    splits, the job's cells not run; an ordinary exception, so submitit reports it as the job's
+    failure (and a requeue in progress is still waited for by the submitter)."""
+
+
 def run_cells(cells: list[Cell], nodes: list[str], meters_for: Any = None,
               ray_address: str | None = None) -> dict[str, Any]:
     """The job's cells one after another in this process; a cell that fails is reported and the
     next one runs (a requeued job skips complete cells and finished splits)."""
+    from energy_hpc.interrupts import CellInterrupted
     from energy_hpc.runner import run_cell
 
     done: dict[str, int] = {}
@@ -42,6 +49,10 @@ def run_cells(cells: list[Cell], nodes: list[str], meters_for: Any = None,
             meters = meters_for(cell) if meters_for is not None else None
             records = run_cell(cell, meters=meters, ray_address=ray_address)
             done[cell.cell_id] = len(records)
+        except CellInterrupted as exc:
+            exc.not_run = [f"{c.cell_id} ({c.label()})" for c in cells[i + 1:]]
+            log.error("%s", "\n".join(exc.lines()))
+            raise JobInterruptedError(str(exc)) from None
         except Exception as exc:  # noqa: BLE001 - one cell's failure must not stop its job's others
             log.exception("cell %s failed; going on with the job's other cells", cell.cell_id)
             failed[cell.cell_id] = f"{type(exc).__name__}: {exc}"

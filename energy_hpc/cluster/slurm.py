@@ -269,10 +269,19 @@ def submit_cells(cells: list[Cell]) -> list[str]:
     submitted = submit(groups, first.out_dir, first.sweep)
     print(f"submitted {len(cells)} cell(s) as {len(submitted)} job(s) in {len(groups)} array(s): "
           + ", ".join(str(job.job_id) for _, job in submitted))
+    watch = f"python -m energy_hpc.status {first.out_dir} --sweep {first.sweep}"
     if not first.wait:
-        print(f"not waiting; watch with: python -m energy_hpc.status {first.out_dir} --sweep {first.sweep}")
+        print(f"not waiting; watch with: {watch}")
         return []
-    return wait(submitted)
+    from energy_hpc.interrupts import Interrupted
+
+    try:
+        return wait(submitted)
+    except (KeyboardInterrupt, Interrupted):
+        ids = " ".join(str(job.job_id) for _, job in submitted)
+        print(f"\nstopped waiting; the Slurm job(s) {ids} keep running. Watch with: {watch}; "
+              f"cancel with: scancel {ids}", file=sys.stderr)
+        raise
 
 
 def submit_one(cell: Cell) -> None:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import overload
 
 import numpy as np
 import pandas as pd
@@ -76,33 +78,62 @@ def _sample(frame: pd.DataFrame, n: int, seed: int, where: str) -> pd.DataFrame:
     return frame.loc[np.sort(picked)]
 
 
-def make_splits(corpus: Corpus, cfg: DatasetConfig, repetitions: int, seed: int) -> list[Split]:
+class Splits(Sequence[Split]):
+    """The cell's splits, each drawn when asked for (from the data and ``seed + i`` alone, so the
+    same as drawing them all up front): memory does not grow with the repetition count. The
+    first split is drawn on creation, so data that cannot be split fails before anything runs."""
+
+    def __init__(self, corpus: Corpus, cfg: DatasetConfig, repetitions: int, seed: int) -> None:
+        self.corpus, self.cfg, self.repetitions, self.seed = corpus, cfg, repetitions, seed
+        if repetitions:
+            self[0]
+
+    def __len__(self) -> int:
+        return self.repetitions
+
+    @overload
+    def __getitem__(self, i: int) -> Split: ...
+
+    @overload
+    def __getitem__(self, i: slice) -> list[Split]: ...
+
+    def __getitem__(self, i: int | slice) -> Split | list[Split]:
+        if isinstance(i, slice):
+            return [self[j] for j in range(*i.indices(len(self)))]
+        if i < 0:
+            i += len(self)
+        if not 0 <= i < len(self):
+            raise IndexError(i)
+        return draw_split(self.corpus, self.cfg, i, self.seed + i)
+
+
+def make_splits(corpus: Corpus, cfg: DatasetConfig, repetitions: int, seed: int) -> Splits:
     """Split ``i`` uses seed ``seed + i`` and depends on nothing but the data and the seed."""
-    splits = []
+    return Splits(corpus, cfg, repetitions, seed)
+
+
+def draw_split(corpus: Corpus, cfg: DatasetConfig, i: int, s: int) -> Split:
     pool = corpus.pool
-    for i in range(repetitions):
-        s = seed + i
-        where = f"dataset {cfg.name!r}"
-        if cfg.test_fraction is not None:
-            n_test = int(round(len(pool) * cfg.test_fraction))
-            _check_stratifiable(pool["label"], where, len(pool) - n_test, n_test)
-            train_idx, test_idx = train_test_split(pool.index.to_numpy(), test_size=n_test,
-                                                   stratify=pool["label"], random_state=s)
-            train, test = pool.loc[np.sort(train_idx)], pool.loc[np.sort(test_idx)]
-        elif corpus.test_pool is not None:
-            train = _sample(pool, cfg.n_train, s, where + " [train]")
-            test = _sample(corpus.test_pool, cfg.n_test, s, where + " [test]")
-        else:
-            n_train, n_test = cfg.n_train, cfg.n_test
-            if n_train + n_test > len(pool):
-                raise DataError(
-                    f"{where}: n_train={n_train} + n_test={n_test} = {n_train + n_test} is more "
-                    f"than the {len(pool)} rows available; lower dataset.n_train / dataset.n_test"
-                )
-            _check_stratifiable(pool["label"], where, n_train, n_test)
-            train_idx, test_idx = train_test_split(pool.index.to_numpy(), train_size=n_train,
-                                                   test_size=n_test, stratify=pool["label"],
-                                                   random_state=s)
-            train, test = pool.loc[np.sort(train_idx)], pool.loc[np.sort(test_idx)]
-        splits.append(Split(i, s, train, test))
-    return splits
+    where = f"dataset {cfg.name!r}"
+    if cfg.test_fraction is not None:
+        n_test = int(round(len(pool) * cfg.test_fraction))
+        _check_stratifiable(pool["label"], where, len(pool) - n_test, n_test)
+        train_idx, test_idx = train_test_split(pool.index.to_numpy(), test_size=n_test,
+                                               stratify=pool["label"], random_state=s)
+        train, test = pool.loc[np.sort(train_idx)], pool.loc[np.sort(test_idx)]
+    elif corpus.test_pool is not None:
+        train = _sample(pool, cfg.n_train, s, where + " [train]")
+        test = _sample(corpus.test_pool, cfg.n_test, s, where + " [test]")
+    else:
+        n_train, n_test = cfg.n_train, cfg.n_test
+        if n_train + n_test > len(pool):
+            raise DataError(
+                f"{where}: n_train={n_train} + n_test={n_test} = {n_train + n_test} is more "
+                f"than the {len(pool)} rows available; lower dataset.n_train / dataset.n_test"
+            )
+        _check_stratifiable(pool["label"], where, n_train, n_test)
+        train_idx, test_idx = train_test_split(pool.index.to_numpy(), train_size=n_train,
+                                               test_size=n_test, stratify=pool["label"],
+                                               random_state=s)
+        train, test = pool.loc[np.sort(train_idx)], pool.loc[np.sort(test_idx)]
+    return Split(i, s, train, test)

@@ -99,6 +99,7 @@ class EnergyHpcLauncher(Launcher):
         from energy_hpc.config import redact_text
         from energy_hpc.errors import UserError
         from energy_hpc.estimate import with_estimates
+        from energy_hpc.interrupts import CellInterrupted
 
         setup_globals()
         assert self.config is not None and self.hydra_context is not None and self.task_function
@@ -126,16 +127,22 @@ class EnergyHpcLauncher(Launcher):
         # every cell carries the estimate it was planned with (its records keep it)
         estimated = with_estimates([cell for _, _, cell in local])
         local = [(idx, ov, cell) for (idx, ov, _), cell in zip(local, estimated, strict=True)]
-        for idx, overrides, cell in local:
+        for n, (idx, overrides, cell) in enumerate(local):
             log.info("\t#%d (here): %s", idx, redact_text(" ".join(filter_overrides(overrides))))
             sweep_config = self.hydra_context.config_loader.load_sweep_config(self.config, list(overrides))
             with open_dict(sweep_config):
                 sweep_config.hydra.job.id = idx
                 sweep_config.hydra.job.num = idx
             PLANNED[idx] = cell
-            runs.append(run_job(hydra_context=self.hydra_context, task_function=self.task_function,
-                                config=sweep_config, job_dir_key="hydra.sweep.dir",
-                                job_subdir_key="hydra.sweep.subdir"))
+            try:
+                runs.append(run_job(hydra_context=self.hydra_context,
+                                    task_function=self.task_function, config=sweep_config,
+                                    job_dir_key="hydra.sweep.dir",
+                                    job_subdir_key="hydra.sweep.subdir"))
+            except CellInterrupted as exc:
+                exc.not_run = [f"{c.cell_id} ({c.label()})"
+                               for c in [c for _, _, c in local[n + 1:]] + slurm]
+                raise
             configure_log(self.config.hydra.hydra_logging, self.config.hydra.verbose)
         if slurm:
             for cell in slurm:
