@@ -250,7 +250,7 @@ def _report_interrupt(exc: BaseException) -> None:
 
 
 def main() -> None:
-    from energy_hpc.interrupts import Interrupted, signals_interrupt
+    from energy_hpc.interrupts import signals_interrupt
 
     for arg in sys.argv[1:]:
         if unquoted_non_ascii(arg):
@@ -262,5 +262,5 @@ def main() -> None:
     try:
         with signals_interrupt():
             hydra_task()
-    except (KeyboardInterrupt, Interrupted) as exc:
+    except KeyboardInterrupt as exc:
         _report_interrupt(exc)

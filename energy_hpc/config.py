@@ -196,6 +196,8 @@ class DatasetConfig:
     text_column: str = "text"
     label_column: str = "label"
     sep: str | None = None  # delimited text files: detected among , ; tab | unless given
+    # text files' encoding (UTF-8 also reads a BOM); the dataset fingerprint records what was read
+    encoding: str = not_in_cell_id("utf-8")
     label_map: dict[str, str] | None = None
     min_class_size: int = 0
     n_train: int | None = 200
@@ -213,6 +215,13 @@ class DatasetConfig:
         if self.source == "hf" and not self.hf_id:
             raise ConfigError("dataset.hf_id is empty; give a Hugging Face dataset id")
         _positive("dataset", "min_class_size", self.min_class_size, allow_zero=True)
+        import codecs
+
+        try:
+            codecs.lookup(self.encoding)
+        except (LookupError, TypeError):
+            raise ConfigError(f"dataset.encoding={self.encoding!r} is not an encoding Python knows; "
+                              "use e.g. utf-8, latin-1, cp1252, utf-16") from None
         if self.test_fraction is not None:
             if not 0 < self.test_fraction < 1:
                 raise ConfigError(

@@ -14,9 +14,9 @@ from collections.abc import Iterator
 from typing import Any
 
 
-class Interrupted(BaseException):
-    """A signal that stops the run (a BaseException, as KeyboardInterrupt: ``except Exception``
-    in Hydra's job runner or a sweep loop must not swallow it and go on)."""
+class Interrupted(KeyboardInterrupt):
+    """A signal that stops the run: a KeyboardInterrupt (SIGTERM too), so ``except Exception`` in
+    Hydra's job runner or a sweep loop does not swallow it and go on, and a notebook stops."""
 
     def __init__(self, signum: int) -> None:
         super().__init__(signal.Signals(signum).name)

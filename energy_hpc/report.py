@@ -42,7 +42,10 @@ def missing_modules(names: tuple[str, ...]) -> list[str]:
 def build_report(folders: list[str], out: Path, floor: float | None = None,
                  within: float | None = None, with_paper: bool = True,
                  progress: bool = True) -> Path:
-    files = find_record_files(folders)
+    try:
+        files = find_record_files(folders)
+    except FileNotFoundError as exc:
+        raise SystemExit(f"energy_hpc.report: error: {exc}") from None
     if not files:
         raise SystemExit(f"energy_hpc.report: error: no records.jsonl under {', '.join(folders)}; "
                          "point it at an out_dir of energy_hpc (default energy_results)")

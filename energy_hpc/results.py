@@ -84,6 +84,11 @@ def check_writable(out_dir: str | Path) -> None:
     from energy_hpc.errors import UserError
 
     path = Path(out_dir).expanduser()
+    blocking = next((p for p in (path, *path.parents) if p.exists() and not p.is_dir()), None)
+    if blocking is not None:
+        what = "is a file" if blocking == path else f"lies under {blocking}, which is a file"
+        raise UserError(f"out_dir={out_dir} {what}, not a directory; records go into a "
+                        "directory: choose another with out_dir=PATH")
     try:
         path.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=".energy_hpc-write-check.", dir=path)
@@ -215,7 +220,7 @@ def read_records_file(path: Path, *, on_error: str = "raise",
             try:
                 row = json.loads(line)
             except json.JSONDecodeError as exc:
-                reason = f"not a JSON record ({exc.msg})"
+                reason = f"not a JSON record ({exc.msg.removesuffix(' at')} at column {exc.colno})"
             else:
                 if not isinstance(row, dict):
                     reason = "not a JSON object"
@@ -230,7 +235,8 @@ def read_records_file(path: Path, *, on_error: str = "raise",
                 continue
             if on_error == "raise":
                 raise RecordError(f"{path}:{lineno}: {reason}")
-            log.warning("skipping line %d of %s: %s", lineno, path, reason)
+            log.warning("skipping line %d of %s: %s; its split counts as not measured", lineno,
+                        path, reason)
             if skipped is not None:
                 skipped.append(SkippedLine(str(path), lineno, reason, line.rstrip("\n")))
     return rows
@@ -242,6 +248,10 @@ def find_record_files(paths_or_globs: str | Path | Iterable[str | Path]) -> list
     found: list[Path] = []
     for item in paths_or_globs:
         matches = [Path(p) for p in glob.glob(str(item), recursive=True)] or [Path(item)]
+        if len(matches) == 1 and not matches[0].exists():
+            kind = "glob matches nothing" if glob.has_magic(str(item)) else "no such file or folder"
+            raise FileNotFoundError(f"results: {item}: {kind}; give a folder of records (an "
+                                    "out_dir), a records.jsonl file, or a glob")
         for match in matches:
             if match.is_dir():
                 found.extend(sorted(match.rglob(RECORDS_FILE)))

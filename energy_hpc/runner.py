@@ -24,7 +24,7 @@ from energy_hpc.energy.carbon import carbon_intensity_g_per_kwh, emissions_kg
 from energy_hpc.energy.window import measure_idle, net_of_idle
 from energy_hpc.errors import UserError
 from energy_hpc.estimate import estimate, record_columns, records_for
-from energy_hpc.interrupts import CellInterrupted, Interrupted, as_interrupted, signals_interrupt
+from energy_hpc.interrupts import CellInterrupted, as_interrupted, signals_interrupt
 from energy_hpc.paper_setup import display_name, weights_of
 from energy_hpc.provenance import environment
 from energy_hpc.results import CellStore, append_sweep_manifest, atomic_write_text, dumps
@@ -166,7 +166,7 @@ class CellRunner:
                     return self._run()
             except CellInterrupted:
                 raise
-            except (KeyboardInterrupt, Interrupted) as exc:
+            except KeyboardInterrupt as exc:
                 raise CellInterrupted(as_interrupted(exc).signum, self.cell.cell_id,
                                       self.cell.label(), len(self.store.done_splits()),
                                       self.settings.repetitions) from None

@@ -201,3 +201,61 @@ def test_a_single_class_is_named_before_anything_is_written(csv_file, tmp_path):
     assert proc.returncode == 2
     assert "single class ('same')" in proc.stderr and "Traceback" not in proc.stderr
     assert not (out / "cells").exists()
+
+
+def test_whitespace_only_labels_are_empty_and_whitespace_twins_are_named(csv_file, caplog):
+    rows = [(f"text {i}", ["a", "b", "  ", "a "][i % 4]) for i in range(80)]
+    corpus = load_corpus(DatasetConfig(name="x", path=str(csv_file(rows))))
+    assert corpus.dropped["empty_label"] == 20
+    assert "  " not in corpus.labels and corpus.labels == ["a", "a ", "b"]
+    assert "'a' vs 'a ' differ only in surrounding whitespace" in caplog.text
+    assert "dataset.label_map" in caplog.text
+
+
+def test_encodings_bom_binary_and_empty_files(tmp_path):
+    import pandas as pd
+
+    rows = [(f"Très bien {i}", "pos" if i % 2 else "neg") for i in range(20)]
+    frame = pd.DataFrame(rows, columns=["text", "label"])
+    frame.to_csv(tmp_path / "latin.csv", index=False, encoding="latin-1")
+    frame.to_csv(tmp_path / "bom.csv", index=False, encoding="utf-8-sig")
+    (tmp_path / "empty.csv").write_text("")
+    (tmp_path / "blank.csv").write_text("\n\n  \n")
+    (tmp_path / "binary.csv").write_bytes(bytes(range(256)) * 4)
+
+    def load(name: str, **over):
+        return load_corpus(DatasetConfig(name="x", path=str(tmp_path / name), **over))
+
+    with pytest.raises(DataError, match=r"latin.csv is not utf-8 text \(byte 0xe8 cannot be "
+                                        r"decoded as utf-8\); give the file's encoding with "
+                                        r"dataset.encoding=NAME"):
+        load("latin.csv")
+    assert load("latin.csv", encoding="latin-1").pool["text"][0] == "Très bien 0"
+    bom = load("bom.csv")  # the BOM is not part of the first column's name
+    assert bom.pool["text"][0] == "Très bien 0" and len(bom.pool) == 20
+    for name in ("empty.csv", "blank.csv"):
+        with pytest.raises(DataError, match=f"{name} is empty"):
+            load(name)
+    with pytest.raises(DataError, match="binary.csv is not a text file"):
+        load("binary.csv")
+    from energy_hpc.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"dataset.encoding='latin-9x' is not an encoding"):
+        DatasetConfig(name="x", path="p.csv", encoding="latin-9x")
+
+
+def test_splits_are_drawn_on_demand_and_equal_the_ones_drawn_up_front():
+    import tracemalloc
+
+    cfg = DatasetConfig(name="demo", source="demo")
+    corpus = load_corpus(cfg)
+    tracemalloc.start()
+    huge = make_splits(corpus, cfg, 10**9, 42)
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    assert len(huge) == 10**9 and peak < 50e6
+    few = list(make_splits(corpus, cfg, 6, 42))
+    assert [s.test_fingerprint for s in few] == [huge[i].test_fingerprint for i in range(6)]
+    assert huge[10**9 - 1].seed == 42 + 10**9 - 1 and huge[-1].index == 10**9 - 1
+    with pytest.raises(IndexError):
+        huge[10**9]

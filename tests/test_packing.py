@@ -70,8 +70,16 @@ def test_each_job_asks_for_its_estimate_times_the_safety_factor(tmp_path):
     assert minutes == 5 * math.ceil((STARTUP_S + high) * 1.5 / 60 / 5) < 240
     assert why.startswith(f"estimate {(STARTUP_S + high) / 60:.3g} min x 1.5")
     assert job_time([cell], 240, 3.0)[0] > minutes  # a larger factor asks for more
-    assert job_time([cell], 10, 1.5) == (10, f"the cluster's time_limit_min (estimate "
-                                             f"{(STARTUP_S + high) / 60:.3g} min x 1.5 would exceed it)")
+    wanted = (STARTUP_S + high) * 1.5 / 60
+    said = f"estimate {(STARTUP_S + high) / 60:.3g} min x 1.5 = {wanted:.3g} min"
+    assert job_time([cell], 10, 1.5) == (10, f"the cluster's time_limit_min ({said} would exceed it)")
+    # below the limit, but not once rounded up to whole 5 minutes: the rounding is what exceeds it
+    limit = math.ceil(wanted) + 1 if math.ceil(wanted) % 5 else math.ceil(wanted) - 1
+    assert wanted < limit < 5 * math.ceil(wanted / 5)
+    minutes_at, why_at = job_time([cell], limit, 1.5)
+    assert minutes_at == limit and "would exceed it" not in why_at
+    assert why_at == (f"the cluster's time_limit_min ({said}; rounded up to whole 5 min it "
+                      f"would be {5 * math.ceil(wanted / 5)} min, past the limit)")
     assert job_time([cell], 240, None) == (240, "the cluster's time_limit_min (time_safety_factor=null)")
     nothing = compose_cell(["cluster=dev_slurm", "model=llama8b", "model.engine=transformers",
                             f"out_dir={tmp_path}"])

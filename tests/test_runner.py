@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import json
+import os
+import re
 import subprocess
 
 import pandas as pd
@@ -117,6 +119,16 @@ def test_results_load_across_runs_and_skips_corrupt_files(settings_for, tmp_path
     assert set(globbed["model"]) == {"linear_bow"}
     with pytest.raises(results.RecordError):
         results.load(bad, on_error="raise")
+    # the whole reason, with where in the line it broke
+    control = tmp_path / "out" / "cells" / "control" / "records.jsonl"
+    control.parent.mkdir(parents=True)
+    control.write_text('{"schema_version": 1, "split": 0, "model": "a\x01b"}\n')
+    with pytest.raises(results.RecordError, match=r"control/records.jsonl:1: not a JSON record "
+                                                  r"\(Invalid control character at column 46\)"):
+        results.load(control, on_error="raise")
+    for missing in (tmp_path / "no" / "such", str(tmp_path / "nothing*")):
+        with pytest.raises(FileNotFoundError, match=re.escape(f"results: {missing}: ")):
+            results.load(missing)
     nodes = results.node_rows(frame.dropna(subset=["model"]))
     assert set(nodes["node"]) == {"n1"} and len(nodes) == 4
 
@@ -172,7 +184,9 @@ def test_unwritable_out_dir_is_named_before_any_work(tmp_path):
     blocker.write_text("")
     proc = run_cli(f"out_dir={blocker}/out", "progress=false")
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
-    assert f"out_dir={blocker}/out cannot be written (Not a directory)" in proc.stderr
+    assert f"out_dir={blocker}/out lies under {blocker}, which is a file, not a directory" in proc.stderr
+    proc = run_cli(f"out_dir={blocker}", "progress=false")
+    assert proc.returncode == 2 and f"out_dir={blocker} is a file, not a directory" in proc.stderr
     immutable = tmp_path / "frozen"
     immutable.mkdir()
     if subprocess.run(["chattr", "+i", str(immutable)], capture_output=True).returncode != 0:
@@ -275,3 +289,32 @@ def test_a_cell_another_run_is_measuring_is_not_measured_twice(settings_for, cap
         holder.wait()
     time.sleep(0.1)
     assert len(run_cell(s, meters=[CountingMeter()])) == 1  # the lock died with its holder
+
+
+@pytest.fixture
+def small_filesystem(tmp_path):
+    """A real 120 kB filesystem (tmpfs; needs root), so the disk fills up mid-run."""
+    mnt = tmp_path / "small"
+    mnt.mkdir()
+    if os.geteuid() != 0 or subprocess.run(["mount", "-t", "tmpfs", "-o", "size=120k", "tmpfs",
+                                            str(mnt)], capture_output=True).returncode != 0:
+        pytest.skip("mounting a small tmpfs needs root")
+    yield mnt
+    subprocess.run(["umount", "-l", str(mnt)], check=False)
+
+
+def test_a_disk_that_fills_mid_run_gives_one_line_and_keeps_the_splits(small_filesystem):
+    from energy_hpc.results import CellStore
+    from tests.conftest import run_cli
+
+    out = small_filesystem / "out"
+    proc = run_cli(f"out_dir={out}", "repetitions=60", "energy.min_window_s=0", "progress=false")
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr[-3000:]
+    line = proc.stderr.strip().splitlines()[-1]
+    found = re.fullmatch(rf"energy_hpc: error: out_dir={re.escape(str(out))}: cannot write cell "
+                         r"(\S+) \(linear_tfidf on demo @ local\): No space left on device; "
+                         r"(\d+) of 60 split\(s\) are kept in its records\. Free space there .*"
+                         r"rerun the same command to resume", line)
+    assert found, line
+    kept = CellStore(out, found.group(1)).done_splits()
+    assert len(kept) == int(found.group(2)) > 0 and kept == set(range(len(kept)))

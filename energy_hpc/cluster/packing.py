@@ -95,10 +95,14 @@ def job_time(cells: list[Cell], limit_min: int, factor: float | None) -> tuple[i
         return limit_min, f"the cluster's time_limit_min ({unknown} cell(s) without an estimate)"
     need = STARTUP_S + (RAY_STARTUP_S if cells[0].placement.nodes > 1 else 0.0) + sum(
         t for t in times if t is not None)
-    minutes = max(TIME_STEP_MIN, math.ceil(need * factor / 60 / TIME_STEP_MIN) * TIME_STEP_MIN)
-    said = f"estimate {need / 60:.3g} min x {factor:g}"
-    if minutes >= limit_min:
+    wanted = need * factor / 60
+    minutes = max(TIME_STEP_MIN, math.ceil(wanted / TIME_STEP_MIN) * TIME_STEP_MIN)
+    said = f"estimate {need / 60:.3g} min x {factor:g} = {wanted:.3g} min"
+    if wanted >= limit_min:
         return limit_min, f"the cluster's time_limit_min ({said} would exceed it)"
+    if minutes >= limit_min:
+        return limit_min, (f"the cluster's time_limit_min ({said}; rounded up to whole "
+                           f"{TIME_STEP_MIN} min it would be {minutes} min, past the limit)")
     return minutes, f"{said}, rounded up to {TIME_STEP_MIN} min"
 
 

@@ -273,11 +273,10 @@ def submit_cells(cells: list[Cell]) -> list[str]:
     if not first.wait:
         print(f"not waiting; watch with: {watch}")
         return []
-    from energy_hpc.interrupts import Interrupted
 
     try:
         return wait(submitted)
-    except (KeyboardInterrupt, Interrupted):
+    except KeyboardInterrupt:
         ids = " ".join(str(job.job_id) for _, job in submitted)
         print(f"\nstopped waiting; the Slurm job(s) {ids} keep running. Watch with: {watch}; "
               f"cancel with: scancel {ids}", file=sys.stderr)

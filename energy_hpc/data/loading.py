@@ -18,11 +18,38 @@ log = logging.getLogger(__name__)
 SEPARATORS = (",", ";", "\t", "|")
 
 
-def detect_separator(path: Path, default: str) -> str:
+def _python_encoding(encoding: str) -> str:
+    """UTF-8 reads a byte-order mark too (a spreadsheet's 'CSV UTF-8' export writes one)."""
+    import codecs
+
+    return "utf-8-sig" if codecs.lookup(encoding).name == "utf-8" else encoding
+
+
+def check_text_file(path: Path, encoding: str) -> None:
+    """A file that is empty, binary or not in ``encoding`` fails with what it is and the option
+    to set, before a parser reports it as a separator problem."""
+    with open(path, "rb") as fh:
+        head = fh.read(64 * 1024)
+    if not head.strip():
+        raise DataError(f"dataset file {path} is empty; give a file with a header row and data")
+    wide = encoding.lower().replace("-", "").replace("_", "").startswith(("utf16", "utf32"))
+    if b"\0" in head and not wide:
+        raise DataError(f"dataset file {path} is not a text file (it holds NUL bytes); give a "
+                        "CSV/TSV text file, or an .xlsx/.parquet file with that extension")
+
+
+def not_decodable(path: Path, encoding: str, exc: UnicodeDecodeError) -> DataError:
+    return DataError(
+        f"dataset file {path} is not {encoding} text (byte 0x{exc.object[exc.start]:02x} cannot "
+        f"be decoded as {encoding}); give the file's encoding with dataset.encoding=NAME, e.g. "
+        "dataset.encoding=latin-1 or cp1252")
+
+
+def detect_separator(path: Path, default: str, encoding: str = "utf-8") -> str:
     """The delimiter of a delimited text file (``,`` ``;`` tab ``|``), sniffed from its start."""
     import csv
 
-    with open(path, encoding="utf-8", errors="replace", newline="") as fh:
+    with open(path, encoding=_python_encoding(encoding), errors="replace", newline="") as fh:
         sample = fh.read(64 * 1024)
     try:
         return csv.Sniffer().sniff(sample, delimiters="".join(SEPARATORS)).delimiter
@@ -30,10 +57,14 @@ def detect_separator(path: Path, default: str) -> str:
         return default
 
 
-def _read_delimited(path: Path, sep: str | None, default: str) -> pd.DataFrame:
-    chosen = sep or detect_separator(path, default)
+def _read_delimited(path: Path, sep: str | None, default: str,
+                    encoding: str = "utf-8") -> pd.DataFrame:
+    check_text_file(path, encoding)
+    chosen = sep or detect_separator(path, default, encoding)
     try:
-        return pd.read_csv(path, sep=chosen)
+        return pd.read_csv(path, sep=chosen, encoding=_python_encoding(encoding))
+    except UnicodeDecodeError as exc:
+        raise not_decodable(path, encoding, exc) from None
     except Exception as exc:  # noqa: BLE001 - the message names the separator and the way out
         how = "given as dataset.sep" if sep else "detected"
         raise DataError(
@@ -43,14 +74,22 @@ def _read_delimited(path: Path, sep: str | None, default: str) -> pd.DataFrame:
         ) from None
 
 
+def _read_json(path: Path, encoding: str, lines: bool) -> pd.DataFrame:
+    check_text_file(path, encoding)
+    try:
+        return pd.read_json(path, lines=lines, encoding=_python_encoding(encoding))
+    except UnicodeDecodeError as exc:
+        raise not_decodable(path, encoding, exc) from None
+
+
 READERS = {
-    ".csv": lambda p, sep: _read_delimited(p, sep, ","),
-    ".tsv": lambda p, sep: _read_delimited(p, sep, "\t"),
-    ".xlsx": lambda p, sep: pd.read_excel(p),
-    ".xls": lambda p, sep: pd.read_excel(p),
-    ".json": lambda p, sep: pd.read_json(p),
-    ".jsonl": lambda p, sep: pd.read_json(p, lines=True),
-    ".parquet": lambda p, sep: pd.read_parquet(p),
+    ".csv": lambda p, sep, enc: _read_delimited(p, sep, ",", enc),
+    ".tsv": lambda p, sep, enc: _read_delimited(p, sep, "\t", enc),
+    ".xlsx": lambda p, sep, enc: pd.read_excel(p),
+    ".xls": lambda p, sep, enc: pd.read_excel(p),
+    ".json": lambda p, sep, enc: _read_json(p, enc, lines=False),
+    ".jsonl": lambda p, sep, enc: _read_json(p, enc, lines=True),
+    ".parquet": lambda p, sep, enc: pd.read_parquet(p),
 }
 
 
@@ -86,7 +125,7 @@ def demo_path() -> Path:
     return Path(str(resources.files("energy_hpc") / "data" / "bundled" / "demo.csv"))
 
 
-def read_table(path: str | Path, sep: str | None = None) -> pd.DataFrame:
+def read_table(path: str | Path, sep: str | None = None, encoding: str = "utf-8") -> pd.DataFrame:
     path = Path(path).expanduser()
     if not path.exists():
         raise DataError(f"dataset file not found: {path} (set dataset.path to an existing file)")
@@ -103,7 +142,7 @@ def read_table(path: str | Path, sep: str | None = None) -> pd.DataFrame:
             f"dataset file {path}: unsupported extension {path.suffix!r}; use one of {', '.join(READERS)}"
         )
     try:
-        return reader(path, sep)
+        return reader(path, sep, encoding)
     except DataError:
         raise
     except ImportError as exc:
@@ -126,7 +165,8 @@ def clean(frame: pd.DataFrame, cfg: DatasetConfig, where: str, dropped: dict[str
     """Drop empty/NaN texts and labels, map labels, apply the minimum class size."""
     frame = frame.copy()
     bad_text = frame["text"].isna() | (frame["text"].astype(str).str.strip() == "")
-    bad_label = frame["label"].isna()
+    # a label of spaces is as empty as a blank one
+    bad_label = frame["label"].isna() | (frame["label"].astype(str).str.strip() == "")
     dropped["empty_text"] = dropped.get("empty_text", 0) + int(bad_text.sum())
     dropped["empty_label"] = dropped.get("empty_label", 0) + int((bad_label & ~bad_text).sum())
     frame = frame[~bad_text & ~bad_label]
@@ -135,6 +175,7 @@ def clean(frame: pd.DataFrame, cfg: DatasetConfig, where: str, dropped: dict[str
     if pd.api.types.is_float_dtype(labels) and (labels == labels.round()).all():
         labels = labels.astype(int)
     frame["label"] = labels.astype(str)
+    _warn_whitespace_twins(frame["label"], where)
     if cfg.label_map:
         mapping = {str(k): str(v) for k, v in cfg.label_map.items()}
         unknown = sorted(set(frame["label"]) - set(mapping))
@@ -155,6 +196,24 @@ def clean(frame: pd.DataFrame, cfg: DatasetConfig, where: str, dropped: dict[str
     if frame.empty:
         raise DataError(f"{where}: no rows left after cleaning (dropped: {dropped})")
     return frame.reset_index(drop=True)
+
+
+_WARNED: set[str] = set()
+
+
+def _warn_whitespace_twins(labels: pd.Series, where: str) -> None:
+    """Labels that differ only in surrounding whitespace ('pos' and 'pos ') are kept as the
+    different classes the data says they are, but named: usually a typo in the file."""
+    groups: dict[str, set[str]] = {}
+    for label in labels.unique():
+        groups.setdefault(label.strip(), set()).add(label)
+    twins = [sorted(g) for g in groups.values() if len(g) > 1]
+    key = f"{where}: {twins}"
+    if twins and key not in _WARNED:  # planning and running load the same file: say it once
+        _WARNED.add(key)
+        log.warning("%s: label(s) %s differ only in surrounding whitespace and count as different "
+                    "classes; clean the file or merge them with dataset.label_map", where,
+                    "; ".join(" vs ".join(repr(v) for v in g) for g in twins))
 
 
 def _load_hf(cfg: DatasetConfig) -> tuple[pd.DataFrame, pd.DataFrame | None]:
@@ -199,7 +258,7 @@ def load_corpus(cfg: DatasetConfig) -> Corpus:
         source = cfg.hf_id or ""
     else:
         path = demo_path() if cfg.source == "demo" and not cfg.path else Path(cfg.path or "")
-        raw = read_table(path, cfg.sep)
+        raw = read_table(path, cfg.sep, cfg.encoding)
         where = f"dataset file {path}"
         pool = clean(_select_columns(raw, cfg, where), cfg, where, dropped)
         test_pool = None
