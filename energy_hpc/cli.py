@@ -249,9 +249,49 @@ def _report_interrupt(exc: BaseException) -> None:
     sys.exit(as_interrupted(exc).exit_code)
 
 
+def check_override_keys(args: list[str]) -> str | None:
+    """An override of an unknown top-level option (``repetition=1``, ``+repetition=1``,
+    ``modle.name=x``), refused before Hydra: with ``+`` Hydra would add it and run unchanged."""
+    from energy_hpc.config import unknown_top_level_key
+
+    for arg in args:
+        if arg.startswith("-") or ("=" not in arg and not arg.startswith("~")):
+            continue
+        key = arg.split("=", 1)[0].lstrip("+~")
+        if "/" in key or "@" in key or not key:
+            continue
+        if problem := unknown_top_level_key(key.split(".", 1)[0]):
+            return f"{arg}: {problem}"
+    return None
+
+
+def check_site_yaml(args: list[str]) -> str | None:
+    """A site file that is not valid YAML: one line with its file, line, column and what the
+    parser expected, when the command uses it (a warning when it does not)."""
+    from energy_hpc.site_configs import broken_site_files, site_folders
+
+    chosen = {group: {DEFAULTS[group]} for group in DEFAULTS}
+    for arg in args:
+        key, sep, value = arg.lstrip("+").partition("=")
+        if sep and key in chosen:
+            chosen[key] = {v.strip() for v in value.split(",")}
+    for group, option, message in broken_site_files(site_folders().folders):
+        if option in chosen.get(group, ()):
+            return message
+        log.warning("%s (not used by this command)", message)
+    return None
+
+
+DEFAULTS = {"model": "linear_tfidf", "dataset": "demo", "cluster": "local", "energy": "default"}
+
+
 def main() -> None:
     from energy_hpc.interrupts import signals_interrupt
 
+    for check in (check_override_keys, check_site_yaml):
+        if problem := check(sys.argv[1:]):
+            print(f"energy_hpc: error: {problem}", file=sys.stderr)
+            sys.exit(2)
     for arg in sys.argv[1:]:
         if unquoted_non_ascii(arg):
             key, value = arg.split("=", 1)

@@ -565,6 +565,22 @@ def build_model(values: Any, source: str) -> ModelConfig:
     return build_section(cls, kept, source)
 
 
+def top_level_keys() -> tuple[str, ...]:
+    return tuple(f.name for f in fields(Config))
+
+
+def unknown_top_level_key(key: str) -> str | None:
+    """Why ``key`` (an override's first component) is not a top-level option, else None."""
+    valid = top_level_keys()
+    if key in valid or key == "hydra":
+        return None
+    close = difflib.get_close_matches(key, valid, n=1)
+    hint = f"; did you mean '{close[0]}'?" if close else ""
+    return (f"unknown option '{key}'{hint} Valid: {', '.join(valid)} (a group's fields as "
+            "e.g. model.max_tokens=8; with or without +, an unknown option is refused rather "
+            "than added unused)")
+
+
 def settings_from_cfg(cfg: DictConfig | dict, choices: dict[str, str] | None = None) -> Settings:
     """Validate a composed config; raise :class:`ConfigError` naming the file and field."""
     choices = {k: v for k, v in (choices or {}).items() if not k.startswith("hydra")}
@@ -580,6 +596,9 @@ def settings_from_cfg(cfg: DictConfig | dict, choices: dict[str, str] | None = N
         sections[group] = build_section(cls, cfg.get(group), source(group))
     _withhold_secrets(sections["cluster"])
     top = {k: v for k, v in cfg.items() if k not in sections and k not in ("embedding_model",)}
+    for key in top:
+        if problem := unknown_top_level_key(key):
+            raise ConfigError(problem)
     gpus = top.get("gpus", 0)
     if not (gpus == "auto" or (isinstance(gpus, int) and not isinstance(gpus, bool))):
         raise ConfigError(f"gpus={gpus!r} is not valid; give a whole number or 'auto'")

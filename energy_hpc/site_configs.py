@@ -83,3 +83,30 @@ def site_notes(choices: dict[str, str], folders: tuple[Path, ...]) -> tuple[str,
             line += "; also in " + ", ".join(str(h) for h in hits[1:]) + " (the first wins)"
         notes.append(line)
     return tuple(notes)
+
+
+def yaml_problem(path: Path) -> str | None:
+    """``FILE:LINE:COLUMN: not valid YAML: what the parser expected`` for a broken file."""
+    import yaml
+
+    try:
+        yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
+        context = f" ({exc.context})" if exc.context else ""
+        return f"{where}: not valid YAML: {exc.problem}{context}"
+    except (yaml.YAMLError, UnicodeDecodeError, OSError) as exc:
+        return f"{path}: not valid YAML: {str(exc).splitlines()[0]}"
+    return None
+
+
+def broken_site_files(folders: tuple[Path, ...]) -> list[tuple[str, str, str]]:
+    """(group, option, one-line problem) for each site group file that is not valid YAML."""
+    broken = []
+    for folder in folders:
+        for group in GROUPS:
+            for path in sorted((folder / group).glob("*.yaml")):
+                if problem := yaml_problem(path):
+                    broken.append((group, path.stem, problem))
+    return broken

@@ -109,3 +109,42 @@ def test_a_non_ascii_column_gets_the_quoted_form(tmp_path, csv_file):
                      "dataset.label_column=Thema", "dataset.n_train=10", "dataset.n_test=10",
                      f"out_dir={tmp_path}", *FAST)
     assert quoted.returncode == 0, quoted.stderr
+
+
+@pytest.mark.parametrize("arg,key,close", [("repetition=1", "repetition", "repetitions"),
+                                           ("+repetition=1", "repetition", "repetitions"),
+                                           ("++seeds=3", "seeds", "seed"),
+                                           ("modle.max_tokens=8", "modle", "model"),
+                                           ("~dry_runn", "dry_runn", "dry_run")])
+def test_an_unknown_top_level_key_is_refused_with_or_without_plus(tmp_path, arg, key, close):
+    proc = run_cli(arg, f"out_dir={tmp_path}", *FAST)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert f"energy_hpc: error: {arg}: unknown option '{key}'; did you mean '{close}'?" in proc.stderr
+    assert not (tmp_path / "cells").exists()  # refused before anything ran
+
+
+def test_unknown_top_level_key_refused_when_composed_in_a_notebook():
+    from energy_hpc.config import compose_settings
+    from energy_hpc.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="unknown option 'repetition'; did you mean 'repetitions'"):
+        compose_settings(["+repetition=1"])
+
+
+def test_a_site_file_that_is_not_yaml_is_one_line_with_its_line_and_column(tmp_path):
+    folder = tmp_path / "hydra_conf" / "cluster"
+    folder.mkdir(parents=True)
+    (folder / "alpha.yaml").write_text("name: alpha\nkind: local\nenv: {A: 1\n")
+    (folder / "beta.yaml").write_text("name: beta\nkind: local\n  gpus_per_node: 1\n")
+    proc = run_cli("cluster=alpha", f"out_dir={tmp_path / 'out'}", *FAST, cwd=tmp_path)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert proc.stderr.strip().splitlines()[-1] == (
+        f"energy_hpc: error: {folder / 'alpha.yaml'}:4:1: not valid YAML: expected ',' or '}}', "
+        "but got '<stream end>' (while parsing a flow mapping)")
+    proc = run_cli("cluster=beta", f"out_dir={tmp_path / 'out'}", *FAST, cwd=tmp_path)
+    assert proc.returncode == 2
+    assert f"{folder / 'beta.yaml'}:3:16: not valid YAML: mapping values are not allowed here" in proc.stderr
+    # a broken site file the command does not use is a warning, not a refusal
+    proc = run_cli(f"out_dir={tmp_path / 'out'}", *FAST, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "alpha.yaml:4:1: not valid YAML" in proc.stderr and "(not used by this command)" in proc.stderr
