@@ -67,7 +67,10 @@ def show_plan(cells: list[Cell]) -> None:
     for cell in (c for c in cells if not c.on_slurm):
         print(f"runs here (cluster={cell.settings.cluster.name}): {cell.cell_id}: {cell.label()}; "
               f"{cell.placement.describe()}")
-        for line in (*cell.notes, cell.estimate.describe() if cell.estimate else None):
+        from energy_hpc.cluster.packing import time_warning
+
+        for line in (*cell.notes, cell.estimate.describe() if cell.estimate else None,
+                     time_warning(cell)):
             if line:
                 print(f"      {line}")
     job_times: dict[str, int] = {}

@@ -148,3 +148,14 @@ def test_a_site_file_that_is_not_yaml_is_one_line_with_its_line_and_column(tmp_p
     proc = run_cli(f"out_dir={tmp_path / 'out'}", *FAST, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "alpha.yaml:4:1: not valid YAML" in proc.stderr and "(not used by this command)" in proc.stderr
+
+
+def test_a_plan_says_when_a_cell_cannot_fit_any_time_limit(tmp_path):
+    local = run_cli("repetitions=1000000000", "dry_run=true", f"out_dir={tmp_path}")
+    assert local.returncode == 0, local.stderr[-2000:]
+    assert "WARNING: estimated to run here for at least 65" in local.stdout
+    slurm = run_cli("repetitions=1000000000", "cluster=capella", "dry_run=true", f"out_dir={tmp_path}")
+    assert "WARNING: cannot finish: even the low estimate" in slurm.stdout
+    assert "exceeds the cluster's time_limit_min=240 with 3 requeues" in slurm.stdout
+    fits = run_cli("cluster=capella", "dry_run=true", f"out_dir={tmp_path}")
+    assert "WARNING" not in fits.stdout and "requeue" not in fits.stdout

@@ -106,6 +106,41 @@ def job_time(cells: list[Cell], limit_min: int, factor: float | None) -> tuple[i
     return minutes, f"{said}, rounded up to {TIME_STEP_MIN} min"
 
 
+MAX_REQUEUES = 3  # submitit's max_num_timeout in slurm._executor: a job runs at most 4 times
+LONG_LOCAL_S = 24 * 3600  # a local cell estimated to run longer than a day is said so
+
+
+def _duration(seconds: float) -> str:
+    for unit, size in (("years", 365 * 86400), ("days", 86400), ("h", 3600)):
+        if seconds >= size:
+            return f"{seconds / size:.3g} {unit}"
+    return f"{seconds / 60:.3g} min"
+
+
+def time_warning(cell: Cell) -> str | None:
+    """A plan's warning when even the low end of a cell's estimate does not fit the time it can
+    get: a Slurm job's time limit with its requeues, or a day on this machine."""
+    guess = cell.estimate
+    if guess is None or guess.wall_s is None:
+        return None
+    low = guess.wall_s[0]
+    if not cell.on_slurm:
+        if low > LONG_LOCAL_S:
+            return (f"WARNING: estimated to run here for at least {_duration(low)}; lower "
+                    "repetitions (or dataset.n_test) or run it on a cluster")
+        return None
+    limit_s = cell.settings.cluster.time_limit_min * 60
+    if low > limit_s * (1 + MAX_REQUEUES):
+        return (f"WARNING: cannot finish: even the low estimate ({_duration(low)}) exceeds the "
+                f"cluster's time_limit_min={cell.settings.cluster.time_limit_min} with "
+                f"{MAX_REQUEUES} requeues; lower repetitions or split the sweep")
+    if low > limit_s * TIME_SHARE:
+        return (f"note: the low estimate ({_duration(low)}) exceeds one job's time limit "
+                f"({cell.settings.cluster.time_limit_min} min); the job is requeued (at most "
+                f"{MAX_REQUEUES} times) and resumes at the first unrecorded split")
+    return None
+
+
 def pack_jobs(cells: list[Cell], pack: int | str, time_limit_min: int) -> list[list[Cell]]:
     """Split one shape's cells into jobs, keeping their order; ``pack=auto`` first gives each
     cell its estimate (from the out_dir's records, once; a cell carrying one keeps it)."""

@@ -119,7 +119,7 @@ def _secrets_in_environment(names: tuple[str, ...]) -> Iterator[None]:
 def format_plan(groups: dict[JobShape, list[list[Cell]]]) -> str:
     """The plan as printed by a dry run: per job array its sbatch flags, per job its ``--time``
     and why, per cell its placement and (when it carries one) its estimate."""
-    from energy_hpc.cluster.packing import describe, job_time
+    from energy_hpc.cluster.packing import describe, job_time, time_warning
 
     lines = []
     for i, (shape, jobs) in enumerate(groups.items()):
@@ -139,13 +139,17 @@ def format_plan(groups: dict[JobShape, list[list[Cell]]]) -> str:
                 lines.extend(f"      {note}" for note in cell.notes)
                 if cell.estimate is not None:
                     lines.append(f"      {cell.estimate.describe()}")
+                if warning := time_warning(cell):
+                    lines.append(f"      {warning}")
     return "\n".join(lines)
 
 
 def _executor(folder: Path, shape: JobShape, name: str, parallelism: int) -> Any:
     import submitit
 
-    ex = submitit.SlurmExecutor(folder=str(folder), max_num_timeout=3)
+    from energy_hpc.cluster.packing import MAX_REQUEUES
+
+    ex = submitit.SlurmExecutor(folder=str(folder), max_num_timeout=MAX_REQUEUES)
     ex.update_parameters(job_name=name, array_parallelism=parallelism, **shape.executor_parameters())
     return ex
 
