@@ -318,3 +318,33 @@ def test_a_disk_that_fills_mid_run_gives_one_line_and_keeps_the_splits(small_fil
     assert found, line
     kept = CellStore(out, found.group(1)).done_splits()
     assert len(kept) == int(found.group(2)) > 0 and kept == set(range(len(kept)))
+
+
+def test_a_sweep_names_the_cell_another_run_holds_and_counts_only_what_it_ran(tmp_path):
+    import sys
+
+    from energy_hpc.cell import compose_cell
+    from tests.conftest import run_cli
+
+    out = tmp_path / "out"
+    fast = ["repetitions=2", "energy.min_window_s=0.05", "progress=false"]
+    held = compose_cell([f"out_dir={out}", "model=linear_bow", *fast])
+    holder = subprocess.Popen(
+        [sys.executable, "-c",
+         "import time\nfrom energy_hpc.results import CellStore\n"
+         f"with CellStore({str(out)!r}, {held.cell_id!r}).lock() as mine:\n"
+         "    print(mine, flush=True)\n    time.sleep(60)\n"],
+        stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "True"
+        proc = run_cli("-m", "model=linear_bow,linear_tfidf,xgboost_bow", f"out_dir={out}", *fast)
+    finally:
+        holder.kill()
+        holder.wait()
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "2 cell(s) run by this command" in proc.stdout
+    assert "1 cell(s) not measured by this command: another run holds them" in proc.stdout
+    assert re.search(rf"{held.cell_id} \(linear_bow on demo @ local: held by \S+ pid {holder.pid}\)",
+                     proc.stdout)
+    table = proc.stdout.split("run by this command", 1)[1]
+    assert "Linear BoW" not in table.split("not measured by this command")[0]
