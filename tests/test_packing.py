@@ -113,3 +113,29 @@ def test_cells_of_different_shapes_are_never_packed_together(tmp_path):
                         proc.stdout, flags=re.M)
     assert sorted((int(n), int(j), "--gpus-per-node=1" in a) for n, j, a in arrays) == [
         (1, 1, True), (2, 1, False)]
+
+
+def test_pack_auto_keeps_llm_cells_that_share_an_engine_in_one_job(tmp_path):
+    """Nothing estimates an LLM on a cluster without datasheet facts; its rule of thumb alone
+    (10 min load + 0.5 s a text) would give each cell a job and a model load of its own."""
+    base = ["cluster=dev_slurm", "model=llama8b", "model.engine=transformers", "gpus=2",
+            f"out_dir={tmp_path}"]
+    cells = [compose_cell([*base, f"model.decoding={d}", f"dataset.n_test={n}"])
+             for d in ("free", "choice") for n in (100, 200)]
+    assert all(estimate(c).wall_s is None for c in cells)
+    assert rule_of_thumb_s(cells[0]) > cells[0].settings.cluster.time_limit_min * 60  # alone: 1 each
+    [(shape, jobs)] = plan(cells).items()
+    assert [len(j) for j in jobs] == [4]
+    text = format_plan(plan(cells))
+    assert "packing: 4 cells that share one loaded engine" in text
+    # another model's weights are another engine: a job of its own, and the plan says why
+    other = compose_cell([*base[:1], "model=qwen7b", "model.engine=transformers", "gpus=2",
+                          f"out_dir={tmp_path}"])
+    assert [len(j) for j in pack_jobs([*cells, other], "auto", 15)] == [4, 1]
+    # cells that an estimate says do not fit are still split by time, with the reason
+    timed = _cells(3, "repetitions=10")
+    budget_min = 1
+    split = pack_jobs(timed, "auto", budget_min)
+    assert [len(j) for j in split] == [1, 1, 1]
+    assert split[1].why.startswith(f"a new job: {timed[1].cell_id} (")
+    assert "would take the previous job past 80% of the 1 min time limit" in split[1].why

@@ -32,6 +32,7 @@ log = logging.getLogger(__name__)
 TIME_SHARE = 0.8  # of time_limit_min a packed job may fill: room for start-up and a slow node
 STARTUP_S = 20.0  # Python start, imports, CodeCarbon's first start, per cell a little bookkeeping
 RAY_STARTUP_S = 60.0  # a multi-node job brings a Ray cluster up first
+LLM_LOAD_S = 600.0  # the rule of thumb's engine load (once per job for cells sharing an engine)
 TIME_STEP_MIN = 5  # --time is rounded up to this (and is at least this): backfill needs no finer
 
 
@@ -56,7 +57,7 @@ def rule_of_thumb_s(cell: Cell) -> float:
     model = s.model
     if model.kind == "llm":
         per_text = 4.0 if getattr(model, "batching", "batched") == "sequential" else 0.5
-        return 600.0 + s.repetitions * n_test * per_text
+        return LLM_LOAD_S + s.repetitions * n_test * per_text
     seconds = s.repetitions * (2 * window + 2.0)
     if getattr(model, "features", None) == "embedding":
         seconds += 120.0 + s.repetitions * 10.0
@@ -141,21 +142,60 @@ def time_warning(cell: Cell) -> str | None:
     return None
 
 
-def pack_jobs(cells: list[Cell], pack: int | str, time_limit_min: int) -> list[list[Cell]]:
+class PackedJob(list):
+    """The cells of one Slurm job, in order, and why the plan made this job (a dry run says it)."""
+
+    def __init__(self, cells: Iterable[Cell] = (), why: str = "") -> None:
+        super().__init__(cells)
+        self.why = why
+
+
+def engine_of(cell: Cell) -> tuple | None:
+    """What a loaded LLM engine is (cells of one shape with equal keys share one load in a job,
+    see classifiers/llm/engines.engine_key); None for models without an engine to share."""
+    m = cell.settings.model
+    if m.kind != "llm":
+        return None
+    return (m.engine, m.hf_id, m.revision, m.dtype, m.context_length, m.load_format,
+            m.gpu_memory_utilization)
+
+
+def pack_jobs(cells: list[Cell], pack: int | str, time_limit_min: int) -> list[PackedJob]:
     """Split one shape's cells into jobs, keeping their order; ``pack=auto`` first gives each
-    cell its estimate (from the out_dir's records, once; a cell carrying one keeps it)."""
+    cell its estimate (from the out_dir's records, once; a cell carrying one keeps it).
+
+    ``pack=auto`` fills a job up to ``TIME_SHARE`` of the time limit by estimate; an LLM cell
+    that nothing estimates joins the job of the cell before it when both can share one loaded
+    engine (the one-load design; its rule of thumb is no estimate that it does not fit)."""
     if pack != "auto":
         size = int(pack)
-        return [cells[i:i + size] for i in range(0, len(cells), size)]
+        return [PackedJob(cells[i:i + size], f"pack={size}: up to {size} cell(s) per job")
+                for i in range(0, len(cells), size)]
     from energy_hpc.estimate import with_estimates
 
     budget = time_limit_min * 60 * TIME_SHARE - STARTUP_S
-    jobs: list[list[Cell]] = []
+    jobs: list[PackedJob] = []
     used = 0.0
     for cell in with_estimates(cells):
         need = estimate_s(cell)
+        engine = engine_of(cell)
+        if jobs and engine is not None and engine == engine_of(jobs[-1][-1]) \
+                and known_s(cell) is None:
+            jobs[-1].append(cell)
+            jobs[-1].why = (f"{len(jobs[-1])} cells that share one loaded engine "
+                            f"({cell.settings.model.hf_id}); nothing estimates them, so they are "
+                            "not split by time")
+            used += max(need - LLM_LOAD_S, 0.0)
+            continue
         if not jobs or used + need > budget:
-            jobs.append([])
+            if not jobs:
+                why = (f"cells packed by estimate up to {TIME_SHARE:.0%} of the "
+                       f"{time_limit_min} min time limit")
+            else:
+                why = (f"a new job: {cell.cell_id} ({need / 60:.3g} min by estimate) would take "
+                       f"the previous job past {TIME_SHARE:.0%} of the {time_limit_min} min "
+                       f"time limit ({used / 60:.3g} min used)")
+            jobs.append(PackedJob(why=why))
             used = 0.0
         jobs[-1].append(cell)
         used += need

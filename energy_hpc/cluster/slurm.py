@@ -134,6 +134,8 @@ def format_plan(groups: dict[JobShape, list[list[Cell]]]) -> str:
             _, why = job_time(job, settings.cluster.time_limit_min, settings.time_safety_factor)
             lines.append(f"  job {j}: {len(job)} cell(s){', one after another' if len(job) > 1 else ''}"
                          f"; --time={shape.time_min} min: {why}")
+            if getattr(job, "why", ""):
+                lines.append(f"    packing: {job.why}")
             for cell in job:
                 lines.append(f"  - {cell.cell_id}: {cell.label()}; {cell.placement.describe()}")
                 lines.extend(f"      {note}" for note in cell.notes)
