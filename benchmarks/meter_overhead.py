@@ -1,7 +1,10 @@
 """Meter overhead: a fixed CPU workload with no meter and with each meter, alternating, in one process.
 
-Prints each meter's duration ratio against no meter (aim <= 1.01) and the smallest window it
-resolves (the shortest window whose energy is non-zero and within 10% of the long-window power).
+Prints each meter's duration ratio per pass against no meter (aim <= 1.01) and the smallest window
+it resolves (the shortest window whose energy is non-zero and within 10% of the long-window power).
+A meter's window is at least its resolution, so the workload may run several times inside it:
+both sides are compared per pass (window wall time, start and stop included, / passes), as
+benchmarks/overhead.py does, not a whole window against one bare pass.
 
     python benchmarks/meter_overhead.py [--rounds 5] [--work 2000000]
 """
@@ -39,19 +42,24 @@ def main() -> None:
     for m in meters.values():  # first start (CodeCarbon's hardware detection) outside the rounds
         measure_window(m, lambda: None, min_passes=1)
 
-    times: dict[str, list[float]] = {"none": [], **{k: [] for k in meters}}
+    times: dict[str, list[float]] = {"none": [], **{k: [] for k in meters}}  # s per pass
+    passes: dict[str, list[int]] = {name: [] for name in times}
     for _ in range(args.rounds):
         for name in times:
             t0 = time.perf_counter()
-            measure_window(meters.get(name, []), lambda: workload(args.work), min_passes=1)
-            times[name].append(time.perf_counter() - t0)
+            window = measure_window(meters.get(name, []), lambda: workload(args.work), min_passes=1)
+            times[name].append((time.perf_counter() - t0) / window.passes)
+            passes[name].append(window.passes)
     base = statistics.median(times["none"])
-    print(f"workload: {base:.3f} s without a meter (median of {args.rounds})")
+    print(f"workload: {base:.3f} s per pass without a meter (median of {args.rounds})")
+    for name in meters:
+        print(f"{name:10s}: {statistics.median(passes[name]):g} pass(es) per window (its "
+              "resolution), compared per pass")
     for name in meters:
         # paired per round (metered run right after the unmetered one), so machine drift cancels
         ratios = sorted(m / n for m, n in zip(times[name], times["none"], strict=True))
         q = statistics.quantiles(ratios, n=4) if len(ratios) >= 2 else [ratios[0]] * 3
-        print(f"{name:10s}: duration ratio {statistics.median(ratios):.4f} "
+        print(f"{name:10s}: duration ratio per pass {statistics.median(ratios):.4f} "
               f"(paired per round; quartiles {q[0]:.4f}-{q[2]:.4f})")
 
     for name, m in meters.items():

@@ -13,7 +13,7 @@ from pathlib import Path
 import pandas as pd
 
 from energy_hpc.analysis.figures import make_figures
-from energy_hpc.analysis.recommend import recommend
+from energy_hpc.analysis.recommend import recommend_all
 from energy_hpc.analysis.summary import model_labels, summarize
 from energy_hpc.analysis.tables import (
     as_markdown,
@@ -60,8 +60,13 @@ def build_report(folders: list[str], out: Path, floor: float | None = None,
     datasets = list(dict.fromkeys(summary["dataset"]))
 
     sections: list[str] = ["# energy_hpc report", "",
-                           f"{len(records)} records, {len(summary)} cells, from {len(files)} file(s): "
-                           + ", ".join(sorted({str(Path(f).parent.parent) for f in files})), ""]
+                           f"{len(records)} records of {records['cell_id'].nunique()} cells (cell "
+                           f"ids, as `python -m energy_hpc.status` counts them) from "
+                           f"{len(files)} records file(s) under "
+                           + ", ".join(sorted({str(Path(f).parent.parent) for f in files}))
+                           + f"; the tables pool them into {len(summary)} configurations (model "
+                           "x dataset x cluster x GPUs x nodes: cells that differ only in seed or "
+                           "repetitions are one row).", ""]
     sections += ["Energies and durations are **per pass over the test set** (one classification of "
                  "every test text; docs/measurement.md#units), mean over the splits.", ""]
     if {"cluster", "nodes"} <= set(records.columns) and (
@@ -83,17 +88,20 @@ def build_report(folders: list[str], out: Path, floor: float | None = None,
             sections += [line, ""]
             print(f"energy_hpc.report: warning: {count} {what} skipped", file=sys.stderr)
     sections += ["## Recommendation", ""]
-    for ds in datasets:
-        sections.append(f"- {recommend(summary, ds, accuracy_floor=floor, within=within).sentence}")
+    sections += [f"- {rec.sentence}" for rec in recommend_all(summary, floor, within)]
     sections.append("")
 
     b2, b3 = table_b2(summary), table_b3(summary)
     by_cell = estimates_by_cell(records)
-    tables = [(f"table_b1_{ds}", f"Table B1 shape: all models on {ds}" +
-               (" (paper columns: Capella H100, single node)" if with_paper else ""),
-               table_b1(summary, ds, with_paper=with_paper)) for ds in datasets]
+    tables = []
+    for ds in datasets:
+        b1 = table_b1(summary, ds, with_paper=with_paper)
+        paper = " (paper columns: Capella H100)" if "Paper Energy (Wh)" in b1 else ""
+        tables.append((f"table_b1_{ds}", f"Table B1 shape: all models on {ds}, single node{paper}",
+                       b1))
     tables += [("table_b2", "Table B2 shape: single vs double node", b2),
-               ("table_b3", "Table B3 shape: GPU architectures, single node", b3),
+               ("table_b3", "Table B3 shape: GPU architectures, single node (cells whose model "
+                "computes on GPUs; CPU-only cells are no GPU comparison)", b3),
                ("table_b45", "Tables B4/B5 shape: energy and accuracy per dataset", table_b45(summary, with_paper=with_paper)),
                ("table_b6", "Table B6 shape: OLS of energy on duration, GPUs and their interaction",
                 table_b6(summary)),
@@ -106,7 +114,7 @@ def build_report(folders: list[str], out: Path, floor: float | None = None,
         sections += [f"### {caption}", "", f"Files: `tables/{name}.md`, `.csv`, `.tex`", ""]
         sections += [as_markdown(table) if not table.empty else "*no cells in these records*", ""]
 
-    made, skipped = make_figures(summary, b2, b3, fig_dir, with_paper=with_paper, by_cell=by_cell)
+    made, skipped = make_figures(records, fig_dir, with_paper=with_paper, summary=summary)
     sections += ["## Figures", ""]
     for name, paths in made.items():
         png = paths[0].relative_to(out)

@@ -221,7 +221,7 @@ def test_notebook_executes_against_a_real_sweep(small_sweep, tmp_path):
         os.environ.pop("ENERGY_HPC_RESULTS")
         os.environ.pop("ENERGY_HPC_FIGURES")
     outputs = "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.outputs)
-    assert "records from 3 cells" in outputs and "On demo," in outputs
+    assert "records of 3 cells" in outputs and "On demo," in outputs
     assert (tmp_path / "figs" / "figure1_accuracy_vs_energy.png").exists()
 
 
@@ -269,6 +269,20 @@ def captured(monkeypatch):
     return figs
 
 
+def _label_boxes(ax):
+    from matplotlib.text import Text
+
+    renderer = ax.figure.canvas.get_renderer()
+    labels = [t for t in ax.texts if not getattr(t, "outside_key", False)]
+    return [(t.get_text(), Text.get_window_extent(t, renderer)) for t in labels]
+
+
+def _nearest_point(box, points):
+    from energy_hpc.analysis.figures import _nearest
+
+    return _nearest(box, points)
+
+
 @NEEDS_ANALYSIS
 def test_figure1_plots_every_cell_with_distinct_non_overlapping_labels(captured, tmp_path):
     from energy_hpc.analysis.figures import figure1, point_labels
@@ -279,14 +293,42 @@ def test_figure1_plots_every_cell_with_distinct_non_overlapping_labels(captured,
     assert "llama8b @clara 2 nodes 2 GPUs" in labels and "linear_tfidf @capella 1 node 0 GPUs" in labels
     figure1(summary, tmp_path, with_paper=False)
     ax = captured["figure1_accuracy_vs_energy"].axes[0]
-    from matplotlib.text import Text
-
-    renderer = ax.figure.canvas.get_renderer()
-    boxes = [Text.get_window_extent(t, renderer) for t in ax.texts]  # the text, not its leader line
-    assert len(boxes) == 8
-    assert not any(a.overlaps(b) for i, a in enumerate(boxes) for b in boxes[i + 1:])
+    boxes = _label_boxes(ax)
+    assert not any(a.overlaps(b) for i, (_, a) in enumerate(boxes) for _, b in boxes[i + 1:])
+    # 1 and 2 nodes of llama8b on 2 GPUs coincide: one number label for both, and a key of all 8
+    [key] = [t for t in ax.texts if getattr(t, "outside_key", False)]
+    assert all(f"{i + 1:>2}  {label}" in key.get_text() for i, label in enumerate(labels))
+    numbered = {int(n) - 1 for text, _ in boxes for n in text.split(", ")}
+    assert numbered == set(range(8))
+    points = [ax.transData.transform(p) for p in zip(summary["energy_wh_mean"],
+                                                     summary["accuracy_mean"], strict=True)]
+    for text, box in boxes:  # each label sits nearest (one of) its own point(s)
+        own = [int(n) - 1 for n in text.split(", ")]
+        nearest = _nearest_point(box, points)
+        assert nearest in own or any(np.allclose(points[nearest], points[o]) for o in own), text
     legend = [t.get_text() for t in ax.get_legend().get_texts()]
     assert "Pareto front" in legend  # the front here has two points: a line is drawn
+
+
+@NEEDS_ANALYSIS
+def test_figure1_labels_of_two_nearby_points_sit_beside_their_own(captured, tmp_path):
+    from energy_hpc.analysis.figures import figure1, point_labels
+
+    rows = [rec("linear_bow", 4.52e-5, 0.987, 0.01, cluster="capella"),
+            rec("linear_bow", 4.58e-5, 0.985, 0.01, cluster="clara"),
+            rec("xgboost_bow", 7.6e-5, 0.995, 0.01, cluster="capella"),
+            rec("linear_tfidf", 2e-4, 0.92, 0.03, cluster="capella")]
+    summary = summarize(pd.DataFrame(rows))
+    figure1(summary, tmp_path, with_paper=False)
+    ax = captured["figure1_accuracy_vs_energy"].axes[0]
+    labels = point_labels(summary)
+    points = [ax.transData.transform(p) for p in zip(summary["energy_wh_mean"],
+                                                     summary["accuracy_mean"], strict=True)]
+    boxes = _label_boxes(ax)
+    keyed = any(getattr(t, "outside_key", False) for t in ax.texts)
+    for text, box in boxes:
+        own = ([labels.index(text)] if not keyed else [int(n) - 1 for n in text.split(", ")])
+        assert _nearest_point(box, points) in own, (text, keyed)
 
 
 @NEEDS_ANALYSIS
@@ -367,3 +409,77 @@ def test_report_says_dev_slurm_nodes_are_one_machine(tmp_path):
     text = build_report([str(tmp_path / "in")], tmp_path / "out", progress=False).read_text()
     assert "`dev_slurm`'s two nodes are one machine" in text
     assert "per pass over the test set" in text
+
+
+def test_table_b3_compares_only_cells_that_compute_on_gpus():
+    frame = pd.DataFrame([
+        rec("llama8b", 5.86, 0.35, 36.9, cluster="capella"), rec("llama8b", 2.88, 0.35, 27.5, cluster="clara"),
+        rec("linear_tfidf", 2e-4, 0.9, 0.03, cluster="local", gpus=0),
+        rec("linear_tfidf", 2e-4, 0.9, 0.03, cluster="dev_slurm", gpus=0),
+        {**rec("linear_bow", 1e-4, 0.9, 0.01, cluster="clara"), "gpus_idle": True}])
+    b3 = table_b3(summarize(frame)).set_index("Model")
+    assert list(b3.index) == ["llama8b"]  # no CPU-only cell, no GPUs held idle by a CPU model
+    assert {c for c in b3.columns if c.startswith("Energy")} == {"Energy H100 (Wh)", "Energy V100 (Wh)"}
+
+
+def test_recommendations_compare_within_a_cluster_and_default_to_one_point():
+    from energy_hpc.analysis.recommend import DEFAULT_WITHIN, recommend_all
+
+    frame = pd.DataFrame([rec("a", 1.0, 0.90, 1, cluster="capella"), rec("b", 0.1, 0.895, 1, cluster="capella"),
+                          rec("c", 0.01, 0.95, 1, cluster="clara"), rec("d", 0.5, 0.97, 1, cluster="clara")])
+    recs = recommend_all(summarize(frame), within=0.02)
+    assert [r.chosen["cluster"] for r in recs] == ["capella", "clara"]
+    assert recs[0].sentence.startswith("On tomatoes @ capella (compared within this cluster), b (capella")
+    assert "than the most accurate, a (capella" in recs[0].sentence
+    assert "c (clara" in recs[1].sentence and "d (clara" in recs[1].sentence  # never across clusters
+    default = recommend_all(summarize(frame[frame["cluster"] == "capella"]))
+    assert default[0].chosen["model"] == "b" and f"within {DEFAULT_WITHIN} of the best" in default[0].sentence
+    assert default[0].sentence.startswith("On tomatoes, b ")  # one cluster: nothing to say about it
+
+
+@NEEDS_ANALYSIS
+def test_report_counts_cells_as_status_does_and_shows_what_tells_estimates_apart(tmp_path):
+    from energy_hpc.report import build_report
+
+    out = tmp_path / "out"
+    rows = []
+    for seed in (1, 2):
+        for split in range(2):
+            r = rec("linear_tfidf", 2e-4, 0.9, 0.03, dataset="demo", cluster="local", gpus=0,
+                    split=split)
+            r.update(cell_id=f"linear_tfidf-s{seed}", seed=seed + split, est_basis="rule of thumb for x",
+                     est_duration_s_low=0.01, est_duration_s_high=0.1, n_train=200, n_test=200,
+                     n_classes=2)
+            rows.append(r)
+    for cell_id in ("linear_tfidf-s1", "linear_tfidf-s2"):
+        path = out / "cells" / cell_id / "records.jsonl"
+        path.parent.mkdir(parents=True)
+        path.write_text("".join(json.dumps(r) + "\n" for r in rows if r["cell_id"] == cell_id))
+    text = build_report([str(out)], tmp_path / "report", progress=False).read_text()
+    assert "4 records of 2 cells (cell ids, as `python -m energy_hpc.status` counts them) from 2 " \
+           "records file(s)" in text and "pool them into 1 configurations" in text
+    assert "paper columns" not in text  # no paper numbers for this dataset: none promised
+    table = pd.read_csv(tmp_path / "report" / "tables" / "table_estimates.csv")
+    assert list(table["Seed"]) == [1, 2] and list(table["Cell"]) == ["linear_tfidf-s1", "linear_tfidf-s2"]
+
+
+@NEEDS_ANALYSIS
+def test_figures_2_5_6_read_as_the_data_says(captured, tmp_path):
+    from energy_hpc.analysis.figures import figure2, figure5, figure6
+
+    frame = pd.DataFrame([rec("llama8b", 5.86, 0.35, 36.9, cpu=1, ram=0.5),
+                          rec("linear_tfidf", 2e-4, 0.9, 0.03, gpus=0, cpu=1e-4, ram=1e-4),
+                          rec("llama8b", 0.05, 0.35, 27.5, cluster="clara", cpu=0.01, ram=0.01)])
+    s = summarize(frame)
+    figure2(s, tmp_path)
+    ax = captured["figure2_energy_parts"].axes[0]
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["CPU", "RAM"]  # no GPU data
+    assert ax.get_xlim() == (0.0, 1.0)
+    assert any(t.get_text().endswith(": 1.5 Wh") for t in ax.get_yticklabels())  # CPU + RAM
+    figure5(table_b3(s), tmp_path)
+    fig5 = captured["figure5_architectures"]
+    assert all(a.get_legend() is not None for a in fig5.axes)  # the legend on both panels
+    # energies 0.05 and 5.86 Wh: log, so the small bar shows; durations 27.5 and 36.9 s: linear
+    assert [a.get_yscale() for a in fig5.axes] == ["linear", "log"]
+    figure6(s, tmp_path)
+    assert captured["figure6_energy_vs_duration"].axes[0].get_xscale() == "log"

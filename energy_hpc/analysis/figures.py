@@ -32,16 +32,20 @@ def _save(fig, out_dir: Path, name: str) -> list[Path]:
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = [out_dir / f"{name}.png", out_dir / f"{name}.pdf"]
     fig.tight_layout()
-    for p in paths:
-        fig.savefig(p, dpi=150)
+    keys = [t for ax in fig.axes for t in ax.texts if getattr(t, "outside_key", False)]
+    if keys:  # given extra artists, the tight box must be told of the legends too
+        keys += [ax.get_legend() for ax in fig.axes if ax.get_legend() is not None]
+    for p in paths:  # tight: a legend, label or key outside the axes is never cut off
+        fig.savefig(p, dpi=150, bbox_inches="tight", bbox_extra_artists=keys or None)
     _plt().close(fig)
     return paths
 
 
-def _spread_labels(ax, xs, ys, labels) -> None:
+def _spread_labels(ax, xs, ys, labels, strict: bool = True) -> bool:
     """Label each point beside it, where the rendered label (measured, not guessed) overlaps no
-    other label and no other point and stays inside the axes: right first, then left, moving
-    down and up in steps; a label that had to move gets a leader line."""
+    other label and no other point, stays inside the axes and sits nearer its own point than any
+    other: right first, then left, moving down and up in steps; a label that had to move gets a
+    leader line. Returns False (and draws nothing) when some label finds no such place."""
     ax.figure.canvas.draw()
     renderer = ax.figure.canvas.get_renderer()
     frame = ax.get_window_extent(renderer)
@@ -52,6 +56,7 @@ def _spread_labels(ax, xs, ys, labels) -> None:
     points = [ax.transData.transform((x, y)) for x, y in zip(xs, ys, strict=True)]
     dots = [Bbox.from_extents(px - 5, py - 5, px + 5, py + 5) for px, py in points]
     placed: list = []
+    choices: dict[int, tuple] = {}
     steps = [0.0] + [d for k in range(1, 40) for d in (-9.0 * k, 9.0 * k)]
     for i in np.argsort(-np.asarray(ys)):
         others = placed + [d for j, d in enumerate(dots) if j != i]
@@ -62,15 +67,60 @@ def _spread_labels(ax, xs, ys, labels) -> None:
                 box = probe.get_window_extent(renderer)
                 probe.remove()
                 inside = frame.x0 <= box.x0 and box.x1 <= frame.x1 and frame.y0 <= box.y0 and box.y1 <= frame.y1
-                if inside and not any(box.overlaps(other) for other in others):
+                if inside and not any(box.overlaps(other) for other in others) \
+                        and (not strict or _nearest(box, points) == i):
                     choice = (dx, dy, ha, box)
                     break
             if choice:
                 break
-        dx, dy, ha, box = choice or (6, 0.0, "left", None)
-        note = ax.annotate(labels[i], (xs[i], ys[i]), xytext=(dx, dy), ha=ha, **style,
-                           arrowprops={"arrowstyle": "-", "lw": 0.5, "color": "grey"} if dy else None)
-        placed.append(box if box is not None else note.get_window_extent(renderer))
+        if choice is None and strict:
+            return False
+        if choice is None:  # nowhere free: beside the point, with a leader line
+            probe = ax.annotate(labels[i], (xs[i], ys[i]), xytext=(6, 9.0), ha="left", **style)
+            choice = (6, 9.0, "left", probe.get_window_extent(renderer))
+            probe.remove()
+        choices[int(i)] = choice
+        placed.append(choice[3])
+    for i, (dx, dy, ha, _box) in choices.items():
+        ax.annotate(labels[i], (xs[i], ys[i]), xytext=(dx, dy), ha=ha, **style,
+                    arrowprops={"arrowstyle": "-", "lw": 0.5, "color": "grey"} if dy else None)
+    return True
+
+
+def label_points(ax, xs, ys, labels) -> None:
+    """Full labels beside the points where they all fit cleanly; else a number beside each point
+    (points that coincide on screen share one label, "7, 8") and a key of the numbers beside the
+    axes, so no label can be read as its neighbour's."""
+    if _spread_labels(ax, xs, ys, labels):
+        return
+    pixels = [ax.transData.transform((x, y)) for x, y in zip(xs, ys, strict=True)]
+    groups: list[list[int]] = []
+    for i, p in enumerate(pixels):
+        near = next((g for g in groups if math.dist(pixels[g[0]], p) < 8), None)
+        if near is None:
+            groups.append([i])
+        else:
+            near.append(i)
+    gx = [xs[g[0]] for g in groups]
+    gy = [ys[g[0]] for g in groups]
+    names = [", ".join(str(i + 1) for i in g) for g in groups]
+    if not _spread_labels(ax, gx, gy, names):
+        _spread_labels(ax, gx, gy, names, strict=False)
+    key = ax.text(1.02, 1.0, "\n".join(f"{k + 1:>2}  {label}" for k, label in enumerate(labels)),
+                  transform=ax.transAxes, va="top", ha="left", fontsize=7, family="monospace")
+    key.set_in_layout(False)  # the axes keep their size; the saved figure grows to hold the key
+    key.outside_key = True  # type: ignore[attr-defined]  # _save includes it in the saved bbox
+
+
+def _nearest(box, points) -> int:
+    """The point closest to a label's box (0 inside it): a label must sit nearest its own point,
+    or a reader takes it for its neighbour's."""
+    def gap(p) -> float:
+        dx = max(box.x0 - p[0], 0.0, p[0] - box.x1)
+        dy = max(box.y0 - p[1], 0.0, p[1] - box.y1)
+        return math.hypot(dx, dy)
+
+    return min(range(len(points)), key=lambda j: gap(points[j]))
 
 
 def point_labels(cells: pd.DataFrame) -> list[str]:
@@ -125,8 +175,8 @@ def figure1(summary: pd.DataFrame, out_dir: Path, with_paper: bool = True) -> li
         ax.grid(True, which="both", alpha=0.3)
         ax.margins(x=0.35, y=0.12)
         _log_ticks(ax)
-        _spread_labels(ax, sub["energy_wh_mean"].to_numpy(), sub["accuracy_mean"].to_numpy(),
-                       point_labels(sub))
+        label_points(ax, sub["energy_wh_mean"].to_numpy(), sub["accuracy_mean"].to_numpy(),
+                     point_labels(sub))
         ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.12), ncol=4)
     return _save(fig, out_dir, "figure1_accuracy_vs_energy")
 
@@ -148,29 +198,32 @@ def _log_ticks(ax) -> None:
 
 
 def figure2(summary: pd.DataFrame, out_dir: Path) -> list[Path]:
-    """Energy split into CPU, GPU and RAM per model (share of the total; total in the label)."""
+    """Energy split into CPU, GPU and RAM per model (share of the total; total in the label).
+    A device class no cell measured is left out of the bars and the legend."""
     plt = _plt()
     cells = summary[summary["nodes"] == 1].copy()
-    cells["label"] = [f"{label} [{ds}]" for label, ds in zip(point_labels(cells), cells["dataset"],
-                                                           strict=True)]
     parts = cells[["cpu_wh_mean", "gpu_wh_mean", "ram_wh_mean"]].astype(float)
     total = parts.sum(axis=1, min_count=1)
     share = parts.div(total, axis=0).fillna(0)
-    fig, ax = plt.subplots(figsize=(8, 0.35 * len(cells) + 2))
+    cells["label"] = [f"{label} [{ds}]: " + (f"{t:.3g} Wh" if not pd.isna(t) else "n/a")
+                      for label, ds, t in zip(point_labels(cells), cells["dataset"], total,
+                                              strict=True)]
+    fig, ax = plt.subplots(figsize=(11, 0.35 * len(cells) + 2))
     left = np.zeros(len(cells))
     ys = np.arange(len(cells))
     for col, name, color in (("cpu_wh_mean", "CPU", "#1f78b4"), ("gpu_wh_mean", "GPU", "#e31a1c"),
                              ("ram_wh_mean", "RAM", "#33a02c")):
+        if not (share[col] > 0).any():
+            continue
         ax.barh(ys, share[col], left=left, color=color, label=name)
         left += share[col].to_numpy()
     ax.set_yticks(ys)
     ax.set_yticklabels(cells["label"], fontsize=8)
-    for i, t in enumerate(total):
-        ax.text(1.01, i, f"{t:.3g} Wh" if not pd.isna(t) else "n/a", va="center", fontsize=7)
-    ax.set_xlim(0, 1.25)
-    ax.set_xlabel("share of the energy per pass over the test set (unknown parts count as 0)")
+    ax.set_xlim(0, 1)
+    ax.set_xlabel("share of the energy per pass over the test set (total per pass in the label; "
+                  "unknown parts count as 0)", fontsize=8)
     ax.set_title("energy by device class")
-    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.12), ncol=3)
+    ax.legend(fontsize=7, loc="lower center", bbox_to_anchor=(0.5, 1.06), ncol=3)
     return _save(fig, out_dir, "figure2_energy_parts")
 
 
@@ -203,10 +256,17 @@ def figure3(summary: pd.DataFrame, out_dir: Path) -> list[Path]:
 
 
 def _grouped_bars(ax, labels, series: dict[str, list[float]], ylabel: str) -> None:
+    """Bars on a log scale when the values span more than a decade (small bars stay visible)."""
     x = np.arange(len(labels))
     width = 0.8 / max(len(series), 1)
     for i, (name, values) in enumerate(series.items()):
         ax.bar(x + i * width, values, width, label=name)
+    values = pd.to_numeric(pd.Series([v for vs in series.values() for v in vs]), errors="coerce")
+    values = values[values > 0]
+    if len(values) and values.max() / values.min() > 10:
+        ax.set_yscale("log")
+        ax.set_ylim(bottom=values.min() / 3)  # a bar's foot shows: its height reads from 0
+        ylabel += ", log scale"
     ax.set_xticks(x + width * (len(series) - 1) / 2)
     ax.set_xticklabels(labels, rotation=30, ha="right", fontsize=8)
     ax.set_ylabel(ylabel)
@@ -223,7 +283,8 @@ def _duration_energy_bars(labels: list[str], durations: dict[str, list[float]],
     _grouped_bars(a2, labels, energies, "energy per pass (Wh)")
     a1.set_title(f"{title}: duration")
     a2.set_title(f"{title}: energy")
-    a2.legend(fontsize=8)
+    for ax in (a1, a2):
+        ax.legend(fontsize=8)
     return _save(fig, out_dir, name)
 
 
@@ -239,12 +300,13 @@ def figure4(table_b2: pd.DataFrame, out_dir: Path) -> list[Path]:
 
 
 def figure5(table_b3: pd.DataFrame, out_dir: Path) -> list[Path]:
-    """GPU architectures side by side."""
+    """GPU architectures side by side (cells that compute on GPUs, as Table B3)."""
     dur = [c for c in table_b3.columns if c.startswith("Duration ")]
     eng = [c for c in table_b3.columns if c.startswith("Energy ")]
     return _duration_energy_bars(
         list(table_b3["Model"]), {c[9:-4]: list(table_b3[c]) for c in dur},
-        {c[7:-5]: list(table_b3[c]) for c in eng}, "GPU architectures", out_dir, "figure5_architectures")
+        {c[7:-5]: list(table_b3[c]) for c in eng}, "GPU architectures (GPU cells)", out_dir,
+        "figure5_architectures")
 
 
 def figure6(summary: pd.DataFrame, out_dir: Path) -> list[Path]:
@@ -257,11 +319,19 @@ def figure6(summary: pd.DataFrame, out_dir: Path) -> list[Path]:
         pts = ax.scatter(x, y, s=30, label=f"{gpus} GPU(s)")
         if len(g) >= 2 and x.nunique() > 1:
             slope, intercept = np.polyfit(x, y, 1)
-            xs = np.linspace(x.min(), x.max(), 50)
+            xs = np.geomspace(x.min(), x.max(), 50) if x.min() > 0 else np.linspace(x.min(), x.max(), 50)
             ax.plot(xs, slope * xs + intercept, color=pts.get_facecolor()[0], lw=1,
                     label=f"fit {gpus} GPU(s): {slope * 3600:.3g} W")
-    ax.set_xlabel("duration per pass (s)")
-    ax.set_ylabel("energy per pass (Wh)")
+    x_all, y_all = cells["duration_s_mean"].astype(float), cells["energy_wh_mean"].astype(float)
+    spread = (x_all[x_all > 0].max() / x_all[x_all > 0].min()) if (x_all > 0).any() else 1.0
+    if spread > 10 and (x_all > 0).all() and (y_all > 0).all():
+        ax.set_xscale("log")  # cells seconds and hours apart: linear axes pile the short at 0
+        ax.set_yscale("log")
+        ax.set_xlabel("duration per pass (s, log scale)")
+        ax.set_ylabel("energy per pass (Wh, log scale)")
+    else:
+        ax.set_xlabel("duration per pass (s)")
+        ax.set_ylabel("energy per pass (Wh)")
     ax.set_title("energy vs duration by GPU count")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
@@ -314,10 +384,19 @@ def figure7(by_cell: pd.DataFrame, out_dir: Path) -> list[Path]:
     return _save(fig, out_dir, "figure7_estimate_vs_measured")
 
 
-def make_figures(summary: pd.DataFrame, b2: pd.DataFrame, b3: pd.DataFrame, out_dir: Path,
-                 with_paper: bool = True, by_cell: pd.DataFrame | None = None,
+def make_figures(records: pd.DataFrame, out_dir: Path, with_paper: bool = True,
+                 summary: pd.DataFrame | None = None,
                  ) -> tuple[dict[str, list[Path]], dict[str, str]]:
-    """Draw every figure the records allow; return the files and, per skipped figure, why."""
+    """Draw every figure the records allow; return the files and, per skipped figure, why.
+
+    The report and the notebook both call this with the loaded records, so both draw the same
+    figures (``summary``: the records' :func:`summarize`, when the caller has it already)."""
+    from energy_hpc.analysis.summary import summarize
+    from energy_hpc.analysis.tables import estimates_by_cell, table_b2, table_b3
+
+    if summary is None:
+        summary = summarize(records)
+    b2, b3, by_cell = table_b2(summary), table_b3(summary), estimates_by_cell(records)
     made: dict[str, list[Path]] = {}
     skipped: dict[str, str] = {}
     single = summary[summary["nodes"] == 1]
@@ -339,11 +418,12 @@ def make_figures(summary: pd.DataFrame, b2: pd.DataFrame, b3: pd.DataFrame, out_
     else:
         made["figure4"] = figure4(both, out_dir)
     if len([c for c in b3.columns if c.startswith("Duration ")]) < 2:
-        skipped["figure5"] = "fewer than two GPU types (clusters) in these records"
+        skipped["figure5"] = ("fewer than two GPU types among the cells that compute on GPUs "
+                              "(CPU-only cells are no GPU comparison)")
     else:
         made["figure5"] = figure5(b3, out_dir)
     made["figure6"] = figure6(summary, out_dir)
-    if by_cell is None or by_cell.empty:
+    if by_cell.empty:
         skipped["figure7"] = ("no cell in these records kept an estimate (recorded before "
                               "estimates, or none could be made)")
     else:

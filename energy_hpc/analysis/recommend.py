@@ -40,12 +40,42 @@ def _name(row: pd.Series) -> str:
     return f"{label} ({where})"
 
 
+DEFAULT_WITHIN = 0.01  # without --floor or --within: what one accuracy point below the best buys
+
+
+def recommend_all(summary: pd.DataFrame, accuracy_floor: float | None = None,
+                  within: float | None = None) -> list[Recommendation]:
+    """One recommendation per dataset and cluster: a cell is compared with cells measured on the
+    same cluster (the same hardware and meters), never with another cluster's. Without a floor
+    or ``within``, ``within`` is :data:`DEFAULT_WITHIN` (and the sentence says so)."""
+    said = accuracy_floor is not None or within is not None
+    if not said:
+        within = DEFAULT_WITHIN
+    out = []
+    for ds in dict.fromkeys(summary["dataset"]):
+        clusters = list(dict.fromkeys(summary.loc[summary["dataset"] == ds, "cluster"]))
+        for cluster in clusters:
+            rec = recommend(summary, ds, accuracy_floor, within,
+                            cluster=cluster if len(clusters) > 1 else None)
+            if not said and rec.chosen is not None:
+                rec.sentence += (f" (Cells within {DEFAULT_WITHIN} of the best accuracy count as "
+                                 "good enough; --within or --floor sets that.)")
+            out.append(rec)
+    return out
+
+
 def recommend(summary: pd.DataFrame, dataset: str, accuracy_floor: float | None = None,
-              within: float | None = None) -> Recommendation:
-    """Name the least-energy cell reaching the floor (or ``best - within``) and what it saves."""
-    cells = summary[summary["dataset"] == dataset].dropna(subset=["energy_wh_mean", "accuracy_mean"])
+              within: float | None = None, cluster: str | None = None) -> Recommendation:
+    """Name the least-energy cell reaching the floor (or ``best - within``) and what it saves;
+    with ``cluster``, among that cluster's cells only."""
+    cells = summary[summary["dataset"] == dataset]
+    where = dataset
+    if cluster is not None:
+        cells = cells[cells["cluster"] == cluster]
+        where = f"{dataset} @ {cluster} (compared within this cluster)"
+    cells = cells.dropna(subset=["energy_wh_mean", "accuracy_mean"])
     if cells.empty:
-        return Recommendation(dataset, f"No measured cells for {dataset}.", None, None, None, False)
+        return Recommendation(dataset, f"No measured cells for {where}.", None, None, None, False)
     front = pareto_front(cells)
     top = front.iloc[-1]
     floor = accuracy_floor
@@ -57,18 +87,18 @@ def recommend(summary: pd.DataFrame, dataset: str, accuracy_floor: float | None 
     if ok.empty:
         return Recommendation(
             dataset,
-            f"On {dataset}, no cell reaches accuracy {floor:.3f}; the best available is {_name(top)} "
+            f"On {where}, no cell reaches accuracy {floor:.3f}; the best available is {_name(top)} "
             f"at {top['accuracy_mean']:.3f} for {top['energy_wh_mean']:.3g} Wh.",
             top, top, floor, False)
     chosen = ok.iloc[0]
     e_c, e_t = float(chosen["energy_wh_mean"]), float(top["energy_wh_mean"])
     if chosen.name == top.name:
-        sentence = (f"On {dataset}, {_name(top)} is the most accurate cell ({top['accuracy_mean']:.3f}) "
+        sentence = (f"On {where}, {_name(top)} is the most accurate cell ({top['accuracy_mean']:.3f}) "
                     f"and nothing cheaper reaches {floor:.3f}; it uses {e_t:.3g} Wh per pass over the test set.")
     else:
         saving = 1 - e_c / e_t if e_t > 0 else float("nan")
         factor = e_t / e_c if e_c > 0 else float("inf")
-        sentence = (f"On {dataset}, {_name(chosen)} reaches {chosen['accuracy_mean']:.3f} accuracy "
+        sentence = (f"On {where}, {_name(chosen)} reaches {chosen['accuracy_mean']:.3f} accuracy "
                     f"(floor {floor:.3f}) for {e_c:.3g} Wh per pass over the test set: {saving:.1%} less energy "
                     f"({factor:.3g}x) than the most accurate, {_name(top)} "
                     f"({top['accuracy_mean']:.3f}, {e_t:.3g} Wh).")

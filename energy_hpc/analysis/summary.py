@@ -12,7 +12,7 @@ CELL_KEYS = ["model", "model_display", "model_family", "dataset", "cluster", "gp
 METRICS = ["accuracy", "energy_wh", "duration_s", "avg_power_w", "energy_per_sample_wh"]
 EXTRA_MEANS = ["cpu_wh", "gpu_wh", "ram_wh", "macro_f1", "invalid_rate", "emissions_kg"]
 DEX = ["energy_wh", "duration_s"]
-SETUP = ["model_weights", "n_classes", "n_train", "n_test"]
+SETUP = ["model_weights", "n_classes", "n_train", "n_test", "gpus_idle"]
 
 
 def paper_mismatch_of(cell: pd.Series) -> str | None:

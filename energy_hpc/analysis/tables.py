@@ -77,9 +77,19 @@ def table_b2(summary: pd.DataFrame, dataset: str | None = None) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def gpu_cells(summary: pd.DataFrame) -> pd.DataFrame:
+    """Cells whose model computes on GPUs: a CPU-only cell (0 GPUs, or GPUs held idle by a CPU
+    model) says nothing about a GPU architecture."""
+    gpus = pd.to_numeric(summary["gpus"], errors="coerce").fillna(0)
+    idle = summary["gpus_idle"].astype(str).isin(["True", "true", "1"]) \
+        if "gpus_idle" in summary else pd.Series(False, index=summary.index)
+    return summary[(gpus > 0) & ~idle]
+
+
 def table_b3(summary: pd.DataFrame, dataset: str | None = None) -> pd.DataFrame:
-    """GPU architectures side by side: duration and energy per GPU type (single node)."""
-    cells = summary[summary["nodes"] == 1]
+    """GPU architectures side by side: duration and energy per GPU type (single node), over the
+    cells that compute on GPUs (:func:`gpu_cells`)."""
+    cells = gpu_cells(summary[summary["nodes"] == 1])
     if dataset is not None:
         cells = cells[cells["dataset"] == dataset]
     cells = cells.assign(arch=cells["gpu_type"].where(cells["gpu_type"] != "-", cells["cluster"]),
@@ -169,6 +179,10 @@ def estimates_by_cell(records: pd.DataFrame) -> pd.DataFrame:
     keys = [k for k in CELL_KEYS if k in frame.columns]
     first = frame.groupby("cell_id", sort=False)[[*keys, "est_basis"]].first()
     out = first.assign(splits=frame.groupby("cell_id", sort=False).size())
+    if {"seed", "split"} <= set(frame.columns):  # split i has seed + i: the cell's own seed
+        seeds = pd.to_numeric(frame["seed"], errors="coerce") - pd.to_numeric(frame["split"],
+                                                                             errors="coerce")
+        out["cell_seed"] = seeds.groupby(frame["cell_id"], sort=False).min().astype("Int64")
     for metric in ("duration_s", "energy_wh"):
         values = pd.to_numeric(frame[metric], errors="coerce")
         out[f"{metric}_mean"] = values.groupby(frame["cell_id"], sort=False).mean()
@@ -195,6 +209,7 @@ def table_estimates(by_cell: pd.DataFrame) -> pd.DataFrame:
     for _, c in by_cell.iterrows():
         row = {"Model": model_labels(c.to_frame().T).iloc[0], "Dataset": c["dataset"],
                "Cluster": c["cluster"], "GPUs": c["gpus"], "Nodes": c["nodes"],
+               "Seed": c.get("cell_seed", MISSING), "Cell": c["cell_id"],
                "Basis": c["basis"], "Splits": c["splits"]}
         for metric, name, unit in (("duration_s", "Duration", "s"), ("energy_wh", "Energy", "Wh")):
             lo, hi = c[f"est_{metric}_low"], c[f"est_{metric}_high"]
