@@ -223,6 +223,9 @@ def test_notebook_executes_against_a_real_sweep(small_sweep, tmp_path):
     outputs = "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.outputs)
     assert "records of 3 cells" in outputs and "On demo," in outputs
     assert (tmp_path / "figs" / "figure1_accuracy_vs_energy.png").exists()
+    # the report's own figure path: figure 7 too, as the report draws it on the same records
+    assert (tmp_path / "figs" / "figure7_estimate_vs_measured.png").exists()
+    assert "figure7: not drawn" not in outputs
 
 
 @NEEDS_ANALYSIS
