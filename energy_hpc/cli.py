@@ -273,7 +273,7 @@ def check_site_yaml(args: list[str]) -> str | None:
     parser expected, when the command uses it (a warning when it does not)."""
     from energy_hpc.site_configs import broken_site_files, site_folders
 
-    chosen = {group: {DEFAULTS[group]} for group in DEFAULTS}
+    chosen = {group: {option} for group, option in shipped_defaults().items()}
     for arg in args:
         key, sep, value = arg.lstrip("+").partition("=")
         if sep and key in chosen:
@@ -285,7 +285,15 @@ def check_site_yaml(args: list[str]) -> str | None:
     return None
 
 
-DEFAULTS = {"model": "linear_tfidf", "dataset": "demo", "cluster": "local", "energy": "default"}
+def shipped_defaults() -> dict[str, str]:
+    """The group options the shipped config.yaml chooses when a command names none."""
+    import yaml
+
+    from energy_hpc.site_configs import GROUPS, shipped_folder
+
+    tree = yaml.safe_load((shipped_folder() / "config.yaml").read_text())
+    return {k: str(v) for entry in tree.get("defaults", []) if isinstance(entry, dict)
+            for k, v in entry.items() if k in GROUPS}
 
 
 def main() -> None:

@@ -183,6 +183,12 @@ class LLMModelConfig(ModelConfig):
     def uses_gpu(self) -> bool:
         return True
 
+    def engine_identity(self) -> tuple:
+        """What a loaded engine is, as far as the model decides it: cells that differ only in
+        dataset, decoding, batching, few-shot count, max_tokens or repetitions share one."""
+        return (self.engine, self.hf_id, self.revision, self.dtype, self.context_length,
+                self.load_format, self.gpu_memory_utilization)
+
 
 @dataclass
 class DatasetConfig:

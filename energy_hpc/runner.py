@@ -32,7 +32,7 @@ from energy_hpc.results import CellStore, append_sweep_manifest, atomic_write_te
 log = logging.getLogger(__name__)
 
 INVALID = "\x00invalid"
-# a records write that fails for one of these is the out_dir's fault (full, quota, read-only)
+# a write into the out_dir that fails with one of these is the out_dir's fault
 WRITE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.EIO}
 
 
@@ -171,7 +171,7 @@ class CellRunner:
                                       self.cell.label(), len(self.store.done_splits()),
                                       self.settings.repetitions) from None
             except OSError as exc:
-                if exc.errno not in WRITE_ERRNOS:
+                if not self._out_dir_fault(exc):
                     raise
                 raise UserError(
                     f"out_dir={self.settings.out_dir}: cannot write cell {self.cell.cell_id} "
@@ -180,6 +180,18 @@ class CellRunner:
                     f"{len(self.store.done_splits())} of {self.settings.repetitions} split(s) "
                     "are kept in its records. Free space there (or use out_dir=PATH) and rerun "
                     "the same command to resume") from None
+
+    def _out_dir_fault(self, exc: OSError) -> bool:
+        """Whether an OSError is the out_dir's (full, quota, read-only; denied there), not,
+        say, a dataset or weights file that could not be read."""
+        from pathlib import Path
+
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS):
+            return True
+        if exc.errno in WRITE_ERRNOS and exc.filename:
+            out = Path(self.settings.out_dir).resolve()
+            return out == Path(str(exc.filename)).resolve() or out in Path(str(exc.filename)).resolve().parents
+        return False
 
     def _run(self) -> list[dict[str, Any]]:
         s, cell_id = self.settings, self.cell.cell_id

@@ -268,19 +268,26 @@ def test_a_new_meter_is_one_registration(settings_for, monkeypatch):
     assert registry.meter_resolution("codecarbon") == 0.5
 
 
-def test_a_cell_another_run_is_measuring_is_not_measured_twice(settings_for, caplog):
+def hold_cell_lock(out_dir, cell_id: str) -> subprocess.Popen:
+    """Another process holding a cell's lock (as a second sweep on the same out_dir would)."""
     import sys
+
+    holder = subprocess.Popen(
+        [sys.executable, "-c",
+         "import time\nfrom energy_hpc.results import CellStore\n"
+         f"with CellStore({str(out_dir)!r}, {cell_id!r}).lock() as mine:\n"
+         "    print(mine, flush=True)\n    time.sleep(60)\n"],
+        stdout=subprocess.PIPE, text=True)
+    assert holder.stdout.readline().strip() == "True"
+    return holder
+
+
+def test_a_cell_another_run_is_measuring_is_not_measured_twice(settings_for, caplog):
     import time
 
     s = settings_for("repetitions=1")
-    holder = subprocess.Popen(
-        [sys.executable, "-c",
-         "import sys, time\nfrom energy_hpc.results import CellStore\n"
-         f"with CellStore({s.out_dir!r}, {s.cell_id!r}).lock() as mine:\n"
-         "    print(mine, flush=True)\n    time.sleep(30)\n"],
-        stdout=subprocess.PIPE, text=True)
+    holder = hold_cell_lock(s.out_dir, s.cell_id)
     try:
-        assert holder.stdout.readline().strip() == "True"
         meter = CountingMeter()
         assert run_cell(s, meters=[meter]) == [] and meter.starts == 0
         assert "being measured by another run" in caplog.text and "pid" in caplog.text
@@ -321,22 +328,14 @@ def test_a_disk_that_fills_mid_run_gives_one_line_and_keeps_the_splits(small_fil
 
 
 def test_a_sweep_names_the_cell_another_run_holds_and_counts_only_what_it_ran(tmp_path):
-    import sys
-
     from energy_hpc.cell import compose_cell
     from tests.conftest import run_cli
 
     out = tmp_path / "out"
     fast = ["repetitions=2", "energy.min_window_s=0.05", "progress=false"]
     held = compose_cell([f"out_dir={out}", "model=linear_bow", *fast])
-    holder = subprocess.Popen(
-        [sys.executable, "-c",
-         "import time\nfrom energy_hpc.results import CellStore\n"
-         f"with CellStore({str(out)!r}, {held.cell_id!r}).lock() as mine:\n"
-         "    print(mine, flush=True)\n    time.sleep(60)\n"],
-        stdout=subprocess.PIPE, text=True)
+    holder = hold_cell_lock(out, held.cell_id)
     try:
-        assert holder.stdout.readline().strip() == "True"
         proc = run_cli("-m", "model=linear_bow,linear_tfidf,xgboost_bow", f"out_dir={out}", *fast)
     finally:
         holder.kill()

@@ -151,13 +151,10 @@ class PackedJob(list):
 
 
 def engine_of(cell: Cell) -> tuple | None:
-    """What a loaded LLM engine is (cells of one shape with equal keys share one load in a job,
-    see classifiers/llm/engines.engine_key); None for models without an engine to share."""
-    m = cell.settings.model
-    if m.kind != "llm":
-        return None
-    return (m.engine, m.hf_id, m.revision, m.dtype, m.context_length, m.load_format,
-            m.gpu_memory_utilization)
+    """What a loaded LLM engine is (cells of one shape with equal ones share one load in a job);
+    None for models without an engine to share."""
+    identity = getattr(cell.settings.model, "engine_identity", None)
+    return identity() if identity is not None else None
 
 
 def pack_jobs(cells: list[Cell], pack: int | str, time_limit_min: int) -> list[PackedJob]:

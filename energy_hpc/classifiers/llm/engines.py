@@ -179,8 +179,7 @@ def engine_key(model: LLMModelConfig, context: ClassifierContext) -> tuple:
     """What a loaded engine is: cells that differ only in dataset, decoding, batching, few-shot
     count, max_tokens or repetitions share one (they run the same weights on the same GPUs)."""
     placement = context.placement
-    return (model.engine, model.hf_id, model.revision, model.dtype, model.context_length,
-            model.load_format, model.gpu_memory_utilization,
+    return (*model.engine_identity(),
             placement.tensor_parallel if placement else 1,
             placement.pipeline_parallel if placement else 1, bool(context.gpus), context.ray_address)
 
