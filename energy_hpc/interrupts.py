@@ -61,24 +61,63 @@ def as_interrupted(exc: BaseException) -> Interrupted:
     return exc if isinstance(exc, Interrupted) else Interrupted(signal.SIGINT)
 
 
-def _raise(signum: int, frame: Any) -> None:
-    raise Interrupted(signum)
+TERM_GRACE_S = 3.0  # inside a submitit job: how long a SIGTERM waits for a following SIGUSR2
 
 
 @contextlib.contextmanager
 def signals_interrupt() -> Iterator[None]:
-    """SIGTERM (and SIGINT) raise :class:`Interrupted` inside; the previous handlers (e.g.
-    submitit's inside a Slurm job) come back on the way out. A no-op outside the main thread."""
+    """SIGTERM (and SIGINT) raise :class:`Interrupted` inside; the previous handlers come back
+    on the way out. A no-op outside the main thread.
+
+    Inside a submitit job (a previous SIGTERM handler is installed) a SIGTERM can be the first
+    half of a preemption: submitit's SIGUSR2 follows, checkpoints and requeues the job, and
+    Slurm then sends SIGTERM again. So there a SIGTERM is passed to the previous handler and
+    raises only if no SIGUSR2 came within ``TERM_GRACE_S``; from a SIGUSR2 on, SIGTERM is left
+    to submitit, so the requeue is not cut short."""
     import threading
 
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    saved = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
-    for sig in saved:
-        signal.signal(sig, _raise)
+    signals = (signal.SIGINT, signal.SIGTERM, signal.SIGUSR2, signal.SIGALRM)
+    saved = {sig: signal.getsignal(sig) for sig in signals}
+    handled = callable(saved[signal.SIGTERM])
+    checkpointing = False
+
+    def on_int(signum: int, frame: Any) -> None:
+        raise Interrupted(signum)
+
+    def on_term(signum: int, frame: Any) -> None:
+        if not handled:
+            raise Interrupted(signum)
+        previous = saved[signal.SIGTERM]
+        if callable(previous):
+            previous(signum, frame)
+        if not checkpointing:
+            signal.setitimer(signal.ITIMER_REAL, TERM_GRACE_S)
+
+    def on_alarm(signum: int, frame: Any) -> None:
+        if not checkpointing:
+            raise Interrupted(signal.SIGTERM)
+
+    def on_usr2(signum: int, frame: Any) -> None:
+        nonlocal checkpointing
+        checkpointing = True
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        previous = saved[signal.SIGUSR2]
+        if callable(previous):
+            previous(signum, frame)
+
+    signal.signal(signal.SIGINT, on_int)
+    signal.signal(signal.SIGTERM, on_term)
+    if handled:
+        signal.signal(signal.SIGALRM, on_alarm)
+    if callable(saved[signal.SIGUSR2]):
+        signal.signal(signal.SIGUSR2, on_usr2)
     try:
         yield
     finally:
+        if handled:
+            signal.setitimer(signal.ITIMER_REAL, 0)
         for sig, handler in saved.items():
             signal.signal(sig, handler)

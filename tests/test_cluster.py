@@ -150,7 +150,9 @@ def test_secrets_in_cluster_env_never_reach_meta_or_the_printed_plan():
     assert meta_config["cluster"]["env"] == {"HF_TOKEN": "<redacted>", "HF_HOME": "/data/hf"}
     assert "hf_abc123secret" not in json.dumps(identity(cell.settings, cell.placement))
     text = format_plan(plan([cell]))
-    assert "hf_abc123secret" not in text and "export HF_TOKEN=<redacted>" in text
+    assert "hf_abc123secret" not in text and "HF_TOKEN" not in cell.shape.setup
+    assert "secret env (through sbatch's environment, in no file): HF_TOKEN" in text
+    assert 'export HF_HOME="/data/hf"' in text
 
 
 # --- cluster=local asks NVML for its GPUs ---------------------------------------------------
