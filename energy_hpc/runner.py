@@ -251,7 +251,8 @@ class CellRunner:
         s = self.settings
         started = _now()
         train_texts, test_texts = split.train["text"].tolist(), split.test["text"].tolist()
-        classifier.fit(train_texts, split.train["label"].tolist())
+        fit = self._measure_fit(classifier, meters, train_texts, split.train["label"].tolist(),
+                                split.seed)
         if s.energy.warmup:  # one request for an LLM (as the paper), a whole pass otherwise
             classifier.predict(test_texts[:1] if s.model.kind == "llm" else test_texts)
         window = measure_window(meters, lambda: classifier.predict(test_texts),
@@ -270,7 +271,8 @@ class CellRunner:
             extra["energy_net_wh"] = net["total"] / window.passes if net["total"] is not None else None
         if prediction.raw is not None:
             self._write_raw(split, prediction)
-        rec = build_record(self.cell, split, corpus, readings, window.passes, scores, started, extra)
+        rec = build_record(self.cell, split, corpus, readings, window.passes, scores, started,
+                           {**extra, **fit})
         if fit_warnings:
             rec["flags"] = [*rec["flags"], "not_converged"]
         log.info(
@@ -280,6 +282,30 @@ class CellRunner:
             rec["passes"], rec["window_s"], rec["cpu_method"], rec["gpu_method"], rec["ram_method"],
             f"; FLAGS: {rec['flags']}" if rec["flags"] else "")
         return rec
+
+    def _measure_fit(self, classifier: Classifier, meters: list[Meter], texts: list[str],
+                     labels: list[str], seed: int) -> dict[str, Any]:
+        """The split's fit in a window of its own, with the inference's meters: the ``fit_*``
+        columns, per fit. A fit shorter than the meters' resolution is repeated inside the
+        window (a refit from scratch) unless the classifier says it cannot be; a classifier that
+        trains nothing (``fit_note``) is fitted unmeasured and recorded as 0 Wh with the reason."""
+        prepare = getattr(classifier, "prepare_fit", None)
+        if prepare is not None:
+            prepare(seed)
+        note = getattr(classifier, "fit_note", None)
+        if note:
+            classifier.fit(texts, labels)
+            return {"fit_energy_wh": 0.0, "fit_duration_s": 0.0, "fit_cpu_wh": 0.0,
+                    "fit_gpu_wh": 0.0, "fit_ram_wh": 0.0, "fit_method": note, "fit_passes": 0,
+                    "fit_window_s": 0.0, "fit_flags": []}
+        repeat = getattr(classifier, "fit_repeatable", True)
+        window = measure_window(meters, lambda: classifier.fit(texts, labels),
+                                max_passes=None if repeat else 1)
+        reading = flag_implausible(window.readings[0], rated_power(self.settings, self.placement))
+        return {**reading_columns(reading, window.passes, prefix="fit_"),
+                "fit_duration_s": reading.duration_s / window.passes,
+                "fit_method": reading.meter, "fit_passes": window.passes,
+                "fit_window_s": reading.duration_s, "fit_flags": list(reading.flags)}
 
     def _write_raw(self, split: Split, prediction: Any) -> None:
         path = self.store.dir / "raw" / f"split{split.index:03d}.jsonl"

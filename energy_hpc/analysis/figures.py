@@ -384,6 +384,39 @@ def figure7(by_cell: pd.DataFrame, out_dir: Path) -> list[Path]:
     return _save(fig, out_dir, "figure7_estimate_vs_measured")
 
 
+def figure8(summary: pd.DataFrame, out_dir: Path) -> list[Path]:
+    """Cumulative energy (fit + inference) against texts classified, log-log, a line per cell,
+    one panel per dataset and cluster; the break-even points of frontier pairs marked."""
+    from energy_hpc.analysis.payback import frontier_pairs, total_wh
+
+    plt = _plt()
+    cells = summary.dropna(subset=["fit_energy_wh_mean", "energy_per_sample_wh_mean"])
+    panels = list(dict.fromkeys(zip(cells["dataset"], cells["cluster"], strict=True)))
+    fig, axes = plt.subplots(1, len(panels), figsize=(7 * len(panels), 5), squeeze=False)
+    texts = np.geomspace(1, 1e8, 200)
+    pairs = frontier_pairs(cells)
+    for ax, (ds, cluster) in zip(axes[0], panels, strict=True):
+        sub = cells[(cells["dataset"] == ds) & (cells["cluster"] == cluster)]
+        for label, (_, cell) in zip(point_labels(sub), sub.iterrows(), strict=True):
+            ax.plot(texts, [total_wh(cell, n) for n in texts], lw=1.2, label=label)
+        marked = False
+        for adapted, _other, n in pairs:
+            if adapted["dataset"] != ds or adapted["cluster"] != cluster or n is None \
+                    or math.isinf(n) or not 1 <= n <= 1e8:
+                continue
+            ax.scatter([n], [total_wh(adapted, n)], marker="x", color="black", s=40, zorder=4,
+                       label=None if marked else "break-even (frontier pairs)")
+            marked = True
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel("texts classified (log scale)")
+        ax.set_ylabel("energy: fit + inference (Wh, log scale)")
+        ax.set_title(f"cumulative energy: {ds} @ {cluster}")
+        ax.grid(alpha=0.3, which="both")
+        ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=2)
+    return _save(fig, out_dir, "figure8_cumulative_energy")
+
+
 def make_figures(records: pd.DataFrame, out_dir: Path, with_paper: bool = True,
                  summary: pd.DataFrame | None = None,
                  ) -> tuple[dict[str, list[Path]], dict[str, str]]:
@@ -428,4 +461,8 @@ def make_figures(records: pd.DataFrame, out_dir: Path, with_paper: bool = True,
                               "estimates, or none could be made)")
     else:
         made["figure7"] = figure7(by_cell, out_dir)
+    if "fit_energy_wh_mean" not in summary or summary["fit_energy_wh_mean"].isna().all():
+        skipped["figure8"] = "no cell in these records measured its fit (recorded before fit windows)"
+    else:
+        made["figure8"] = figure8(summary, out_dir)
     return made, skipped

@@ -60,6 +60,11 @@ def recommend_all(summary: pd.DataFrame, accuracy_floor: float | None = None,
             if not said and rec.chosen is not None:
                 rec.sentence += (f" (Cells within {DEFAULT_WITHIN} of the best accuracy count as "
                                  "good enough; --within or --floor sets that.)")
+            from energy_hpc.analysis.payback import payback_sentence
+
+            payback = payback_sentence(summary, ds, cluster if len(clusters) > 1 else None)
+            if payback:
+                rec.sentence += " " + payback
             out.append(rec)
     return out
 

@@ -10,9 +10,11 @@ from energy_hpc.paper_setup import mismatch
 CELL_KEYS = ["model", "model_display", "model_family", "dataset", "cluster", "gpu_type", "gpus",
              "nodes", "decoding", "batching"]
 METRICS = ["accuracy", "energy_wh", "duration_s", "avg_power_w", "energy_per_sample_wh"]
-EXTRA_MEANS = ["cpu_wh", "gpu_wh", "ram_wh", "macro_f1", "invalid_rate", "emissions_kg"]
+EXTRA_MEANS = ["cpu_wh", "gpu_wh", "ram_wh", "macro_f1", "invalid_rate", "emissions_kg",
+               "fit_energy_wh", "fit_duration_s"]
 DEX = ["energy_wh", "duration_s"]
-SETUP = ["model_weights", "n_classes", "n_train", "n_test", "gpus_idle"]
+SETUP = ["model_weights", "n_classes", "n_train", "n_test", "gpus_idle",
+         "carbon_intensity_g_per_kwh"]
 
 
 def paper_mismatch_of(cell: pd.Series) -> str | None:

@@ -37,7 +37,13 @@ class ClassifierContext:
 
 @runtime_checkable
 class Classifier(Protocol):
-    """``fit`` is never measured; ``predict`` on the test texts is the measured inference."""
+    """``fit`` on a split's training texts and ``predict`` on its test texts are each measured in
+    a window of their own. Optional attributes say how the fit is measured: ``fit_note`` (a
+    reason: nothing is trained, the fit is recorded as 0 Wh and not measured) and
+    ``fit_repeatable`` (default True: a fit shorter than the meter's resolution is repeated
+    inside its window, as a refit from scratch gives the same model; False for training that
+    continues from where it stopped, such as fine-tuning), and ``prepare_fit(seed)``, called
+    before the fit window (fresh pretrained weights, the split's seed: loading is not measured)."""
 
     def fit(self, texts: Sequence[str], labels: Sequence[str]) -> None: ...
 
@@ -59,7 +65,10 @@ def register_classifier(kind: str, factory: ClassifierFactory) -> None:
 # The built-in kinds' modules, imported on first use so the lean install never imports an LLM
 # stack it does not use. A plug-in kind registers itself when its module is imported.
 _BUILTIN_MODULES = {"traditional": "energy_hpc.classifiers.traditional",
-                    "llm": "energy_hpc.classifiers.llm"}
+                    "llm": "energy_hpc.classifiers.llm",
+                    "setfit": "energy_hpc.classifiers.adapted",
+                    "finetune": "energy_hpc.classifiers.adapted",
+                    "hf_classifier": "energy_hpc.classifiers.adapted"}
 
 
 def build_classifier(model: ModelConfig, context: ClassifierContext | None = None) -> Classifier:

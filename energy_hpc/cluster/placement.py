@@ -147,6 +147,9 @@ def plan_placement(settings: Settings) -> Placement:
             raise ConfigError(
                 f"gpus={total} needs {nodes} node(s) of {cluster.gpus_per_node} GPU(s) but cluster "
                 f"{cluster.name!r} has {cluster.nodes_available} node(s)")
+    if nodes > 1 and (why := model.single_node_reason()):
+        raise ConfigError(f"nodes={nodes} is not valid for {model.name}: {why}; give nodes=1 "
+                          "(or nodes=auto)")
     if per_node > cluster.gpus_per_node:
         raise ConfigError(
             f"{per_node} GPU(s) per node asked (gpus={settings.gpus}, nodes={nodes}) but cluster "

@@ -29,6 +29,9 @@ class LLMClassifier:
         self.engine = engine
         self.demos: list[tuple[str, str]] = []
         self._overhead: int | None = None
+        # nothing is trained: the fit is recorded as 0 Wh with this reason, not measured
+        self.fit_note = ("few-shot: demonstrations picked, nothing trained (their cost is in the "
+                         "longer prompts)" if model.few_shot else "zero-shot: nothing to fit")
 
     def fit(self, texts: Sequence[str], labels: Sequence[str]) -> None:
         """Pick k demonstrations, one class after another in the split's training order."""

@@ -1,0 +1,140 @@
+"""When adapting pays back: fit energy + per-text inference energy, totals at given volumes, and
+the break-even count between two cells (the texts after which one has used less energy in
+total than the other).
+
+A cell's total to classify N texts is ``fit + N x per_text``: ``fit_energy_wh_mean`` (one split's
+whole fit: training a traditional model, SetFit's contrastive training, fine-tuning an encoder;
+0 for a zero-shot LLM) and ``energy_per_sample_wh_mean`` (the measured inference per text).
+"""
+
+from __future__ import annotations
+
+import math
+from itertools import combinations
+
+import pandas as pd
+
+from energy_hpc.analysis.recommend import pareto_front
+from energy_hpc.analysis.summary import model_labels
+
+VOLUMES = (1_000, 100_000, 10_000_000)
+
+
+def _fit(cell: pd.Series) -> float | None:
+    value = cell.get("fit_energy_wh_mean")
+    return None if value is None or pd.isna(value) else float(value)
+
+
+def _per_text(cell: pd.Series) -> float | None:
+    value = cell.get("energy_per_sample_wh_mean")
+    return None if value is None or pd.isna(value) else float(value)
+
+
+def total_wh(cell: pd.Series, texts: float) -> float | None:
+    fit, per = _fit(cell), _per_text(cell)
+    return None if fit is None or per is None else fit + texts * per
+
+
+def break_even(adapted: pd.Series, other: pd.Series) -> float | None:
+    """Texts after which ``adapted`` (the one that costs more to fit) has used less energy in
+    total than ``other``; ``math.inf`` when it never does (it is not cheaper per text); None
+    when either lacks a fit or an inference measurement."""
+    fa, fo, pa, po = _fit(adapted), _fit(other), _per_text(adapted), _per_text(other)
+    if None in (fa, fo, pa, po):
+        return None
+    assert fa is not None and fo is not None and pa is not None and po is not None
+    if fa <= fo:
+        return 0.0 if pa <= po else math.inf
+    if pa >= po:
+        return math.inf
+    return (fa - fo) / (po - pa)
+
+
+def total_cost_table(summary: pd.DataFrame, volumes: tuple[int, ...] = VOLUMES,
+                     volume: int | None = None) -> pd.DataFrame:
+    """Per configuration: fit energy, per-text inference energy, the total for each volume; with
+    ``volume`` (texts a year) that total in kWh and kg CO2 a year (the records' carbon
+    intensity)."""
+    rows = []
+    for _, cell in summary.iterrows():
+        row = {"Model": model_labels(cell.to_frame().T).iloc[0], "Dataset": cell["dataset"],
+               "Cluster": cell["cluster"], "GPUs": cell.get("gpus"), "Nodes": cell.get("nodes"),
+               "Accuracy": cell.get("accuracy_mean"),
+               "Fit (Wh)": _fit(cell), "Inference per text (Wh)": _per_text(cell)}
+        for n in volumes:
+            row[f"Total {n:,} texts (Wh)"] = total_wh(cell, n)
+        if volume is not None:
+            wh = total_wh(cell, volume)
+            row[f"{volume:,} texts/year (kWh)"] = wh / 1000 if wh is not None else None
+            intensity = cell.get("carbon_intensity_g_per_kwh")
+            row[f"{volume:,} texts/year (kg CO2)"] = (
+                wh / 1000 * float(intensity) / 1000
+                if wh is not None and intensity is not None and not pd.isna(intensity) else None)
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def frontier_pairs(summary: pd.DataFrame) -> list[tuple[pd.Series, pd.Series, float | None]]:
+    """For each dataset and cluster, every pair of cells on the accuracy / per-pass energy
+    frontier as (the one costlier to fit, the other, break-even texts)."""
+    pairs = []
+    for _, group in summary.groupby(["dataset", "cluster"], sort=False):
+        front = pareto_front(group)
+        for (_, a), (_, b) in combinations(front.iterrows(), 2):
+            fa, fb = _fit(a), _fit(b)
+            adapted, other = (a, b) if (fa or 0) >= (fb or 0) else (b, a)
+            pairs.append((adapted, other, break_even(adapted, other)))
+    return pairs
+
+
+def _texts(n: float | None) -> str:
+    if n is None:
+        return "–"
+    if math.isinf(n):
+        return "never"
+    return f"{math.ceil(n):,}"
+
+
+def break_even_table(summary: pd.DataFrame) -> pd.DataFrame:
+    rows = []
+    for adapted, other, n in frontier_pairs(summary):
+        rows.append({"Dataset": adapted["dataset"], "Cluster": adapted["cluster"],
+                     "Costlier to fit": model_labels(adapted.to_frame().T).iloc[0],
+                     "Fit (Wh)": _fit(adapted),
+                     "Other": model_labels(other.to_frame().T).iloc[0], "Other fit (Wh)": _fit(other),
+                     "Break-even (texts)": _texts(n)})
+    return pd.DataFrame(rows)
+
+
+def payback_sentence(summary: pd.DataFrame, dataset: str, cluster: str | None = None) -> str | None:
+    """"X reaches 0.86, 0.05 more than Y; its 1.9 Wh of training is paid back against Z after
+    310 texts." for the most accurate cell that trains something; None when no cell does."""
+    cells = summary[summary["dataset"] == dataset]
+    if cluster is not None:
+        cells = cells[cells["cluster"] == cluster]
+    cells = cells.dropna(subset=["accuracy_mean"])
+    trained = cells[pd.to_numeric(cells.get("fit_energy_wh_mean"), errors="coerce") > 0] \
+        if "fit_energy_wh_mean" in cells else cells.iloc[0:0]
+    if trained.empty:
+        return None
+    best = trained.loc[trained["accuracy_mean"].idxmax()]
+    name = model_labels(best.to_frame().T).iloc[0]
+    below = cells[cells["accuracy_mean"] < best["accuracy_mean"]]
+    said = f"{name} reaches {best['accuracy_mean']:.3f}"
+    if not below.empty:
+        runner_up = below.loc[below["accuracy_mean"].idxmax()]
+        said += (f", {best['accuracy_mean'] - runner_up['accuracy_mean']:.3f} more than "
+                 f"{model_labels(runner_up.to_frame().T).iloc[0]}")
+    fit = _fit(best)
+    rivals = [(other, break_even(best, other)) for _, other in cells.iterrows()
+              if other.name != best.name and (_per_text(other) or 0) > (_per_text(best) or 0)
+              and (_fit(other) or 0) < (fit or 0)]
+    rivals = [(o, n) for o, n in rivals if n is not None and not math.isinf(n)]
+    if rivals:
+        other, n = max(rivals, key=lambda r: r[0]["accuracy_mean"])
+        said += (f"; its {fit:.3g} Wh of training is paid back against "
+                 f"{model_labels(other.to_frame().T).iloc[0]} after {_texts(n)} texts")
+    else:
+        said += (f"; its {fit:.3g} Wh of training is not paid back against any cell here (each "
+                 "costs less to fit or less per text)")
+    return said + "."
