@@ -22,7 +22,7 @@ from omegaconf.errors import OmegaConfBaseException
 
 from energy_hpc.errors import ConfigError
 
-MODEL_FAMILIES = ("traditional", "llm", "reasoning")
+MODEL_FAMILIES = ("traditional", "adapted", "llm", "reasoning")
 FEATURES = ("bow", "tfidf", "embedding")
 ESTIMATORS = ("logreg", "xgboost")
 DATA_SOURCES = ("demo", "file", "hf")

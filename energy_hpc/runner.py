@@ -212,6 +212,14 @@ class CellRunner:
             log.info("cell %s: %d split(s) already recorded, measuring %d more", cell_id,
                      len(done), n_todo)
         meters = self._meters if self._meters is not None else create_meters(s.energy)
+        # loaded before anything is written: weights that cannot be had, or labels a classifier
+        # cannot map, leave no cell folder behind
+        t0 = time.perf_counter()
+        context = ClassifierContext(categories=tuple(corpus.labels), placement=self.placement,
+                                    ray_address=self.ray_address)
+        classifier = build_classifier(s.model, context)
+        log.info("cell %s: %s loaded in %.1f s (not measured)", cell_id, s.model.display_name,
+                 time.perf_counter() - t0)
         self.store.write_meta({
             "cell_id": cell_id, "cell_id_rule": CELL_ID_RULE, "sweep": s.sweep, "complete": False,
             "started_at": _now(), "repetitions": s.repetitions, "choices": s.choices,
@@ -223,12 +231,6 @@ class CellRunner:
         })
         append_sweep_manifest(s.out_dir, s.sweep, {"cell_id": cell_id, "choices": s.choices,
                                                    "label": self.cell.label(), "at": _now()})
-        t0 = time.perf_counter()
-        context = ClassifierContext(categories=tuple(corpus.labels), placement=self.placement,
-                                    ray_address=self.ray_address)
-        classifier = build_classifier(s.model, context)
-        log.info("cell %s: %s loaded in %.1f s (not measured)", cell_id, s.model.display_name,
-                 time.perf_counter() - t0)
         idle = measure_idle(meters, s.energy.idle_baseline_s) if s.energy.idle_baseline_s else None
         if idle:
             self.store.update_meta(idle_readings=[r.to_dict() for r in idle])

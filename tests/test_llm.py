@@ -127,6 +127,8 @@ def test_tiny_llama_end_to_end_through_transformers(tiny, tmp_path):
         assert r["decoding"] == "free" and r["batching"] == "sequential"
         assert sum(r["parse_methods"].values()) == 6 and r["truncated_texts"] == 0
         assert r["classifier"]["engine"] == "transformers"
+        # zero-shot: nothing is fitted, so the fit is 0 Wh with the reason, not a measurement
+        assert r["fit_energy_wh"] == 0.0 and r["fit_method"] == "zero-shot: nothing to fit"
     raw = CellStore(s.out_dir, s.cell_id).dir / "raw" / "split000.jsonl"
     lines = [json.loads(line) for line in raw.read_text().splitlines()]
     assert len(lines) == 6 and all("raw" in line and "label" in line for line in lines)

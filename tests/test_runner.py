@@ -40,8 +40,13 @@ def test_measured_loop_writes_one_record_per_split(settings_for):
     s = settings_for("repetitions=3", "energy.min_window_s=0.2")
     meter = CountingMeter(watts=100.0)
     recs = run_cell(s, meters=[meter])
-    assert [r["split"] for r in recs] == [0, 1, 2] and meter.starts == 3
+    assert [r["split"] for r in recs] == [0, 1, 2] and meter.starts == 6  # a fit + an inference window
     for r in recs:
+        # the fit in a window of its own, per fit (a fit shorter than the window is repeated)
+        assert r["fit_method"] == "fixed" and r["fit_passes"] >= 1 and r["fit_energy_wh"] > 0
+        assert r["fit_energy_wh"] == pytest.approx(100.0 * r["fit_duration_s"] / 3600)
+        assert r["fit_duration_s"] == pytest.approx(r["fit_window_s"] / r["fit_passes"])
+        assert r["fit_gpu_wh"] == r["fit_energy_wh"] and r["fit_cpu_wh"] is None
         assert r["passes"] > 1 and r["window_s"] >= 0.2
         assert r["duration_s"] == pytest.approx(r["window_s"] / r["passes"])
         assert r["energy_wh"] == pytest.approx(r["window_energy_wh"] / r["passes"])
@@ -64,6 +69,8 @@ def test_real_codecarbon_record(settings_for):
     r = recs[0]
     assert r["energy_method"] == "codecarbon" and r["cpu_method"].startswith("codecarbon-")
     assert r["gpu_wh"] is None and r["energy_wh"] > 0 and r["codecarbon_energy_wh"] == r["energy_wh"]
+    # the fit measured by the same real meter, in a window at least its resolution long
+    assert r["fit_method"] == "codecarbon" and r["fit_energy_wh"] > 0 and r["fit_window_s"] >= 0.5
     import codecarbon
 
     assert r["codecarbon_version"] == codecarbon.__version__ and r["energy_hpc_version"]
@@ -74,10 +81,10 @@ def test_resume_skips_complete_cells_and_force_reruns(settings_for):
     meter = CountingMeter()
     first = run_cell(s, meters=[meter])
     again = run_cell(s, meters=[meter])
-    assert meter.starts == 2 and again == first
+    assert meter.starts == 4 and again == first  # 2 splits x (fit + inference), then nothing
     forced = settings_for("force=true")
     run_cell(forced, meters=[meter])
-    assert meter.starts == 4
+    assert meter.starts == 8
 
 
 def test_crash_mid_cell_keeps_finished_splits_and_resumes(settings_for):
@@ -85,7 +92,7 @@ def test_crash_mid_cell_keeps_finished_splits_and_resumes(settings_for):
 
     class Dying(CountingMeter):
         def stop(self):
-            if self.starts == 3:
+            if self.starts == 6:  # split 2's inference window (each split: a fit, an inference)
                 raise KeyboardInterrupt("preempted")
             return super().stop()
 
@@ -96,7 +103,7 @@ def test_crash_mid_cell_keeps_finished_splits_and_resumes(settings_for):
     first_two = store.records()
     meter = CountingMeter()
     recs = run_cell(s, meters=[meter])
-    assert meter.starts == 2 and [r["split"] for r in recs] == [0, 1, 2, 3]
+    assert meter.starts == 4 and [r["split"] for r in recs] == [0, 1, 2, 3]
     assert recs[:2] == first_two
 
 
@@ -209,7 +216,7 @@ def test_a_corrupt_line_costs_only_its_split_which_a_rerun_measures_again(settin
     assert not store.is_complete(3)
     meter = CountingMeter()
     again = run_cell(s, meters=[meter])
-    assert [r["split"] for r in again] == [0, 1, 2] and meter.starts == 1
+    assert [r["split"] for r in again] == [0, 1, 2] and meter.starts == 2
     assert again[0]["started_at"] == first[0]["started_at"]
     assert again[2]["started_at"] == first[2]["started_at"]
     corrupt = store.records_path.with_name("records.jsonl.corrupt").read_text()

@@ -16,7 +16,8 @@ from energy_hpc.analysis.recommend import pareto_front
 from energy_hpc.analysis.summary import model_labels
 from energy_hpc.paper_setup import data_mismatch
 
-FAMILY_STYLE = {"traditional": ("#1b9e77", "o"), "llm": ("#d95f02", "s"), "reasoning": ("#7570b3", "^")}
+FAMILY_STYLE = {"traditional": ("#1b9e77", "o"), "adapted": ("#e7298a", "D"), "llm": ("#d95f02", "s"),
+                "reasoning": ("#7570b3", "^")}
 
 
 def _plt():

@@ -117,18 +117,22 @@ class SetFitClassifier:
         self._load()
 
     def fit(self, texts: Sequence[str], labels: Sequence[str]) -> None:
+        import tempfile
+
         from datasets import Dataset
         from setfit import Trainer, TrainingArguments
 
         _check_pairs(labels)
         m = self.model
-        args = TrainingArguments(
-            batch_size=m.batch_size, num_epochs=m.epochs, num_iterations=m.num_iterations,
-            body_learning_rate=m.body_learning_rate, max_steps=m.max_steps or -1, seed=self.seed,
-            show_progress_bar=False, report_to="none", save_strategy="no", logging_strategy="no")
-        trainer = Trainer(model=self.net, args=args,
-                          train_dataset=Dataset.from_dict({"text": list(texts), "label": list(labels)}))
-        trainer.train()
+        with tempfile.TemporaryDirectory(prefix="energy_hpc-setfit-") as scratch:
+            args = TrainingArguments(
+                output_dir=scratch, batch_size=m.batch_size, num_epochs=m.epochs,
+                num_iterations=m.num_iterations, body_learning_rate=m.body_learning_rate,
+                max_steps=m.max_steps or -1, seed=self.seed, show_progress_bar=False,
+                report_to="none", save_strategy="no", logging_strategy="no")
+            trainer = Trainer(model=self.net, args=args, train_dataset=Dataset.from_dict(
+                {"text": list(texts), "label": list(labels)}))
+            trainer.train()
 
     def predict(self, texts: Sequence[str]) -> Prediction:
         out = self.net.predict(list(texts), batch_size=self.model.batch_size, show_progress_bar=False)
