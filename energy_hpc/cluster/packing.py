@@ -58,7 +58,7 @@ def rule_of_thumb_s(cell: Cell) -> float:
     if model.kind == "llm":
         per_text = 4.0 if getattr(model, "batching", "batched") == "sequential" else 0.5
         return LLM_LOAD_S + s.repetitions * n_test * per_text
-    seconds = s.repetitions * (2 * window + 2.0)
+    seconds = s.repetitions * (2 * window + 2.0 + model.fit_seconds_guess())
     if getattr(model, "features", None) == "embedding":
         seconds += 120.0 + s.repetitions * 10.0
     return seconds
