@@ -18,9 +18,10 @@ from energy_hpc.analysis.summary import summarize
 from tests.conftest import NEEDS_ANALYSIS
 
 
-def rec(model, fit_wh, per_text_wh, acc, *, display=None, cluster="local", split=0):
+def rec(model, fit_wh, per_text_wh, acc, *, display=None, cluster="local", split=0,
+        family="traditional"):
     return {"schema_version": 1, "cell_id": f"{model}-{cluster}", "split": split, "model": model,
-            "model_display": display or model, "model_family": "traditional", "dataset": "demo",
+            "model_display": display or model, "model_family": family, "dataset": "demo",
             "cluster": cluster, "gpu_type": "-", "gpus": 0, "nodes": 1, "decoding": None,
             "batching": None, "accuracy": acc, "energy_wh": per_text_wh * 200, "duration_s": 1.0,
             "avg_power_w": 1.0, "energy_per_sample_wh": per_text_wh, "fit_energy_wh": fit_wh,
@@ -30,8 +31,8 @@ def rec(model, fit_wh, per_text_wh, acc, *, display=None, cluster="local", split
 def known() -> pd.DataFrame:
     # SetFit: 2 Wh to fit, 1e-4 Wh a text; an LLM: nothing to fit, 1e-2 Wh a text; Tf-idf: cheap
     return summarize(pd.DataFrame([
-        rec("setfit_minilm", 2.0, 1e-4, 0.86, display="SetFit (MiniLM)"),
-        rec("llama8b", 0.0, 1e-2, 0.80, display="Llama 3.1 8B"),
+        rec("setfit_minilm", 2.0, 1e-4, 0.86, display="SetFit (MiniLM)", family="adapted"),
+        rec("llama8b", 0.0, 1e-2, 0.80, display="Llama 3.1 8B", family="llm"),
         rec("linear_embedding", 0.01, 1e-4, 0.81, display="Linear Embedding"),
         rec("linear_tfidf", 1e-4, 1e-6, 0.70, display="Linear Tf-idf")]))
 
@@ -66,8 +67,8 @@ def test_the_sentence_names_accuracy_gain_and_payback():
     said = payback_sentence(known(), "demo")
     assert said == ("SetFit (MiniLM) reaches 0.860, 0.050 more than Linear Embedding; its 2 Wh of "
                     "training is paid back against Llama 3.1 8B after 203 texts.")
-    only_zero_fit = known()[known()["model"] == "llama8b"]
-    assert payback_sentence(only_zero_fit, "demo") is None
+    no_adapted = known()[known()["model"] != "setfit_minilm"]
+    assert payback_sentence(no_adapted, "demo") is None
 
 
 @NEEDS_ANALYSIS
@@ -76,12 +77,15 @@ def test_figure8_marks_the_break_even_points(tmp_path, monkeypatch):
 
     kept = {}
     monkeypatch.setattr(figures, "_save", lambda fig, out, name: kept.setdefault(name, fig) and [])
-    s = summarize(pd.DataFrame([rec("setfit_minilm", 2.0, 1e-4, 0.86, display="SetFit"),
+    s = summarize(pd.DataFrame([rec("setfit_minilm", 2.0, 1e-4, 0.86, display="SetFit",
+                                    family="adapted"),
                                 rec("llama8b", 0.0, 1e-2, 0.90, display="Llama")]))
     figures.figure8(s, tmp_path)
     ax = kept["figure8_cumulative_energy"].axes[0]
     assert ax.get_xscale() == "log" and ax.get_yscale() == "log"
     assert [line.get_label() for line in ax.get_lines()] == ["SetFit", "Llama"]
-    [marks] = [c for c in ax.collections if c.get_label().startswith("break-even")]
-    x, y = marks.get_offsets()[0]
+    marks = ax.collections  # only break-even points are scattered in figure 8
+    points = {tuple(m.get_offsets()[0]) for m in marks}  # the frontier pair and the adapted pair
+    assert len(points) == 1
+    [(x, y)] = points
     assert x == pytest.approx(2.0 / (1e-2 - 1e-4)) and y == pytest.approx(2.0 + x * 1e-4)

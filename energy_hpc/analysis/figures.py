@@ -387,15 +387,16 @@ def figure7(by_cell: pd.DataFrame, out_dir: Path) -> list[Path]:
 
 def figure8(summary: pd.DataFrame, out_dir: Path) -> list[Path]:
     """Cumulative energy (fit + inference) against texts classified, log-log, a line per cell,
-    one panel per dataset and cluster; the break-even points of frontier pairs marked."""
-    from energy_hpc.analysis.payback import frontier_pairs, total_wh
+    one panel per dataset and cluster; the break-even points of frontier pairs and of each
+    adapted cell against the cells cheaper to fit marked."""
+    from energy_hpc.analysis.payback import adapted_pairs, frontier_pairs, total_wh
 
     plt = _plt()
     cells = summary.dropna(subset=["fit_energy_wh_mean", "energy_per_sample_wh_mean"])
     panels = list(dict.fromkeys(zip(cells["dataset"], cells["cluster"], strict=True)))
     fig, axes = plt.subplots(1, len(panels), figsize=(7 * len(panels), 5), squeeze=False)
     texts = np.geomspace(1, 1e8, 200)
-    pairs = frontier_pairs(cells)
+    pairs = frontier_pairs(cells) + adapted_pairs(cells)
     for ax, (ds, cluster) in zip(axes[0], panels, strict=True):
         sub = cells[(cells["dataset"] == ds) & (cells["cluster"] == cluster)]
         for label, (_, cell) in zip(point_labels(sub), sub.iterrows(), strict=True):
@@ -406,7 +407,7 @@ def figure8(summary: pd.DataFrame, out_dir: Path) -> list[Path]:
                     or math.isinf(n) or not 1 <= n <= 1e8:
                 continue
             ax.scatter([n], [total_wh(adapted, n)], marker="x", color="black", s=40, zorder=4,
-                       label=None if marked else "break-even (frontier pairs)")
+                       label=None if marked else "break-even")
             marked = True
         ax.set_xscale("log")
         ax.set_yscale("log")

@@ -87,6 +87,20 @@ def frontier_pairs(summary: pd.DataFrame) -> list[tuple[pd.Series, pd.Series, fl
     return pairs
 
 
+def adapted_pairs(summary: pd.DataFrame) -> list[tuple[pd.Series, pd.Series, float | None]]:
+    """Each adapted cell (family ``adapted``) against every other cell of its dataset and cluster
+    that costs less to fit: (adapted, other, break-even texts)."""
+    pairs = []
+    if "model_family" not in summary:
+        return pairs
+    for _, group in summary.groupby(["dataset", "cluster"], sort=False):
+        for _, a in group[group["model_family"] == "adapted"].iterrows():
+            for _, b in group.iterrows():
+                if b.name != a.name and (_fit(b) or 0) < (_fit(a) or 0):
+                    pairs.append((a, b, break_even(a, b)))
+    return pairs
+
+
 def _texts(n: float | None) -> str:
     if n is None:
         return "–"
@@ -108,33 +122,36 @@ def break_even_table(summary: pd.DataFrame) -> pd.DataFrame:
 
 def payback_sentence(summary: pd.DataFrame, dataset: str, cluster: str | None = None) -> str | None:
     """"X reaches 0.86, 0.05 more than Y; its 1.9 Wh of training is paid back against Z after
-    310 texts." for the most accurate cell that trains something; None when no cell does."""
+    310 texts." for the most accurate adapted cell (model family ``adapted``), compared with the
+    most accurate cell of another family; None when no adapted cell was measured."""
     cells = summary[summary["dataset"] == dataset]
     if cluster is not None:
         cells = cells[cells["cluster"] == cluster]
     cells = cells.dropna(subset=["accuracy_mean"])
-    trained = cells[pd.to_numeric(cells.get("fit_energy_wh_mean"), errors="coerce") > 0] \
-        if "fit_energy_wh_mean" in cells else cells.iloc[0:0]
-    if trained.empty:
+    if "model_family" not in cells or "fit_energy_wh_mean" not in cells:
         return None
-    best = trained.loc[trained["accuracy_mean"].idxmax()]
-    name = model_labels(best.to_frame().T).iloc[0]
-    below = cells[cells["accuracy_mean"] < best["accuracy_mean"]]
-    said = f"{name} reaches {best['accuracy_mean']:.3f}"
-    if not below.empty:
-        runner_up = below.loc[below["accuracy_mean"].idxmax()]
-        said += (f", {best['accuracy_mean'] - runner_up['accuracy_mean']:.3f} more than "
-                 f"{model_labels(runner_up.to_frame().T).iloc[0]}")
-    fit = _fit(best)
+    adapted = cells[(cells["model_family"] == "adapted") & cells["fit_energy_wh_mean"].notna()]
+    if adapted.empty:
+        return None
+    best = adapted.loc[adapted["accuracy_mean"].idxmax()]
+    said = f"{model_labels(best.to_frame().T).iloc[0]} reaches {best['accuracy_mean']:.3f}"
+    others = cells[cells["model_family"] != "adapted"]
+    if not others.empty:
+        rival = others.loc[others["accuracy_mean"].idxmax()]
+        gap = float(best["accuracy_mean"] - rival["accuracy_mean"])
+        name = model_labels(rival.to_frame().T).iloc[0]
+        said += (f", {gap:.3f} more than {name}" if gap > 5e-4 else
+                 f", {-gap:.3f} less than {name}" if gap < -5e-4 else f", as accurate as {name}")
+    fit = _fit(best) or 0.0
     rivals = [(other, break_even(best, other)) for _, other in cells.iterrows()
               if other.name != best.name and (_per_text(other) or 0) > (_per_text(best) or 0)
-              and (_fit(other) or 0) < (fit or 0)]
+              and (_fit(other) or 0) < fit]
     rivals = [(o, n) for o, n in rivals if n is not None and not math.isinf(n)]
     if rivals:
         other, n = max(rivals, key=lambda r: r[0]["accuracy_mean"])
         said += (f"; its {fit:.3g} Wh of training is paid back against "
                  f"{model_labels(other.to_frame().T).iloc[0]} after {_texts(n)} texts")
     else:
-        said += (f"; its {fit:.3g} Wh of training is not paid back against any cell here (each "
-                 "costs less to fit or less per text)")
+        said += (f"; its {fit:.3g} Wh of training is paid back against no cell here (each costs "
+                 "less to fit or less per text)")
     return said + "."
