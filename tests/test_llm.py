@@ -194,7 +194,10 @@ def test_catalogue_has_the_papers_eleven_models():
     from tests.conftest import REPO
 
     names = sorted(p.stem for p in (REPO / "energy_hpc" / "hydra_conf" / "model").glob("*.yaml"))
-    llms = [n for n in names if compose_settings([f"model={n}"]).model.kind == "llm"]
+    # hf_classifier is a template: it names no model until model.hf_id is given
+    llms = [n for n in names if n != "hf_classifier"
+            and compose_settings([f"model={n}"]).model.kind == "llm"]
+    assert compose_settings(["model=hf_classifier", "model.hf_id=x"]).model.kind == "hf_classifier"
     assert len(llms) == 11
     ds = compose_settings(["model=ds_llama70b"]).model
     assert ds.family == "reasoning" and ds.max_tokens >= 4096
