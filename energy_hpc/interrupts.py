@@ -81,7 +81,8 @@ def signals_interrupt() -> Iterator[None]:
         return
     signals = (signal.SIGINT, signal.SIGTERM, signal.SIGUSR2, signal.SIGALRM)
     saved = {sig: signal.getsignal(sig) for sig in signals}
-    handled = callable(saved[signal.SIGTERM])
+    # a handler of an enclosing signals_interrupt (the CLI's) is ours, not submitit's
+    handled = callable(saved[signal.SIGTERM]) and not getattr(saved[signal.SIGTERM], "ours", False)
     checkpointing = False
 
     def on_int(signum: int, frame: Any) -> None:
@@ -108,6 +109,8 @@ def signals_interrupt() -> Iterator[None]:
         if callable(previous):
             previous(signum, frame)
 
+    for handler in (on_int, on_term, on_alarm, on_usr2):
+        handler.ours = True  # type: ignore[attr-defined]
     signal.signal(signal.SIGINT, on_int)
     signal.signal(signal.SIGTERM, on_term)
     if handled:

@@ -48,6 +48,8 @@ def recommend_all(summary: pd.DataFrame, accuracy_floor: float | None = None,
     """One recommendation per dataset and cluster: a cell is compared with cells measured on the
     same cluster (the same hardware and meters), never with another cluster's. Without a floor
     or ``within``, ``within`` is :data:`DEFAULT_WITHIN` (and the sentence says so)."""
+    from energy_hpc.analysis.payback import payback_sentence  # payback imports this module
+
     said = accuracy_floor is not None or within is not None
     if not said:
         within = DEFAULT_WITHIN
@@ -60,8 +62,6 @@ def recommend_all(summary: pd.DataFrame, accuracy_floor: float | None = None,
             if not said and rec.chosen is not None:
                 rec.sentence += (f" (Cells within {DEFAULT_WITHIN} of the best accuracy count as "
                                  "good enough; --within or --floor sets that.)")
-            from energy_hpc.analysis.payback import payback_sentence
-
             payback = payback_sentence(summary, ds, cluster if len(clusters) > 1 else None)
             if payback:
                 rec.sentence += " " + payback
