@@ -28,7 +28,7 @@ from typing import Any
 from energy_hpc.analysis.paper import display_name, paper_reference
 from energy_hpc.cell import compose_cell
 from energy_hpc.estimate import from_first_principles, midpoint
-from energy_hpc.estimate.cost import output_tokens
+from energy_hpc.estimate.llm import output_tokens
 
 FKTG_CATEGORIES = (
     "geoWK", "Tongestein", "Aktive Störungszonen", "Öffentlichkeitsbeteiligung", "Kristallingestein",

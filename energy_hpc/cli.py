@@ -298,6 +298,14 @@ def shipped_defaults() -> dict[str, str]:
 
 def main() -> None:
     from energy_hpc.interrupts import signals_interrupt
+    from energy_hpc.kinds import load_plugins
+
+    try:
+        if load_plugins():  # their kinds' fields join the schema
+            register_configs()
+    except UserError as exc:
+        print(f"energy_hpc: error: {exc}", file=sys.stderr)
+        sys.exit(2)
 
     for check in (check_override_keys, check_site_yaml):
         if problem := check(sys.argv[1:]):

@@ -21,6 +21,15 @@ from omegaconf import MISSING, DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from energy_hpc.errors import ConfigError
+from energy_hpc.kinds import (
+    GpuMemory,
+    MeasurementPolicy,
+    ModelKind,
+    get_kind,
+    kind_names,
+    register_kind,
+    registered_kinds,
+)
 
 MODEL_FAMILIES = ("traditional", "adapted", "llm", "reasoning")
 FEATURES = ("bow", "tfidf", "embedding")
@@ -69,11 +78,22 @@ def _plain(value: Any) -> Any:
     return asdict(value) if dataclasses.is_dataclass(value) else value
 
 
+@dataclass(frozen=True)
+class RoughSeconds:
+    """A generous guess of a cell's time when nothing estimates it (packing only): a load once,
+    per test text in a pass, and per split outside its windows (fitting)."""
+
+    load_s: float = 0.0
+    per_text_s: float = 0.0
+    per_split_s: float = 2.0
+
+
 @dataclass
 class ModelConfig:
     """What every classifier config has; each model kind adds its own fields in a subclass.
 
-    A kind is one registration (:func:`register_model_kind`): nothing here lists the kinds.
+    A kind is one registration (:func:`energy_hpc.kinds.register_kind`): nothing here lists the
+    kinds. The methods below are a kind's placement needs; a subclass overrides what differs.
     """
 
     name: str = MISSING
@@ -90,40 +110,58 @@ class ModelConfig:
         """Whether the classifier computes on a GPU when it has one (``gpus=auto`` gives it one)."""
         return False
 
+    def requires_gpu(self) -> str | None:
+        """Why this model cannot run without a GPU (placement refuses gpus=0 saying so), or None."""
+        return None
+
     def single_node_reason(self) -> str | None:
         """Why this kind cannot span nodes (placement refuses nodes > 1 saying so), or None."""
         return None
 
-    def fit_seconds_guess(self) -> float:
-        """Packing's generous guess of one split's fit when nothing estimates it (seconds)."""
-        return 0.0
+    def gpu_memory(self) -> GpuMemory | None:
+        """GPU memory a cell needs (inference, and training for kinds that train), or None when
+        it cannot be said (placement then checks nothing, and says so)."""
+        return None
+
+    def rough_seconds(self) -> RoughSeconds:
+        return RoughSeconds()
+
+    def engine_identity(self) -> tuple | None:
+        """What a loaded engine is, when the kind has one to share: cells of one job whose
+        models give equal identities load it once. None: nothing to share."""
+        return None
 
 
-_MODEL_KINDS: dict[str, type[ModelConfig]] = {}
+# bytes per parameter by dtype (weights in GPU memory; a weights file read at load)
+BYTES_PER_PARAM = {"float32": 4, "fp32": 4, "bfloat16": 2, "float16": 2, "fp16": 2, "half": 2,
+                   "auto": 2, "fp8": 1, "int8": 1, "int4": 0.5, "awq": 0.5, "gptq": 0.5}
+HEADROOM = 1.15  # weights x 1.15: KV cache and activations for short classification prompts
+# training: fp32 weights (4) + gradients (4) + Adam's two moments (8) bytes per parameter, x 1.5 for
+# the activations of a batch of short texts, + 1 GB for the CUDA context and kernels
+TRAINING_BYTES_PER_PARAM = 16
+TRAINING_ACTIVATIONS = 1.5
+CUDA_CONTEXT_GB = 1.0
 
 
-def register_model_kind(kind: str) -> Any:
-    """Class decorator: ``@register_model_kind("mykind")`` makes ``kind: mykind`` valid in model files."""
-
-    def register(cls: type[ModelConfig]) -> type[ModelConfig]:
-        _MODEL_KINDS[kind] = cls
-        return cls
-
-    return register
+def _training_memory(params_million: float | None) -> GpuMemory | None:
+    if not params_million:
+        return None
+    weights = params_million * 1e6 * 4 / 1e9
+    state = params_million * 1e6 * TRAINING_BYTES_PER_PARAM / 1e9
+    return GpuMemory(weights_gb=weights, needed_gb=state * TRAINING_ACTIVATIONS + CUDA_CONTEXT_GB,
+                     how=f"{params_million:g} M params x {TRAINING_BYTES_PER_PARAM} bytes (fp32 "
+                         f"weights, gradients, Adam state) x {TRAINING_ACTIVATIONS} activations "
+                         f"+ {CUDA_CONTEXT_GB:g} GB CUDA context, on one GPU")
 
 
 def model_kinds() -> tuple[str, ...]:
-    return tuple(_MODEL_KINDS)
+    return kind_names()
 
 
 def model_config_class(kind: Any, source: str = "model") -> type[ModelConfig]:
-    if kind not in _MODEL_KINDS:
-        raise ConfigError(f"{source}: model.kind={kind!r} is not valid; use one of "
-                          f"{', '.join(_MODEL_KINDS)}")
-    return _MODEL_KINDS[kind]
+    return get_kind(kind, source).config
 
 
-@register_model_kind("traditional")
 @dataclass
 class TraditionalModelConfig(ModelConfig):
     """A scikit-learn / XGBoost estimator on bag-of-words, char TF-IDF or sentence embeddings."""
@@ -147,8 +185,19 @@ class TraditionalModelConfig(ModelConfig):
     def uses_gpu(self) -> bool:
         return self.features == "embedding"  # the sentence encoder; BoW/TF-IDF run on the CPU
 
+    def rough_seconds(self) -> RoughSeconds:
+        if self.features == "embedding":  # loading the encoder, encoding the training texts
+            return RoughSeconds(load_s=120.0, per_split_s=12.0)
+        return RoughSeconds()
 
-@register_model_kind("llm")
+
+register_kind(ModelKind(
+    "traditional", TraditionalModelConfig,
+    classifier="energy_hpc.classifiers.traditional:TraditionalClassifier",
+    inference_estimate="energy_hpc.estimate.traditional:inference",
+    fit_estimate="energy_hpc.estimate.traditional:fit"))
+
+
 @dataclass
 class LLMModelConfig(ModelConfig):
     """A zero-shot LLM with the paper's prompt, on vLLM or transformers."""
@@ -191,11 +240,46 @@ class LLMModelConfig(ModelConfig):
     def uses_gpu(self) -> bool:
         return True
 
+    def requires_gpu(self) -> str | None:
+        return f"{self.name} on vLLM needs GPUs" if self.engine == "vllm" else None
+
+    def weights_gb(self) -> float | None:
+        """The weights in GB (parameters x bytes per parameter of ``dtype``)."""
+        if not self.params_billion:
+            return None
+        per_param = BYTES_PER_PARAM.get(self.dtype.lower())
+        if per_param is None:
+            raise ConfigError(f"model.dtype={self.dtype!r} is unknown; use one of "
+                              f"{', '.join(BYTES_PER_PARAM)}")
+        return self.params_billion * per_param
+
+    def gpu_memory(self) -> GpuMemory | None:
+        weights = self.weights_gb()
+        if weights is None:
+            return None
+        return GpuMemory(weights_gb=weights, needed_gb=weights * HEADROOM, divisible=True,
+                         how=f"{self.params_billion} B params x "
+                             f"{BYTES_PER_PARAM[self.dtype.lower()]} bytes x {HEADROOM} headroom")
+
+    def rough_seconds(self) -> RoughSeconds:
+        # a 10 min engine load, then 4 s (sequential) or 0.5 s (batched) per test text
+        return RoughSeconds(load_s=600.0, per_text_s=4.0 if self.batching == "sequential" else 0.5,
+                            per_split_s=0.0)
+
     def engine_identity(self) -> tuple:
         """What a loaded engine is, as far as the model decides it: cells that differ only in
         dataset, decoding, batching, few-shot count, max_tokens or repetitions share one."""
         return (self.engine, self.hf_id, self.revision, self.dtype, self.context_length,
                 self.load_format, self.gpu_memory_utilization)
+
+
+register_kind(ModelKind(
+    "llm", LLMModelConfig, classifier="energy_hpc.classifiers.llm:LLMClassifier",
+    # one request warms the engine (the paper); one pass is measured: a repeat would only hit
+    # the engine's prefix cache
+    measurement=MeasurementPolicy(warmup="one_text", repeat_passes=False),
+    inference_estimate="energy_hpc.estimate.llm:inference",
+    fit_estimate="energy_hpc.estimate.llm:fit"))
 
 
 MIXED_PRECISION = ("auto", "no", "bf16", "fp16")
@@ -216,7 +300,6 @@ def _adapting_checks(cfg: Any, rate_field: str) -> None:
                           "> 0, or null for the whole epochs")
 
 
-@register_model_kind("setfit")
 @dataclass
 class SetFitModelConfig(ModelConfig):
     """SetFit: contrastive fine-tuning of a sentence-transformers body on the split's training
@@ -230,6 +313,8 @@ class SetFitModelConfig(ModelConfig):
     body_learning_rate: float = 2e-5
     max_steps: int | None = None  # cap on the body's training steps (tests: a few)
     max_length: int | None = None  # the body's own limit when null
+    # the body's parameters (millions), for the GPU memory check and the fit estimate
+    params_million: float | None = not_in_cell_id(None)
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -243,14 +328,24 @@ class SetFitModelConfig(ModelConfig):
     def uses_gpu(self) -> bool:
         return True
 
-    def fit_seconds_guess(self) -> float:
-        return 300.0  # SetFit's defaults on 200 texts took ~3 min a split on 2 CPU cores
+    def gpu_memory(self) -> GpuMemory | None:
+        return _training_memory(self.params_million)
+
+    def rough_seconds(self) -> RoughSeconds:
+        # SetFit's defaults on 200 texts took ~12 min a split on 2 busy CPU cores
+        return RoughSeconds(load_s=60.0, per_text_s=0.01, per_split_s=900.0)
 
     def single_node_reason(self) -> str | None:
         return "SetFit trains one model in one process: one node only"
 
 
-@register_model_kind("finetune")
+_ADAPTED_ESTIMATES = "energy_hpc.estimate.adapted"
+register_kind(ModelKind(
+    "setfit", SetFitModelConfig, classifier="energy_hpc.classifiers.adapted:SetFitClassifier",
+    inference_estimate=f"{_ADAPTED_ESTIMATES}:inference",
+    fit_estimate=f"{_ADAPTED_ESTIMATES}:setfit_fit"))
+
+
 @dataclass
 class FinetuneModelConfig(ModelConfig):
     """An encoder with a classification head (AutoModelForSequenceClassification), fine-tuned
@@ -266,6 +361,7 @@ class FinetuneModelConfig(ModelConfig):
     max_steps: int | None = None
     weight_decay: float = 0.0
     mixed_precision: str = "auto"  # auto = bf16 on a GPU that has it, else full precision
+    params_million: float | None = not_in_cell_id(None)  # the encoder's (memory check, estimates)
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -280,15 +376,23 @@ class FinetuneModelConfig(ModelConfig):
     def uses_gpu(self) -> bool:
         return True
 
-    def fit_seconds_guess(self) -> float:
-        return 300.0  # SetFit's defaults on 200 texts took ~3 min a split on 2 CPU cores
+    def gpu_memory(self) -> GpuMemory | None:
+        return _training_memory(self.params_million)
+
+    def rough_seconds(self) -> RoughSeconds:
+        return RoughSeconds(load_s=60.0, per_text_s=0.01, per_split_s=300.0)
 
     def single_node_reason(self) -> str | None:
         return ("fine-tuning runs in one process on the node's GPU(s) (no distributed training "
                 "here): one node only")
 
 
-@register_model_kind("hf_classifier")
+register_kind(ModelKind(
+    "finetune", FinetuneModelConfig, classifier="energy_hpc.classifiers.adapted:FinetuneClassifier",
+    inference_estimate=f"{_ADAPTED_ESTIMATES}:inference",
+    fit_estimate=f"{_ADAPTED_ESTIMATES}:finetune_fit"))
+
+
 @dataclass
 class HFClassifierModelConfig(ModelConfig):
     """An already fine-tuned text-classification model (hub, cache or folder), inference only;
@@ -300,6 +404,7 @@ class HFClassifierModelConfig(ModelConfig):
     label_map: dict[str, str] | None = None
     batch_size: int = 32
     max_length: int = 256
+    params_million: float | None = not_in_cell_id(None)  # the model's (memory check, estimates)
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -314,6 +419,24 @@ class HFClassifierModelConfig(ModelConfig):
 
     def single_node_reason(self) -> str | None:
         return "a classifier of this kind runs in one process: one node only"
+
+    def gpu_memory(self) -> GpuMemory | None:
+        if not self.params_million:
+            return None
+        weights = self.params_million * 1e6 * 4 / 1e9
+        return GpuMemory(weights_gb=weights, needed_gb=weights * HEADROOM + CUDA_CONTEXT_GB,
+                         how=f"{self.params_million:g} M params x 4 bytes x {HEADROOM} headroom "
+                             f"+ {CUDA_CONTEXT_GB:g} GB CUDA context, on one GPU")
+
+    def rough_seconds(self) -> RoughSeconds:
+        return RoughSeconds(load_s=60.0, per_text_s=0.01, per_split_s=0.0)
+
+
+register_kind(ModelKind(
+    "hf_classifier", HFClassifierModelConfig,
+    classifier="energy_hpc.classifiers.adapted:HFClassifier",
+    inference_estimate=f"{_ADAPTED_ESTIMATES}:inference",
+    fit_estimate=f"{_ADAPTED_ESTIMATES}:no_fit"))
 
 
 @dataclass
@@ -480,8 +603,8 @@ def _model_field_defaults() -> dict[str, Any]:
     """The defaults of every registered model kind's fields (a kind's own defaults win for its
     file; fields of other kinds left at their defaults are dropped by :func:`build_model`)."""
     out: dict[str, Any] = {}
-    for cls in reversed(list(_MODEL_KINDS.values())):
-        out.update(_field_defaults(cls))
+    for kind in reversed(registered_kinds()):
+        out.update(_field_defaults(kind.config))
     out.update(_field_defaults(ModelConfig))
     return out
 

@@ -25,6 +25,7 @@ from energy_hpc.energy.window import measure_idle, net_of_idle
 from energy_hpc.errors import UserError
 from energy_hpc.estimate import estimate, record_columns, records_for
 from energy_hpc.interrupts import CellInterrupted, as_interrupted, signals_interrupt
+from energy_hpc.kinds import kind_of
 from energy_hpc.paper_setup import display_name, weights_of
 from energy_hpc.provenance import environment
 from energy_hpc.results import CellStore, append_sweep_manifest, atomic_write_text, dumps
@@ -255,11 +256,12 @@ class CellRunner:
         train_texts, test_texts = split.train["text"].tolist(), split.test["text"].tolist()
         fit = self._measure_fit(classifier, meters, train_texts, split.train["label"].tolist(),
                                 split.seed)
-        if s.energy.warmup:  # one request for an LLM (as the paper), a whole pass otherwise
-            classifier.predict(test_texts[:1] if s.model.kind == "llm" else test_texts)
+        policy = kind_of(s.model).measurement
+        if s.energy.warmup:  # the kind's: one request (an LLM, as the paper) or a whole pass
+            classifier.predict(test_texts[:1] if policy.warmup == "one_text" else test_texts)
         window = measure_window(meters, lambda: classifier.predict(test_texts),
                                 min_window_s=s.energy.min_window_s, min_passes=s.energy.min_passes,
-                                max_passes=1 if s.model.kind == "llm" else None)
+                                max_passes=None if policy.repeat_passes else 1)
         readings = [flag_implausible(r, rated_power(s, self.placement)) for r in window.readings]
         prediction = window.output
         scores = quality(split.test["label"].tolist(), prediction.labels, corpus.labels)

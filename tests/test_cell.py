@@ -76,15 +76,16 @@ def test_another_kinds_field_is_refused_naming_the_kind_file():
 
 
 def test_a_new_model_kind_is_one_registration():
+    """(tests/test_kinds.py runs such a kind end to end.)"""
     from dataclasses import dataclass
 
     from energy_hpc.classifiers import ClassifierContext, Prediction, build_classifier
-    from energy_hpc.classifiers.base import register_classifier
-    from energy_hpc.config import ModelConfig, build_model, register_model_kind
+    from energy_hpc.config import ModelConfig, build_model
+    from energy_hpc.kinds import ModelKind, register_kind
 
-    @register_model_kind("constant")
     @dataclass
     class ConstantConfig(ModelConfig):
+        kind: str = "constant"
         answer: str = "a"
 
     class Constant:
@@ -100,9 +101,11 @@ def test_a_new_model_kind_is_one_registration():
         def describe(self):
             return {}
 
-    register_classifier("constant", Constant)
+    register_kind(ModelKind("constant", ConstantConfig, classifier=Constant))
     model = build_model({"name": "c", "kind": "constant", "answer": "b"}, "model/c.yaml")
     assert build_classifier(model, ClassifierContext()).predict(["x"]).labels == ["b"]
+    with pytest.raises(ConfigError, match="model.kind='nope' is not valid; use one of traditional"):
+        build_model({"name": "c", "kind": "nope"}, "model/c.yaml")
 
 
 # --- planning: fast composition gives exactly what full composition gives -------------------

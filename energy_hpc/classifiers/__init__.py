@@ -2,12 +2,6 @@
 
 from __future__ import annotations
 
-from energy_hpc.classifiers.base import (
-    Classifier,
-    ClassifierContext,
-    Prediction,
-    build_classifier,
-    register_classifier,
-)
+from energy_hpc.classifiers.base import Classifier, ClassifierContext, Prediction, build_classifier
 
-__all__ = ["Classifier", "ClassifierContext", "Prediction", "build_classifier", "register_classifier"]
+__all__ = ["Classifier", "ClassifierContext", "Prediction", "build_classifier"]

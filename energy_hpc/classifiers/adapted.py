@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from energy_hpc.classifiers.base import ClassifierContext, Prediction, register_classifier
+from energy_hpc.classifiers.base import ClassifierContext, Prediction
 from energy_hpc.config import (
     OFFLINE_BODY,
     FinetuneModelConfig,
@@ -300,8 +300,3 @@ class HFClassifier(_SequenceClassifier):
 
     def describe(self) -> dict[str, Any]:
         return {"hf_id": self.model.hf_id, "device": self.device, "labels": self.id_to_label}
-
-
-register_classifier("setfit", SetFitClassifier)
-register_classifier("finetune", FinetuneClassifier)
-register_classifier("hf_classifier", HFClassifier)

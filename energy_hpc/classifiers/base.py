@@ -1,12 +1,10 @@
-"""The classifier protocol and the registry that maps a model kind to its implementation."""
+"""The classifier protocol; a kind's factory builds one (:mod:`energy_hpc.kinds`)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
-
-from energy_hpc.errors import ConfigError
 
 if TYPE_CHECKING:
     from energy_hpc.cluster.placement import Placement
@@ -53,30 +51,10 @@ class Classifier(Protocol):
 
 
 ClassifierFactory = Callable[["ModelConfig", ClassifierContext], Classifier]
-_REGISTRY: dict[str, ClassifierFactory] = {}
-
-
-def register_classifier(kind: str, factory: ClassifierFactory) -> None:
-    """One registration per model kind (its config dataclass registers with
-    :func:`energy_hpc.config.register_model_kind`)."""
-    _REGISTRY[kind] = factory
-
-
-# The built-in kinds' modules, imported on first use so the lean install never imports an LLM
-# stack it does not use. A plug-in kind registers itself when its module is imported.
-_BUILTIN_MODULES = {"traditional": "energy_hpc.classifiers.traditional",
-                    "llm": "energy_hpc.classifiers.llm",
-                    "setfit": "energy_hpc.classifiers.adapted",
-                    "finetune": "energy_hpc.classifiers.adapted",
-                    "hf_classifier": "energy_hpc.classifiers.adapted"}
 
 
 def build_classifier(model: ModelConfig, context: ClassifierContext | None = None) -> Classifier:
-    """Build the classifier for ``model.kind``."""
-    if model.kind not in _REGISTRY and model.kind in _BUILTIN_MODULES:
-        import importlib
+    """Build the classifier of ``model.kind`` (its kind's factory, imported on first use)."""
+    from energy_hpc.kinds import kind_of
 
-        importlib.import_module(_BUILTIN_MODULES[model.kind])
-    if model.kind not in _REGISTRY:
-        raise ConfigError(f"model.kind={model.kind!r} has no classifier; known: {sorted(_REGISTRY)}")
-    return _REGISTRY[model.kind](model, context or ClassifierContext())
+    return kind_of(model).build_classifier(model, context or ClassifierContext())

@@ -14,7 +14,7 @@ from sklearn.feature_extraction.text import CountVectorizer, TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 from sklearn.preprocessing import LabelEncoder
 
-from energy_hpc.classifiers.base import ClassifierContext, Prediction, register_classifier
+from energy_hpc.classifiers.base import ClassifierContext, Prediction
 from energy_hpc.config import TraditionalModelConfig
 from energy_hpc.errors import ConfigError, UserError
 
@@ -147,6 +147,3 @@ def _cuda_available() -> bool:
         return bool(torch.cuda.is_available())
     except ImportError:
         return False
-
-
-register_classifier("traditional", TraditionalClassifier)

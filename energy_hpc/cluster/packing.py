@@ -32,7 +32,6 @@ log = logging.getLogger(__name__)
 TIME_SHARE = 0.8  # of time_limit_min a packed job may fill: room for start-up and a slow node
 STARTUP_S = 20.0  # Python start, imports, CodeCarbon's first start, per cell a little bookkeeping
 RAY_STARTUP_S = 60.0  # a multi-node job brings a Ray cluster up first
-LLM_LOAD_S = 600.0  # the rule of thumb's engine load (once per job for cells sharing an engine)
 TIME_STEP_MIN = 5  # --time is rounded up to this (and is at least this): backfill needs no finer
 
 
@@ -48,20 +47,16 @@ def _meta_seconds(meta_path: Path) -> float | None:
 
 
 def rule_of_thumb_s(cell: Cell) -> float:
-    """When nothing estimates a cell (packing only; ``--time`` then asks for the time limit):
-    LLM = 10 min load + 4 s (sequential) or 0.5 s (batched) per test text and split;
-    traditional = per split a warm-up, the window and a fit, embedding +2 min for the encoder."""
+    """When nothing estimates a cell (packing only; ``--time`` then asks for the time limit): the
+    model's generous :class:`~energy_hpc.config.RoughSeconds` (a load once; per split a warm-up
+    and a measured window, the pass's texts and the fit), e.g. an LLM's 10 min load and 4 s
+    (sequential) or 0.5 s (batched) per test text."""
     s = cell.settings
     window = max(s.energy.min_window_s, 0.5) + s.energy.idle_baseline_s
     n_test = s.dataset.n_test or 200
-    model = s.model
-    if model.kind == "llm":
-        per_text = 4.0 if getattr(model, "batching", "batched") == "sequential" else 0.5
-        return LLM_LOAD_S + s.repetitions * n_test * per_text
-    seconds = s.repetitions * (2 * window + 2.0 + model.fit_seconds_guess())
-    if getattr(model, "features", None) == "embedding":
-        seconds += 120.0 + s.repetitions * 10.0
-    return seconds
+    rough = s.model.rough_seconds()
+    return rough.load_s + s.repetitions * (2 * window + n_test * rough.per_text_s
+                                           + rough.per_split_s)
 
 
 def known_s(cell: Cell) -> float | None:
@@ -153,8 +148,7 @@ class PackedJob(list):
 def engine_of(cell: Cell) -> tuple | None:
     """What a loaded LLM engine is (cells of one shape with equal ones share one load in a job);
     None for models without an engine to share."""
-    identity = getattr(cell.settings.model, "engine_identity", None)
-    return identity() if identity is not None else None
+    return cell.settings.model.engine_identity()
 
 
 def pack_jobs(cells: list[Cell], pack: int | str, time_limit_min: int) -> list[PackedJob]:
@@ -180,9 +174,9 @@ def pack_jobs(cells: list[Cell], pack: int | str, time_limit_min: int) -> list[P
                 and known_s(cell) is None:
             jobs[-1].append(cell)
             jobs[-1].why = (f"{len(jobs[-1])} cells that share one loaded engine "
-                            f"({cell.settings.model.hf_id}); nothing estimates them, so they are "
+                            f"({cell.settings.model.display_name}); nothing estimates them, so they are "
                             "not split by time")
-            used += max(need - LLM_LOAD_S, 0.0)
+            used += max(need - cell.settings.model.rough_seconds().load_s, 0.0)
             continue
         if not jobs or used + need > budget:
             if not jobs:

@@ -1,7 +1,9 @@
 """Where a cell runs: GPUs per node, tensor parallel = GPUs per node, pipeline parallel = nodes.
 
-The memory check is deliberately simple and stated: weights (parameters × bytes per parameter)
-plus headroom for KV cache and activations must fit in the allocation's total GPU memory.
+The memory check is deliberately simple and stated: what the model's kind says it needs
+(``ModelConfig.gpu_memory``: an LLM's weights plus headroom for KV cache and activations, shared
+by its GPUs; a trained encoder's weights, gradients, optimizer state and activations, on one
+GPU) must fit in the GPU memory that holds it.
 """
 
 from __future__ import annotations
@@ -10,14 +12,11 @@ import logging
 import math
 from dataclasses import asdict, dataclass
 
-from energy_hpc.config import ClusterConfig, LLMModelConfig, ModelConfig, Settings
+from energy_hpc.config import ClusterConfig, ModelConfig, Settings
 from energy_hpc.errors import ConfigError
 
-BYTES_PER_PARAM = {"float32": 4, "fp32": 4, "bfloat16": 2, "float16": 2, "fp16": 2, "half": 2,
-                   "auto": 2, "fp8": 1, "int8": 1, "int4": 0.5, "awq": 0.5, "gptq": 0.5}
 log = logging.getLogger(__name__)
 
-HEADROOM = 1.15  # weights x 1.15: KV cache and activations for short classification prompts
 GPU_MEMORY_USABLE = 0.9  # vLLM's default gpu_memory_utilization
 
 
@@ -55,23 +54,20 @@ class Placement:
 
 
 def weights_gb(model: ModelConfig) -> float | None:
-    """An LLM's weights in GB (parameters x bytes per parameter); None for other kinds."""
-    if not isinstance(model, LLMModelConfig) or not model.params_billion:
-        return None
-    per_param = BYTES_PER_PARAM.get(model.dtype.lower())
-    if per_param is None:
-        raise ConfigError(f"model.dtype={model.dtype!r} is unknown; use one of {', '.join(BYTES_PER_PARAM)}")
-    return model.params_billion * per_param
+    """The model's weights in GB, when its kind can say."""
+    need = model.gpu_memory()
+    return need.weights_gb if need is not None else None
 
 
 def minimum_fit(model: ModelConfig, cluster: ClusterConfig) -> tuple[int, int] | None:
     """The smallest (nodes, GPUs per node) on this cluster that holds the model, or None."""
-    w = weights_gb(model)
-    if w is None or not cluster.gpu_memory_gb or not cluster.gpus_per_node:
+    need = model.gpu_memory()
+    if need is None or not cluster.gpu_memory_gb or not cluster.gpus_per_node:
         return None
-    assert isinstance(model, LLMModelConfig)
     per_gpu = cluster.gpu_memory_gb * GPU_MEMORY_USABLE
-    gpus = math.ceil(w * HEADROOM / per_gpu)
+    if not need.divisible:
+        return (1, 1) if need.needed_gb <= per_gpu else None
+    gpus = math.ceil(need.needed_gb / per_gpu)
     # tensor parallel sizes must divide the attention heads: powers of two in practice
     gpus = 1 << (gpus - 1).bit_length()
     if gpus <= cluster.gpus_per_node:
@@ -84,14 +80,15 @@ def minimum_fit(model: ModelConfig, cluster: ClusterConfig) -> tuple[int, int] |
 
 def _auto(settings: Settings) -> tuple[int, int]:
     """``gpus=auto``: no GPU for a classifier that runs on the CPU (BoW, TF-IDF); one GPU per node
-    for the sentence encoder (0 without GPUs); the smallest fit for an LLM. An explicit ``nodes``
-    is a requirement: more nodes spread the fit (the paper's 1 GPU x 2 nodes), fewer than the
-    fit needs are refused with the minimum."""
+    for one that runs on one GPU (0 without GPUs); the smallest fit for a model whose memory
+    GPUs share (an LLM). An explicit ``nodes`` is a requirement: more nodes spread the fit (the
+    paper's 1 GPU x 2 nodes), fewer than the fit needs are refused with the minimum."""
     cluster, model = settings.cluster, settings.model
     asked_nodes = settings.nodes if settings.nodes != "auto" else None
     if not model.uses_gpu():
         return asked_nodes or 1, 0
-    if not isinstance(model, LLMModelConfig) or not model.params_billion or not cluster.gpus_per_node:
+    need = model.gpu_memory()
+    if need is None or not need.divisible or not cluster.gpus_per_node:
         return asked_nodes or 1, min(1, cluster.gpus_per_node)
     if not cluster.gpu_memory_gb:
         raise ConfigError(
@@ -101,7 +98,7 @@ def _auto(settings: Settings) -> tuple[int, int]:
     fit = minimum_fit(model, cluster)
     if fit is None:
         raise ConfigError(
-            f"gpus=auto: {model.name} ({model.params_billion} B params, {model.dtype}) does not fit "
+            f"gpus=auto: {model.name} (needs ~{need.needed_gb:.0f} GB: {need.how}) does not fit "
             f"on cluster {cluster.name!r} ({cluster.nodes_available} node(s) x "
             f"{cluster.gpus_per_node} x {cluster.gpu_memory_gb:g} GB)"
         )
@@ -110,8 +107,7 @@ def _auto(settings: Settings) -> tuple[int, int]:
         raise ConfigError(
             f"nodes={asked_nodes}: {model.name} needs {nodes} node(s) x {per_node} "
             f"{cluster.gpu_model or 'GPU'}(s) on cluster {cluster.name!r} "
-            f"(~{(weights_gb(model) or 0) * HEADROOM:.0f} GB of GPU memory); give nodes={nodes} "
-            f"or nodes=auto")
+            f"(~{need.needed_gb:.0f} GB of GPU memory); give nodes={nodes} or nodes=auto")
     if asked_nodes is not None and asked_nodes > nodes:
         total = nodes * per_node
         per_node = max(1, math.ceil(total / asked_nodes))
@@ -155,27 +151,32 @@ def plan_placement(settings: Settings) -> Placement:
             f"{per_node} GPU(s) per node asked (gpus={settings.gpus}, nodes={nodes}) but cluster "
             f"{cluster.name!r} has {cluster.gpus_per_node} GPU(s) per node"
         )
-    if isinstance(model, LLMModelConfig) and model.engine == "vllm" and per_node == 0:
-        raise ConfigError(f"{model.name} on vLLM needs GPUs; set gpus=auto or gpus=N")
-    w = weights_gb(model)
+    if per_node == 0 and (why := model.requires_gpu()):
+        raise ConfigError(f"{why}; set gpus=auto or gpus=N")
+    need = model.gpu_memory()
+    w = need.weights_gb if need is not None else None
     needed = available = None
-    memory_check = "not needed" if w is None or not per_node else "passed"
-    if w is not None and per_node and not cluster.gpu_memory_gb:
+    memory_check = "not needed" if need is None or not per_node else "passed"
+    if need is not None and per_node and not cluster.gpu_memory_gb:
         memory_check = (f"skipped: cluster {cluster.name!r} states no gpu_memory_gb")
         log.warning("%s on %s: GPU memory check %s", model.name, cluster.name, memory_check)
-    elif w is not None and per_node:
-        assert isinstance(model, LLMModelConfig) and cluster.gpu_memory_gb
-        needed = w * HEADROOM
-        available = cluster.gpu_memory_gb * GPU_MEMORY_USABLE * per_node * nodes
+    elif need is not None and per_node:
+        assert cluster.gpu_memory_gb
+        needed = need.needed_gb
+        holders = per_node * nodes if need.divisible else 1
+        available = cluster.gpu_memory_gb * GPU_MEMORY_USABLE * holders
         if needed > available:
             fit = minimum_fit(model, cluster)
             hint = (f"the minimum that fits on {cluster.name!r} is nodes={fit[0]} "
                     f"gpus={fit[0] * fit[1]} ({fit[1]} per node), which gpus=auto nodes=auto "
-                    "picks") if fit else f"it does not fit on {cluster.name!r} at all"
+                    "picks") if fit and need.divisible else \
+                f"it does not fit on {cluster.name!r} at all" if need.divisible else \
+                "more GPUs do not help (it runs on one); reduce batch_size or max_length, or use " \
+                "a cluster with larger GPUs"
+            where = (f"{nodes} node(s) x {per_node}" if need.divisible else "1") + \
+                f" x {cluster.gpu_memory_gb:g} GB {cluster.gpu_model}"
             raise ConfigError(
-                f"{model.name} needs ~{needed:.0f} GB of GPU memory ({model.params_billion} B params x "
-                f"{BYTES_PER_PARAM[model.dtype.lower()]} bytes x {HEADROOM} headroom) but "
-                f"{nodes} node(s) x {per_node} x {cluster.gpu_memory_gb:g} GB {cluster.gpu_model} "
+                f"{model.name} needs ~{needed:.0f} GB of GPU memory ({need.how}) but {where} "
                 f"give ~{available:.0f} GB usable; {hint}"
             )
     return Placement(nodes=nodes, gpus_per_node=per_node, tensor_parallel=max(per_node, 1),

@@ -3,24 +3,19 @@
 Two sources; the better one wins and is named (``basis``):
 
 - **calibrated**: earlier records of the same model on the same cluster and placement (any
-  dataset): their per-text duration and energy per pass, lowest to highest, scaled by this cell's
-  test size, passes and repetitions, widened by ``CALIBRATED_SPREAD`` each way (run-to-run
-  variation) and by the ratio of text lengths when the records' texts were shorter or longer
-  (between "length does not matter" and "proportional to it");
-- **first principles** (LLMs on a cluster with datasheet facts): reading the prompt is
-  compute-bound, 2 x parameters x prompt tokens at the GPUs' peak bf16 FLOP/s x ``U_PREFILL``;
-  each generated token reads the weights once, at the GPUs' memory bandwidth x ``U_DECODE``
-  (sequential: once per text and token; batched: once per token for the whole test set; a
-  mixture of experts reads between its active and its total parameters); each request pays
-  ``REQUEST_S`` of serving overhead. TP divides prefill and decode over a node's GPUs; PP adds no
-  speed to one request (stages take turns). Output length is a range per family
-  (``OUTPUT_TOKENS``; reasoning models up to ``max_tokens``). Power: the allocation's GPUs at
-  ``GPU_LOAD`` x rated power, plus the CPUs' rated power and RAM as the energy config counts it
-  (``energy.ram_model``: CodeCarbon's model, or the paper's 0.375 W/GB).
+  dataset): their per-text duration and energy per pass and their fit per training text, lowest
+  to highest, scaled by this cell's test and training sizes, passes and repetitions, widened by
+  ``CALIBRATED_SPREAD`` each way (run-to-run variation) and by the ratio of text lengths when the
+  records' texts were shorter or longer (between "length does not matter" and "proportional");
+- **the model kind's own estimate** before anything is measured (:mod:`energy_hpc.kinds`): one
+  pass of inference and one split's fit. The built-in kinds': first principles for LLMs
+  (``estimate/llm.py``) and adapted encoders (``estimate/adapted.py``), a rule of thumb for the
+  traditional pipelines (``estimate/traditional.py``).
 
-One factor per phase, none per model; fitted to the paper's Table B1 and checked by
-``benchmarks/estimate_vs_paper.py`` (docs/estimate.md). An estimate never blocks a run: a cell
-without either source gets ``basis`` saying why.
+Here a pass and a fit become the whole cell: the passes that fill the window, the kind's warm-up,
+the fit, repetitions, a load and the idle baseline once; their energy at the allocation's power
+(:func:`power_w`). An estimate never blocks a run: a cell without either source gets ``basis``
+saying why.
 """
 
 from __future__ import annotations
@@ -35,23 +30,30 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from energy_hpc.cell import Cell
 
-# Fitted to the paper's Table B1 (seven instruction LLMs on H100) by benchmarks/estimate_vs_paper.py;
-# held out there: the same models on A30 and V100 (Table B3). docs/estimate.md has the errors.
-U_PREFILL = 0.35  # share of peak tensor FLOP/s reached while reading prompts (a datasheet-typical value)
-U_DECODE = 0.7  # share of peak memory bandwidth reached while generating one token
-REQUEST_S = 0.06  # serving overhead per request (scheduling, tokenising, the client's round trip)
-GPU_LOAD = (0.3, 0.6)  # share of rated GPU power drawn while serving (low, high)
+GPU_LOAD = (0.3, 0.6)  # share of rated GPU power drawn while serving or training (low, high)
 RAM_W_PER_GB = 0.375  # the paper's CodeCarbon RAM model
 CHARS_PER_TOKEN = 4.0  # no tokenizer offline: a common English/German average
-# a dspy-style answer is a category name between its two field markers (~15 tokens without the
-# name); reasoning models think first (None: up to max_tokens)
-OUTPUT_TOKENS = {"llm": (15, 40), "reasoning": (200, None)}
-LOAD_BYTES_PER_S = 2e9  # weights read at load time (shared file systems: ~GB/s)
-ENGINE_START_S = 120.0  # an engine's start beside the weights (vLLM: memory profiling, CUDA graphs)
 DEFAULT_TEXT_CHARS = 1000.0  # when the dataset cannot be read at planning time
 CALIBRATED_SPREAD = 1.25  # calibrated ranges widened by this factor each way: run-to-run variation
 
 Span = tuple[float, float]
+
+
+@dataclass(frozen=True)
+class PassGuess:
+    """A kind's estimate of one pass over the test set, before anything is measured."""
+
+    pass_s: Span
+    basis: str
+    load_s: float = 0.0  # loading weights or an engine, once per cell (outside every window)
+
+
+@dataclass(frozen=True)
+class FitGuess:
+    """A kind's estimate of one split's fit (0 s for a model that trains nothing)."""
+
+    seconds: Span
+    basis: str
 
 
 @dataclass(frozen=True)
@@ -62,7 +64,9 @@ class Estimate:
     pass_s: Span | None = None  # one pass over the test set
     pass_wh: Span | None = None
     wall_s: Span | None = None  # the whole cell inside its job
-    energy_wh: Span | None = None  # every measured window of the cell
+    energy_wh: Span | None = None  # every measured window of the cell (fits and passes)
+    fit_s: Span | None = None  # one split's fit (None: not estimated)
+    fit_wh: Span | None = None
     nodes: int = 1
     gpus: int = 0
     pue: float | None = None
@@ -92,6 +96,9 @@ class Estimate:
             return f"estimate: none ({self.basis})"
         parts = [f"{_span(self.wall_s, 60, 'min')} wall",
                  f"{_span(self.hours(self.nodes), 1, 'node-h')}"]
+        if self.fit_s is not None and self.fit_s[1] > 0:
+            fit_wh = f", {_span(self.fit_wh, 1, 'Wh')}" if self.fit_wh is not None else ""
+            parts.append(f"fit {_span(self.fit_s, 1, 's')}{fit_wh} per split")
         if self.gpus:
             parts.append(f"{_span(self.hours(self.gpus), 1, 'GPU-h')}")
         if self.energy_wh is None:
@@ -119,26 +126,6 @@ def midpoint(pair: Span | None) -> float | None:
     if pair is None:
         return None
     return math.sqrt(pair[0] * pair[1]) if pair[0] > 0 and pair[1] > 0 else (pair[0] + pair[1]) / 2
-
-
-def first_principles_pass(params_b: float, bytes_per_param: float, gpus_per_node: int, nodes: int,
-                          tflops: float, bandwidth_gbs: float, n_texts: int, prompt_tokens: float,
-                          output_tokens: float, batched: bool, decode_params_b: float | None = None,
-                          request_s: float | None = None) -> float:
-    """Seconds for one pass over ``n_texts`` (the formula in the module docstring).
-
-    ``decode_params_b``: the parameters one generated token reads (a mixture of experts' active
-    ones), by default all of them.
-    """
-    request_s = REQUEST_S if request_s is None else request_s
-    decode_b = params_b if decode_params_b is None else decode_params_b
-    prefill = 2 * params_b * 1e9 * prompt_tokens / (gpus_per_node * tflops * 1e12 * U_PREFILL)
-    if decode_params_b is not None:  # a mixture of experts computes only its active experts
-        prefill *= decode_params_b / params_b
-    per_token = decode_b * 1e9 * bytes_per_param / (gpus_per_node * bandwidth_gbs * 1e9 * U_DECODE)
-    if batched:
-        return n_texts * prefill + output_tokens * per_token + request_s
-    return n_texts * (prefill + output_tokens * per_token + request_s)
 
 
 def ram_w(cell: Cell) -> tuple[float, float, str]:
@@ -200,92 +187,16 @@ def text_facts(cell: Cell) -> tuple[float, tuple[str, ...]] | None:
     return _TEXTS[key]
 
 
-def prompt_tokens(cell: Cell, text_chars: float | None = None,
-                  categories: tuple[str, ...] | None = None) -> tuple[float, str]:
-    """Tokens per request: the paper's prompt around a mean text, and what they were counted from
-    (``text_chars``/``categories`` stand in for a dataset that is not at hand)."""
-    from energy_hpc.classifiers.llm.prompt import build_messages
-
-    note = ""
-    if text_chars is None or categories is None:
-        read = text_facts(cell)
-        if read is None:
-            note = f"; texts not readable here: {DEFAULT_TEXT_CHARS:.0f} chars assumed"
-            read = (DEFAULT_TEXT_CHARS, tuple(f"c{i}" for i in range(10)))
-        text_chars = read[0] if text_chars is None else text_chars
-        categories = read[1] if categories is None else categories
-    model = cell.settings.model
-    frame = build_messages("", list(categories), getattr(model, "instruction_language", "en"), [])
-    frame_chars = sum(len(m["content"]) for m in frame)
-    few_shot = getattr(model, "few_shot", 0) * text_chars
-    return (frame_chars + text_chars + few_shot) / CHARS_PER_TOKEN, note
-
-
-def output_tokens(model: Any) -> tuple[int, int]:
-    lo, hi = OUTPUT_TOKENS.get(model.family, OUTPUT_TOKENS["llm"])
-    max_tokens = getattr(model, "max_tokens", 64)
-    return (min(lo, max_tokens), min(hi or max_tokens, max_tokens))
-
-
-def from_first_principles(cell: Cell, text_chars: float | None = None,
-                          categories: tuple[str, ...] | None = None) -> Estimate | str:
-    from energy_hpc.cluster.placement import BYTES_PER_PARAM
-
-    s, c, model = cell.settings, cell.settings.cluster, cell.settings.model
-    if model.kind != "llm" or not getattr(model, "params_billion", None):
-        return f"no first-principles model for {model.kind} models; calibrate with records"
-    if not (c.gpu_tflops_bf16 and c.gpu_mem_bandwidth_gbs and c.gpu_power_w) or not cell.placement.gpus:
-        return (f"no GPU datasheet facts for cluster {c.name} (gpu_tflops_bf16, "
-                "gpu_mem_bandwidth_gbs, gpu_power_w); first-principles estimate unavailable")
-    tokens, note = prompt_tokens(cell, text_chars, categories)
-    outs = output_tokens(model)
-    n_test = s.dataset.n_test or 200
-    active = getattr(model, "active_params_billion", None)
-    batched = getattr(model, "batching", "batched") == "batched"
-
-    def one_pass(out: int, decode_b: float | None) -> float:
-        return first_principles_pass(
-            model.params_billion, BYTES_PER_PARAM.get(model.dtype.lower(), 2),
-            cell.placement.gpus_per_node, cell.placement.nodes, c.gpu_tflops_bf16,
-            c.gpu_mem_bandwidth_gbs, n_test, tokens, out, batched, decode_b)
-
-    # a mixture of experts: from its active parameters (low) to all of them (high) per token
-    pass_s = (one_pass(outs[0], active), one_pass(outs[1], None))
-    pass_wh = pass_energy(cell, pass_s)
-    load_s = ENGINE_START_S + (model.params_billion * 1e9 * BYTES_PER_PARAM.get(model.dtype.lower(), 2)
-                               / LOAD_BYTES_PER_S)
-    moe = f"; {active:g} of {model.params_billion:g} B parameters active" if active else ""
-    return _whole_cell(cell, pass_s, pass_wh, load_s,
-                       f"first principles: {tokens:.0f} prompt tokens, {outs[0]}–{outs[1]} output "
-                       f"tokens per text{moe}{note}")
-
-
-# Traditional models, before anything is measured: seconds per text in one pass (predict), and per
-# split to fit, low–high. The paper's Table B1 (H100 node) lies inside: BoW/TF-IDF ~5e-5 s per
-# text, embeddings 9–15 ms per text (encoding is the cost).
-PASS_S_PER_TEXT = {"bow": (1e-5, 5e-4), "tfidf": (1e-5, 5e-4), "embedding": (2e-3, 3e-2)}
-FIT_S = {"logreg": (0.05, 5.0), "xgboost": (0.5, 30.0)}
-ENCODER_LOAD_S = 120.0  # loading a sentence encoder (a cold shared file system)
-
-
-def from_rule_of_thumb(cell: Cell) -> Estimate | str:
-    """Traditional models without records: the ranges above, at the node's CPU and RAM power (and
-    its GPUs at ``GPU_LOAD`` when the encoder has any)."""
-    s, model = cell.settings, cell.settings.model
-    per_text = PASS_S_PER_TEXT.get(getattr(model, "features", None) or "")
-    fit = FIT_S.get(getattr(model, "estimator", None) or "")
-    if model.kind != "traditional" or per_text is None or fit is None:
-        return f"no rule of thumb for {model.kind} models"
-    n_test, n_train = s.dataset.n_test or 200, s.dataset.n_train or 200
-    pass_s = (per_text[0] * n_test, per_text[1] * n_test)
-    # fitting an embedding model encodes the training texts first
-    split_s = ((fit[0] + per_text[0] * n_train, fit[1] + per_text[1] * n_train)
-               if model.features == "embedding" else fit)
-    pass_wh = pass_energy(cell, pass_s)  # None: a cluster file without power facts
-    load_s = ENCODER_LOAD_S if model.features == "embedding" else 0.0
-    return _whole_cell(cell, pass_s, pass_wh, load_s,
-                       f"rule of thumb for {model.features} + {model.estimator} (nothing measured yet)",
-                       split_s=split_s)
+def text_tokens(cell: Cell, limit: int | None = None) -> tuple[Span, str]:
+    """Tokens per text (low: the mean text; high: twice it, as a batch pads to its longest),
+    capped at ``limit``, and a note when the texts could not be read here."""
+    read = text_facts(cell)
+    note = "" if read is not None else f"; texts not readable here: {DEFAULT_TEXT_CHARS:.0f} chars assumed"
+    mean = (read[0] if read is not None else DEFAULT_TEXT_CHARS) / CHARS_PER_TOKEN + 2  # [CLS] [SEP]
+    low, high = mean, 2 * mean
+    if limit:
+        low, high = min(low, limit), min(high, limit)
+    return (low, high), note
 
 
 def from_records(cell: Cell, records: Any) -> Estimate | str:
@@ -326,9 +237,21 @@ def from_records(cell: Cell, records: Any) -> Estimate | str:
         wall = wall.dropna().clip(lower=0)
         if not wall.empty:
             split_s = (float(wall.min()), float(wall.max()))
+    fit_s = fit_wh = None  # per training text, as recorded (a fit scales with its texts)
+    if {"fit_duration_s", "fit_energy_wh", "n_train"} <= set(same.columns):
+        fits = same.dropna(subset=["fit_duration_s", "fit_energy_wh", "n_train"])
+        fits = fits[fits["n_train"] > 0]
+        if not fits.empty:
+            n_train = s.dataset.n_train or int(fits["n_train"].median())
+            per_fit_s = fits["fit_duration_s"] / fits["n_train"] * n_train
+            per_fit_wh = fits["fit_energy_wh"] / fits["n_train"] * n_train
+            fit_s = (float(per_fit_s.min()) / CALIBRATED_SPREAD,
+                     float(per_fit_s.max()) * CALIBRATED_SPREAD)
+            fit_wh = (float(per_fit_wh.min()) / CALIBRATED_SPREAD,
+                      float(per_fit_wh.max()) * CALIBRATED_SPREAD)
     return _whole_cell(cell, pass_s, pass_wh, load_s,
                        f"calibrated from {same['cell_id'].nunique()} cell(s)", split_s=split_s,
-                       warmup_included=True)
+                       warmup_included=True, fit_s=fit_s, fit_wh=fit_wh, fit_in_split=True)
 
 
 def pd_seconds(stamps: Any) -> Any:
@@ -338,25 +261,64 @@ def pd_seconds(stamps: Any) -> Any:
 
 
 def _whole_cell(cell: Cell, pass_s: Span, pass_wh: Span | None, load_s: float, basis: str,
-                split_s: Span = (0.0, 0.0), warmup_included: bool = False) -> Estimate:
-    """A pass scaled to the cell: per split the passes that fill the window (LLMs: one), a
-    warm-up and ``split_s`` (fitting); repetitions; a load and the idle baseline once."""
+                split_s: Span = (0.0, 0.0), warmup_included: bool = False,
+                fit_s: Span | None = None, fit_wh: Span | None = None,
+                fit_in_split: bool = False) -> Estimate:
+    """A pass scaled to the cell: per split the passes that fill the window (one, when the
+    kind's measurement policy does not repeat passes), the kind's warm-up, the fit and
+    ``split_s`` (calibrated: the time recorded outside the window, fit included); repetitions;
+    a load and the idle baseline once. Energy: every pass and every fit measured."""
+    from energy_hpc.kinds import kind_of
+
     s = cell.settings
-    llm = s.model.kind == "llm"
+    policy = kind_of(s.model).measurement
     window = max(s.energy.min_window_s, 0.0)
+    n_test = s.dataset.n_test or 200
 
     def passes(one: float) -> int:
-        return 1 if llm or one <= 0 else max(s.energy.min_passes, math.ceil(window / one))
+        if not policy.repeat_passes or one <= 0:
+            return 1
+        return max(s.energy.min_passes, math.ceil(window / one))
 
+    def warmup(one: float) -> float:
+        if warmup_included or not s.energy.warmup:
+            return 0.0
+        return one / n_test if policy.warmup == "one_text" else one
+
+    fit_time = (0.0, 0.0) if fit_s is None or fit_in_split else fit_s
     windows = [passes(p) * p for p in pass_s]
-    warmups = [0.0 if llm or warmup_included or not s.energy.warmup else p for p in pass_s]
-    wall = tuple(load_s + s.energy.idle_baseline_s + s.repetitions * (w + u + f)
-                 for w, u, f in zip(windows, warmups, split_s, strict=True))
+    wall = tuple(load_s + s.energy.idle_baseline_s + s.repetitions * (w + warmup(p) + f + x)
+                 for w, p, f, x in zip(windows, pass_s, fit_time, split_s, strict=True))
+    if fit_s is not None and fit_wh is None and pass_wh is not None:
+        fit_wh = pass_energy(cell, fit_s)
+    fits = fit_wh if fit_wh is not None else (0.0, 0.0)
     energy = None if pass_wh is None else tuple(
-        s.repetitions * passes(p) * e for p, e in zip(pass_s, pass_wh, strict=True))
+        s.repetitions * (passes(p) * e + f) for p, e, f in zip(pass_s, pass_wh, fits, strict=True))
     return Estimate(basis=basis, pass_s=pass_s, pass_wh=pass_wh, wall_s=wall,  # type: ignore[arg-type]
                     energy_wh=energy, nodes=cell.placement.nodes, gpus=cell.placement.gpus,  # type: ignore[arg-type]
-                    pue=s.cluster.pue, carbon_g_per_kwh=_carbon(s.energy.country))
+                    pue=s.cluster.pue, carbon_g_per_kwh=_carbon(s.energy.country),
+                    fit_s=fit_s, fit_wh=fit_wh if fit_s is not None else None)
+
+
+def from_kind(cell: Cell) -> Estimate | str:
+    """The model kind's own estimates (one pass, one split's fit), made into the whole cell."""
+    from energy_hpc.kinds import kind_of
+
+    kind = kind_of(cell.settings.model)
+    guess = kind.estimate_inference(cell)
+    if isinstance(guess, str):
+        return guess
+    fit = kind.estimate_fit(cell)
+    basis = guess.basis
+    fit_s = None
+    if isinstance(fit, FitGuess):
+        fit_s = fit.seconds
+        if fit.basis and fit.seconds[1] > 0:
+            basis += f"; fit: {fit.basis}"
+    else:
+        basis += f"; fit not estimated ({fit}): wall time and energy leave it out"
+    return _whole_cell(cell, guess.pass_s, pass_energy(cell, guess.pass_s), guess.load_s, basis,
+                       fit_s=fit_s)
 
 
 def _carbon(country: str) -> float | None:
@@ -369,16 +331,15 @@ def _carbon(country: str) -> float | None:
 
 
 def estimate(cell: Cell, records: Any = None) -> Estimate:
-    """The better of calibrated (records) and first principles; never raises."""
+    """Calibrated from records when there are any, else the model kind's own; never raises."""
     try:
         calibrated = from_records(cell, records)
         if isinstance(calibrated, Estimate):
             return calibrated
-        principled = from_first_principles(cell) if cell.settings.model.kind == "llm" \
-            else from_rule_of_thumb(cell)
-        if isinstance(principled, Estimate):
-            return principled
-        return Estimate(basis=f"{calibrated}; {principled}")
+        own = from_kind(cell)
+        if isinstance(own, Estimate):
+            return own
+        return Estimate(basis=f"{calibrated}; {own}")
     except Exception as exc:  # noqa: BLE001 - an estimate must never block a run
         return Estimate(basis=f"estimate failed: {type(exc).__name__}: {exc}")
 
@@ -417,7 +378,11 @@ def record_columns(est: Estimate | None) -> dict[str, Any]:
             "est_duration_s_low": est.pass_s[0] if est.pass_s else None,
             "est_duration_s_high": est.pass_s[1] if est.pass_s else None,
             "est_energy_wh_low": est.pass_wh[0] if est.pass_wh else None,
-            "est_energy_wh_high": est.pass_wh[1] if est.pass_wh else None}
+            "est_energy_wh_high": est.pass_wh[1] if est.pass_wh else None,
+            "est_fit_duration_s_low": est.fit_s[0] if est.fit_s else None,
+            "est_fit_duration_s_high": est.fit_s[1] if est.fit_s else None,
+            "est_fit_energy_wh_low": est.fit_wh[0] if est.fit_wh else None,
+            "est_fit_energy_wh_high": est.fit_wh[1] if est.fit_wh else None}
 
 
 def total(estimates: list[Estimate]) -> str:
@@ -456,7 +421,8 @@ CSV_COLUMNS = ["cell_id", "model", "dataset", "cluster", "nodes", "gpus", "runs"
                "basis", "wall_s_low", "wall_s_high", "node_h_low", "node_h_high", "gpu_h_low",
                "gpu_h_high", "energy_kwh_low", "energy_kwh_high", "pue", "energy_kwh_pue_low",
                "energy_kwh_pue_high", "co2_kg_low", "co2_kg_high", "pass_s_low", "pass_s_high",
-               "pass_wh_low", "pass_wh_high"]
+               "pass_wh_low", "pass_wh_high", "fit_s_low", "fit_s_high", "fit_wh_low",
+               "fit_wh_high"]
 
 
 def csv_row(cell: Cell, job_time_min: int | None = None) -> dict[str, Any]:
@@ -471,7 +437,8 @@ def csv_row(cell: Cell, job_time_min: int | None = None) -> dict[str, Any]:
     pairs = {"wall_s": est.wall_s, "node_h": est.hours(est.nodes),
              "gpu_h": est.hours(est.gpus) if est.gpus else (0.0, 0.0) if est.available else None,
              "energy_kwh": est.kwh(), "energy_kwh_pue": est.kwh(with_pue=True),
-             "co2_kg": est.co2_kg(), "pass_s": est.pass_s, "pass_wh": est.pass_wh}
+             "co2_kg": est.co2_kg(), "pass_s": est.pass_s, "pass_wh": est.pass_wh,
+             "fit_s": est.fit_s, "fit_wh": est.fit_wh}
     for name, pair in pairs.items():
         row[f"{name}_low"], row[f"{name}_high"] = pair if pair is not None else (None, None)
     return row

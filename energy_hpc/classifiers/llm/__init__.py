@@ -7,7 +7,7 @@ from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
-from energy_hpc.classifiers.base import ClassifierContext, Prediction, register_classifier
+from energy_hpc.classifiers.base import ClassifierContext, Prediction
 from energy_hpc.classifiers.llm.engines import build_engine
 from energy_hpc.classifiers.llm.parsing import parse_answer
 from energy_hpc.classifiers.llm.prompt import build_messages, check_categories
@@ -98,6 +98,3 @@ class LLMClassifier:
                 "decoding": m.decoding, "batching": m.batching, "max_tokens": m.max_tokens,
                 "few_shot": m.few_shot, "instruction_language": m.instruction_language,
                 "load_format": m.load_format}
-
-
-register_classifier("llm", LLMClassifier)

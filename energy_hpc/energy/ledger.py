@@ -1,0 +1,155 @@
+"""The per-host ledger of measured windows: which other measurement shared this host's meters.
+
+CodeCarbon, RAPL and NVML over all of a node's GPUs read the whole machine, so a window that ran
+while another energy_hpc window ran on the same host measured both. Every window (fit, inference,
+idle baseline) is entered here when it opens and closed when it ends; on closing, every other
+window on this host that overlapped it in time is named (``overlapped_with``), and the caller
+flags the reading ``overlapping_window``.
+
+The ledger is a directory on the host's own disk (``ENERGY_HPC_LEDGER_DIR``, default
+``/tmp/energy_hpc-windows``; world-writable and sticky like /tmp, so every user's runs see each
+other), one small JSON file per window written atomically. An entry is removed once no open
+window started before it ended (nothing can still overlap it); an open entry whose process has
+died is closed then (conservatively: as if it ran until it was found dead).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+LEDGER_ENV = "ENERGY_HPC_LEDGER_DIR"
+DEFAULT_DIR = "/tmp/energy_hpc-windows"
+OVERLAP_FLAG = "overlapping_window"
+
+
+@dataclass
+class WindowEntry:
+    path: Path
+    label: str
+    start: float
+    pid: int
+
+
+def ledger_dir() -> Path:
+    return Path(os.environ.get(LEDGER_ENV) or DEFAULT_DIR)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's live process
+        return True
+    return True
+
+
+class WindowLedger:
+    """Open and close measured windows on this host; closing names the windows that overlapped."""
+
+    def __init__(self, directory: str | Path | None = None) -> None:
+        self.dir = Path(directory) if directory is not None else ledger_dir()
+        self.host = socket.gethostname()
+        self._seq = 0
+        self._ready = False
+
+    def _prepare(self) -> None:
+        if self._ready:
+            return
+        try:
+            self.dir.mkdir(parents=True, exist_ok=True)
+            if self.dir.stat().st_uid == os.getuid():
+                os.chmod(self.dir, 0o1777)
+        except OSError:
+            pass  # another user made it: theirs is fine as long as we can write into it
+        self._ready = True
+
+    def _write(self, path: Path, data: dict[str, Any]) -> None:
+        tmp = path.with_name(f".{path.name}.tmp")
+        tmp.write_text(json.dumps(data))
+        os.replace(tmp, path)
+
+    def open(self, label: str) -> WindowEntry | None:
+        """Enter a window that starts now; None (and nothing flagged) when the ledger cannot be
+        written: a measurement never fails for want of its ledger."""
+        self._prepare()
+        self._seq += 1
+        pid = os.getpid()
+        path = self.dir / f"{self.host}-{pid}-{self._seq}-{time.time_ns()}.json"
+        start = time.time()
+        try:
+            self._write(path, {"label": label, "pid": pid, "host": self.host, "start": start,
+                               "end": None})
+        except OSError:
+            return None
+        return WindowEntry(path=path, label=label, start=start, pid=pid)
+
+    def close(self, entry: WindowEntry | None) -> list[str]:
+        """Close a window that ends now: the labels of the other windows on this host that
+        overlapped it (sorted, each once); entries nothing can overlap any more are removed."""
+        if entry is None:
+            return []
+        end = time.time()
+        try:
+            self._write(entry.path, {"label": entry.label, "pid": entry.pid, "host": self.host,
+                                     "start": entry.start, "end": end})
+        except OSError:
+            return []
+        entries = self._entries()
+        overlapped = sorted({e["label"] for p, e in entries if p != entry.path
+                             and e["start"] < end and (e["end"] is None or e["end"] > entry.start)})
+        self._tidy(entries)
+        return overlapped
+
+    def _entries(self) -> list[tuple[Path, dict[str, Any]]]:
+        out = []
+        try:
+            names = os.listdir(self.dir)
+        except OSError:
+            return out
+        for name in names:
+            if not name.endswith(".json") or name.startswith("."):
+                continue
+            path = self.dir / name
+            try:
+                data = json.loads(path.read_text())
+                float(data["start"])
+            except (OSError, ValueError, KeyError, TypeError):
+                continue  # removed meanwhile, or half a foreign file: not ours to judge
+            if data.get("end") is None and data.get("host") == self.host \
+                    and not _alive(int(data.get("pid", 0))):
+                data["end"] = time.time()  # its holder died inside the window
+                try:
+                    self._write(path, data)
+                except OSError:
+                    pass
+            out.append((path, data))
+        return out
+
+    def _tidy(self, entries: list[tuple[Path, dict[str, Any]]]) -> None:
+        open_starts = [e["start"] for _, e in entries if e["end"] is None]
+        earliest_open = min(open_starts, default=float("inf"))
+        for path, e in entries:
+            if e["end"] is not None and e["end"] <= earliest_open:
+                try:
+                    path.unlink()
+                except OSError:
+                    pass
+
+
+_LEDGER: WindowLedger | None = None
+
+
+def host_ledger() -> WindowLedger:
+    """This process's ledger (one per process; the directory is read from the environment the
+    first time)."""
+    global _LEDGER
+    if _LEDGER is None or _LEDGER.dir != ledger_dir():
+        _LEDGER = WindowLedger()
+    return _LEDGER
