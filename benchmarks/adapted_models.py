@@ -39,10 +39,18 @@ def sweep(data: Path, reps: int, out: Path, extra: list[str]) -> None:
     from energy_hpc.analysis.payback import break_even_table
     from energy_hpc.analysis.summary import summarize
 
-    s = summarize(results.load(str(out)))
+    records = results.load(str(out))
+    s = summarize(records)
     cols = ["model", "splits", "accuracy_mean", "accuracy_std", "fit_energy_wh_mean",
             "fit_duration_s_mean", "energy_per_sample_wh_mean"]
     print(s[cols].to_string(index=False))
+    # the dry run's fit estimate (what the cells were planned with) against the measured fit
+    est = records.groupby("model").agg(fit_s=("fit_duration_s", "median"),
+                                       est_low=("est_fit_duration_s_low", "first"),
+                                       est_high=("est_fit_duration_s_high", "first"),
+                                       basis=("est_basis", "first"))
+    est["inside"] = (est["fit_s"] >= est["est_low"]) & (est["fit_s"] <= est["est_high"])
+    print(est.to_string())
     print(break_even_table(s).to_string(index=False))
 
 
