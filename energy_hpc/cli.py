@@ -51,8 +51,15 @@ def print_summary(records: list[dict[str, Any]] | Any, title: str) -> None:
     frame = records if isinstance(records, pd.DataFrame) else pd.DataFrame(records)
     if frame.empty:
         return
+    summary = summarize(frame)
     print(f"\n{title}")
-    print(format_summary(summarize(frame)))
+    print(format_summary(summary))
+    left_out = int(summary.get("overlapping_left_out", pd.Series(dtype=int)).sum())
+    if left_out:
+        print(f"{left_out} split(s) left out of these figures: measured while another measurement "
+              "(or another Slurm job on the node) ran on the same host, so their energy includes "
+              "its work (records: flags overlapping_window / node_shared_with_jobs, "
+              "overlapped_with; docs/measurement.md#isolation)")
 
 
 def show_plan(cells: list[Cell]) -> None:

@@ -523,6 +523,9 @@ class ClusterConfig:
     time_limit_min: int = not_in_cell_id(60)
     constraint: str | None = None
     exclusive: bool = False
+    # true: measuring jobs may share a node with other jobs (then records say when they did);
+    # false: a job whose meters read the whole node is submitted --exclusive (docs/measurement.md)
+    share_nodes: bool = not_in_cell_id(False)
     cpus_per_task: int | None = None
     mem_gb: float | None = None
     setup: list[str] = not_in_cell_id(factory=list)

@@ -42,7 +42,8 @@ def missing_modules(names: tuple[str, ...]) -> list[str]:
 
 def build_report(folders: list[str], out: Path, floor: float | None = None,
                  within: float | None = None, with_paper: bool = True,
-                 progress: bool = True, volume: int | None = None) -> Path:
+                 progress: bool = True, volume: int | None = None,
+                 overlapping_splits: str = "exclude") -> Path:
     try:
         files = find_record_files(folders)
     except FileNotFoundError as exc:
@@ -54,7 +55,7 @@ def build_report(folders: list[str], out: Path, floor: float | None = None,
     if records.empty:
         raise SystemExit(f"energy_hpc.report: error: {len(files)} record file(s) found but none readable "
                          "(see the warnings above)")
-    summary = summarize(records)
+    summary = summarize(records, overlapping_splits)
     out.mkdir(parents=True, exist_ok=True)
     summary.to_csv(out / "cells.csv", index=False)
     tables_dir, fig_dir = out / "tables", out / "figures"
@@ -69,7 +70,16 @@ def build_report(folders: list[str], out: Path, floor: float | None = None,
                            "x dataset x cluster x GPUs x nodes: cells that differ only in seed or "
                            "repetitions are one row).", ""]
     sections += ["Energies and durations are **per pass over the test set** (one classification of "
-                 "every test text; docs/measurement.md#units), mean over the splits.", ""]
+                 "every test text; docs/measurement.md#units), mean over the splits; intervals "
+                 "are the 95% t-interval of that mean.", ""]
+    counted = "overlapping_left_out" if overlapping_splits == "exclude" else "overlapping_kept"
+    if counted in summary and int(summary[counted].sum()):
+        n, cells_hit = int(summary[counted].sum()), int((summary[counted] > 0).sum())
+        how = ("left out of every figure (`--overlapping mark` keeps them)"
+               if overlapping_splits == "exclude" else "kept in the figures, marked here")
+        sections += [f"**{n} split(s) of {cells_hit} configuration(s) were measured while another "
+                     "measurement or Slurm job ran on the same host** (flags `overlapping_window`, "
+                     f"`node_shared_with_jobs`): {how}; docs/measurement.md#isolation.", ""]
     if {"cluster", "nodes"} <= set(records.columns) and (
             (records["cluster"] == "dev_slurm") & (pd.to_numeric(records["nodes"]) > 1)).any():
         sections += ["Note: `dev_slurm`'s two nodes are one machine, so a 2-node cell there "
@@ -129,8 +139,10 @@ def build_report(folders: list[str], out: Path, floor: float | None = None,
     for name, why in skipped.items():
         sections += [f"### {name}", "", f"*Not drawn: {why}.*", ""]
     sections += ["## Cells", "", as_markdown(summary[[c for c in summary.columns if c in (
-        "model", "dataset", "cluster", "gpus", "nodes", "splits", "accuracy_mean", "accuracy_std",
-        "energy_wh_mean", "energy_wh_dex", "duration_s_mean", "duration_s_dex")]]), ""]
+        "model", "dataset", "cluster", "gpus", "nodes", "splits", "overlapping_left_out",
+        "overlapping_kept", "accuracy_mean", "accuracy_ci_low", "accuracy_ci_high",
+        "energy_wh_mean", "energy_wh_ci_low", "energy_wh_ci_high", "energy_wh_dex",
+        "duration_s_mean", "duration_s_dex")]]), ""]
     report = out / "report.md"
     report.write_text("\n".join(sections))
     return report
@@ -146,6 +158,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-paper", action="store_true", help="leave out the paper's published numbers")
     ap.add_argument("--volume", type=int, help="texts you classify a year: the total cost table "
                     "gains kWh and kg CO2 a year at that volume")
+    ap.add_argument("--overlapping", choices=("exclude", "mark"), default="exclude",
+                    help="splits measured beside another measurement on the same host: left "
+                    "out of means (default) or kept and counted")
     ap.add_argument("--no-progress", action="store_true")
     args = ap.parse_args(argv)
     missing = missing_modules(ANALYSIS_MODULES)
@@ -160,7 +175,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.volume is not None and args.volume <= 0:
         ap.error(f"--volume={args.volume} must be a number of texts > 0")
     report = build_report(args.folders, Path(args.out), args.floor, args.within, not args.no_paper,
-                          progress=not args.no_progress, volume=args.volume)
+                          progress=not args.no_progress, volume=args.volume,
+                          overlapping_splits=args.overlapping)
     print(f"report: {report}")
     return 0
 

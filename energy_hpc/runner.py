@@ -15,12 +15,14 @@ from sklearn.metrics import accuracy_score, f1_score
 from energy_hpc import RECORD_SCHEMA_VERSION, __version__
 from energy_hpc.cell import CELL_ID_RULE, Cell
 from energy_hpc.classifiers import Classifier, ClassifierContext, build_classifier
+from energy_hpc.cluster.neighbours import SHARED_FLAG, other_jobs_on_my_nodes, union
 from energy_hpc.cluster.placement import Placement
 from energy_hpc.config import Settings
 from energy_hpc.data import Corpus, Split, load_corpus, make_splits
 from energy_hpc.energy import Meter, Reading, create_meters, measure_window
 from energy_hpc.energy.base import PARTS, flag_implausible
 from energy_hpc.energy.carbon import carbon_intensity_g_per_kwh, emissions_kg
+from energy_hpc.energy.ledger import OVERLAP_FLAG, overlaps_of
 from energy_hpc.energy.window import measure_idle, net_of_idle
 from energy_hpc.errors import UserError
 from energy_hpc.estimate import estimate, record_columns, records_for
@@ -232,7 +234,8 @@ class CellRunner:
         })
         append_sweep_manifest(s.out_dir, s.sweep, {"cell_id": cell_id, "choices": s.choices,
                                                    "label": self.cell.label(), "at": _now()})
-        idle = measure_idle(meters, s.energy.idle_baseline_s) if s.energy.idle_baseline_s else None
+        idle = measure_idle(meters, s.energy.idle_baseline_s, ledger_label=cell_id) \
+            if s.energy.idle_baseline_s else None
         if idle:
             self.store.update_meta(idle_readings=[r.to_dict() for r in idle])
         from tqdm.contrib.logging import logging_redirect_tqdm
@@ -253,6 +256,7 @@ class CellRunner:
                        split: Split, idle: list[Reading] | None) -> dict[str, Any]:
         s = self.settings
         started = _now()
+        neighbours_before = other_jobs_on_my_nodes()
         train_texts, test_texts = split.train["text"].tolist(), split.test["text"].tolist()
         fit = self._measure_fit(classifier, meters, train_texts, split.train["label"].tolist(),
                                 split.seed)
@@ -261,7 +265,8 @@ class CellRunner:
             classifier.predict(test_texts[:1] if policy.warmup == "one_text" else test_texts)
         window = measure_window(meters, lambda: classifier.predict(test_texts),
                                 min_window_s=s.energy.min_window_s, min_passes=s.energy.min_passes,
-                                max_passes=None if policy.repeat_passes else 1)
+                                max_passes=None if policy.repeat_passes else 1,
+                                ledger_label=self.cell.cell_id)
         readings = [flag_implausible(r, rated_power(s, self.placement)) for r in window.readings]
         prediction = window.output
         scores = quality(split.test["label"].tolist(), prediction.labels, corpus.labels)
@@ -275,8 +280,18 @@ class CellRunner:
             extra["energy_net_wh"] = net["total"] / window.passes if net["total"] is not None else None
         if prediction.raw is not None:
             self._write_raw(split, prediction)
+        extra["overlapped_with"] = overlaps_of(readings[0])
+        extra["node_shared_with_jobs"] = union(neighbours_before, other_jobs_on_my_nodes())
+        if idle:
+            extra["idle_overlapped_with"] = overlaps_of(idle[0])
         rec = build_record(self.cell, split, corpus, readings, window.passes, scores, started,
                            {**extra, **fit})
+        if rec["overlapped_with"] and OVERLAP_FLAG not in rec["flags"]:
+            rec["flags"] = [*rec["flags"], OVERLAP_FLAG]
+        if rec["node_shared_with_jobs"]:
+            rec["flags"] = [*rec["flags"], SHARED_FLAG]
+        if idle and rec["idle_overlapped_with"]:
+            rec["flags"] = [*rec["flags"], "idle_baseline_overlapping_window"]
         if fit_warnings:
             rec["flags"] = [*rec["flags"], "not_converged"]
         log.info(
@@ -301,15 +316,20 @@ class CellRunner:
             classifier.fit(texts, labels)
             return {"fit_energy_wh": 0.0, "fit_duration_s": 0.0, "fit_cpu_wh": 0.0,
                     "fit_gpu_wh": 0.0, "fit_ram_wh": 0.0, "fit_method": note, "fit_passes": 0,
-                    "fit_window_s": 0.0, "fit_flags": []}
+                    "fit_window_s": 0.0, "fit_flags": [], "fit_overlapped_with": []}
         repeat = getattr(classifier, "fit_repeatable", True)
         window = measure_window(meters, lambda: classifier.fit(texts, labels),
-                                max_passes=None if repeat else 1)
+                                max_passes=None if repeat else 1, ledger_label=self.cell.cell_id)
         reading = flag_implausible(window.readings[0], rated_power(self.settings, self.placement))
+        overlapped = overlaps_of(reading)
+        flags = list(reading.flags)
+        if overlapped and OVERLAP_FLAG not in flags:
+            flags.append(OVERLAP_FLAG)
         return {**reading_columns(reading, window.passes, prefix="fit_"),
                 "fit_duration_s": reading.duration_s / window.passes,
                 "fit_method": reading.meter, "fit_passes": window.passes,
-                "fit_window_s": reading.duration_s, "fit_flags": list(reading.flags)}
+                "fit_window_s": reading.duration_s, "fit_flags": flags,
+                "fit_overlapped_with": overlapped}
 
     def _write_raw(self, split: Split, prediction: Any) -> None:
         path = self.store.dir / "raw" / f"split{split.index:03d}.jsonl"

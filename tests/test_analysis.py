@@ -350,7 +350,8 @@ def test_figure3_draws_a_line_per_cluster_and_node_count_with_whole_gpu_ticks(ca
 
     figure3(_mixed_summary(), tmp_path)
     a1 = captured["figure3_gpu_count"].axes[0]
-    labels = sorted(line.get_label() for line in a1.get_lines())
+    # error-bar caps are lines without a legend entry ("_child…"/"_nolegend_")
+    labels = sorted(line.get_label() for line in a1.get_lines() if not line.get_label().startswith("_"))
     assert labels == ["llama8b [tomatoes, capella, 1 node(s)]", "llama8b [tomatoes, clara, 1 node(s)]"]
     ticks = [t for t in a1.get_xticks() if a1.get_xlim()[0] <= t <= a1.get_xlim()[1]]
     assert ticks and all(float(t).is_integer() for t in ticks)

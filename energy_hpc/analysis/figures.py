@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -146,6 +147,27 @@ def same_data(cells: pd.DataFrame) -> bool:
     return False
 
 
+CI_NOTE = "error bars: 95% t-interval of the mean over splits"
+
+
+def _ci_err(cells: pd.DataFrame, metric: str) -> np.ndarray | None:
+    """Asymmetric error bars (below, above the mean) from ``<metric>_ci_low/high``; None when the
+    summary has no intervals (fewer than 2 splits everywhere)."""
+    lo, hi = cells.get(f"{metric}_ci_low"), cells.get(f"{metric}_ci_high")
+    if lo is None or hi is None:
+        return None
+    mean = pd.to_numeric(cells[f"{metric}_mean"], errors="coerce").to_numpy(float)
+    lo, hi = pd.to_numeric(lo, errors="coerce").to_numpy(float), pd.to_numeric(hi, errors="coerce").to_numpy(float)
+    below, above = np.nan_to_num(mean - lo), np.nan_to_num(hi - mean)
+    return np.vstack([np.clip(below, 0, None), np.clip(above, 0, None)])
+
+
+def _ci_bars(ax: Any, cells: pd.DataFrame, x: str, y: str, color: str) -> None:
+    ax.errorbar(cells[f"{x}_mean"], cells[f"{y}_mean"], xerr=_ci_err(cells, x),
+                yerr=_ci_err(cells, y), fmt="none", ecolor=color, alpha=0.6, lw=1, capsize=2,
+                zorder=2)
+
+
 def figure1(summary: pd.DataFrame, out_dir: Path, with_paper: bool = True) -> list[Path]:
     """Accuracy vs energy (log), families distinguished, Pareto front drawn; one panel per dataset.
     Every cell is a point (1- and 2-node cells alike), labelled with what sets it apart."""
@@ -160,6 +182,7 @@ def figure1(summary: pd.DataFrame, out_dir: Path, with_paper: bool = True) -> li
             if not part.empty:
                 ax.scatter(part["energy_wh_mean"], part["accuracy_mean"], c=color, marker=marker,
                            s=45, label=f"{fam} (this run)", zorder=3)
+                _ci_bars(ax, part, "energy_wh", "accuracy", color)
         front = pareto_front(sub)
         if len(front) >= 2:  # one point is no line: no legend entry for a line not drawn
             ax.step(front["energy_wh_mean"], front["accuracy_mean"], where="post", color="black",
@@ -179,6 +202,7 @@ def figure1(summary: pd.DataFrame, out_dir: Path, with_paper: bool = True) -> li
         label_points(ax, sub["energy_wh_mean"].to_numpy(), sub["accuracy_mean"].to_numpy(),
                      point_labels(sub))
         ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.12), ncol=4)
+    fig.text(0.01, 0.01, CI_NOTE, fontsize=7, color="dimgrey")
     return _save(fig, out_dir, "figure1_accuracy_vs_energy")
 
 
@@ -243,8 +267,12 @@ def figure3(summary: pd.DataFrame, out_dir: Path) -> list[Path]:
             continue
         g = g.sort_values("gpus")
         label = f"{model_labels(g).iloc[0]} [{ds}, {cluster}, {nodes} node(s)]"
-        a1.plot(g["gpus"], g["duration_s_mean"], marker="o", label=label)
-        a2.plot(g["gpus"], g["energy_wh_mean"], marker="o", label=label)
+        for ax, metric in ((a1, "duration_s"), (a2, "energy_wh")):
+            (line,) = ax.plot(g["gpus"], g[f"{metric}_mean"], marker="o", label=label)
+            err = _ci_err(g, metric)
+            if err is not None:
+                ax.errorbar(g["gpus"], g[f"{metric}_mean"], yerr=err, fmt="none",
+                            ecolor=line.get_color(), capsize=3, lw=1)
     for ax, y in ((a1, "duration per pass (s)"), (a2, "energy per pass (Wh)")):
         ax.set_xlabel("GPUs")
         ax.set_ylabel(y)
@@ -253,6 +281,7 @@ def figure3(summary: pd.DataFrame, out_dir: Path) -> list[Path]:
     a1.set_title("more GPUs: duration")
     a2.set_title("more GPUs: energy")
     a2.legend(fontsize=7)
+    fig.text(0.01, 0.01, CI_NOTE, fontsize=7, color="dimgrey")
     return _save(fig, out_dir, "figure3_gpu_count")
 
 
@@ -362,8 +391,9 @@ def figure7(by_cell: pd.DataFrame, out_dir: Path) -> list[Path]:
             if not pick.any():
                 continue
             mid = np.sqrt(lo[pick] * hi[pick])
+            xerr = _ci_err(summary[pick], metric) if f"{metric}_ci_low" in summary else None
             ax.errorbar(measured[pick], mid, yerr=np.vstack([mid - lo[pick], hi[pick] - mid]),
-                        fmt=marker, color=color, ms=6, capsize=3, lw=1,
+                        xerr=xerr, fmt=marker, color=color, ms=6, capsize=3, lw=1,
                         label=f"{kind} ({int(pick.sum())})")
         if ok.any():
             low = float(min(measured[ok].min(), lo[ok].min())) / 2
@@ -382,6 +412,7 @@ def figure7(by_cell: pd.DataFrame, out_dir: Path) -> list[Path]:
         ax.set_title(f"{name}: estimate (range) vs measured")
         ax.grid(alpha=0.3, which="both")
         ax.legend(fontsize=7)
+    fig.text(0.01, 0.01, CI_NOTE, fontsize=7, color="dimgrey")
     return _save(fig, out_dir, "figure7_estimate_vs_measured")
 
 

@@ -40,6 +40,41 @@ def _name(row: pd.Series) -> str:
     return f"{label} ({where})"
 
 
+def ratio_interval(a: pd.Series, b: pd.Series, metric: str = "energy_wh",
+                   level: float = 0.95) -> tuple[float, float] | None:
+    """95% interval of mean_a / mean_b over splits: the delta method on the log ratio
+    (se² = sd_a²/(n_a·mean_a²) + sd_b²/(n_b·mean_b²)) with the t quantile of the fewer splits;
+    None when either cell has fewer than 2 splits."""
+    import math
+
+    from scipy import stats
+
+    try:
+        ma, mb = float(a[f"{metric}_mean"]), float(b[f"{metric}_mean"])
+        sa, sb = float(a[f"{metric}_std"]), float(b[f"{metric}_std"])
+        na, nb = int(a["splits"]), int(b["splits"])
+    except (KeyError, TypeError, ValueError):
+        return None
+    if min(na, nb) < 2 or not (ma > 0 and mb > 0) or math.isnan(sa) or math.isnan(sb):
+        return None
+    se = math.sqrt(sa ** 2 / (na * ma ** 2) + sb ** 2 / (nb * mb ** 2))
+    t = float(stats.t.ppf((1 + level) / 2, min(na, nb) - 1))
+    ratio = ma / mb
+    return ratio * math.exp(-t * se), ratio * math.exp(t * se)
+
+
+def apart(a: pd.Series, b: pd.Series, metric: str) -> bool | None:
+    """Whether two cells' 95% intervals of ``metric`` do not overlap (None: no intervals)."""
+    try:
+        lo_a, hi_a = float(a[f"{metric}_ci_low"]), float(a[f"{metric}_ci_high"])
+        lo_b, hi_b = float(b[f"{metric}_ci_low"]), float(b[f"{metric}_ci_high"])
+    except (KeyError, TypeError, ValueError):
+        return None
+    if any(pd.isna(v) for v in (lo_a, hi_a, lo_b, hi_b)):
+        return None
+    return hi_a < lo_b or hi_b < lo_a
+
+
 DEFAULT_WITHIN = 0.01  # without --floor or --within: what one accuracy point below the best buys
 
 
@@ -103,8 +138,18 @@ def recommend(summary: pd.DataFrame, dataset: str, accuracy_floor: float | None 
     else:
         saving = 1 - e_c / e_t if e_t > 0 else float("nan")
         factor = e_t / e_c if e_c > 0 else float("inf")
+        ci = ratio_interval(chosen, top)
+        ci_text = ""
+        if ci is not None:
+            ci_text = f" (95% CI {1 - ci[1]:.0%} to {1 - ci[0]:.0%})"
+            if ci[0] <= 1 <= ci[1]:
+                ci_text += ", which the splits cannot tell apart from no saving"
         sentence = (f"On {where}, {_name(chosen)} reaches {chosen['accuracy_mean']:.3f} accuracy "
-                    f"(floor {floor:.3f}) for {e_c:.3g} Wh per pass over the test set: {saving:.1%} less energy "
-                    f"({factor:.3g}x) than the most accurate, {_name(top)} "
+                    f"(floor {floor:.3f}) for {e_c:.3g} Wh per pass over the test set: {saving:.1%} less energy"
+                    f"{ci_text} ({factor:.3g}x) than the most accurate, {_name(top)} "
                     f"({top['accuracy_mean']:.3f}, {e_t:.3g} Wh).")
+        if apart(chosen, top, "accuracy") is False:
+            sentence += (f" Their accuracies cannot be told apart at 95% "
+                         f"({chosen['accuracy_ci_low']:.3f}–{chosen['accuracy_ci_high']:.3f} vs "
+                         f"{top['accuracy_ci_low']:.3f}–{top['accuracy_ci_high']:.3f}).")
     return Recommendation(dataset, sentence, chosen, top, floor, True)

@@ -28,16 +28,70 @@ def paper_mismatch_of(cell: pd.Series) -> str | None:
                     None if pd.isna(cell.get("n_classes")) else int(cell["n_classes"]), n_rows)
 
 
-def summarize(records: pd.DataFrame) -> pd.DataFrame:
-    """One row per cell: ``<metric>_mean``, ``<metric>_std``, ``<metric>_dex`` (std of log10), ``splits``."""
+OVERLAP_FLAGS = ("overlapping_window", "node_shared_with_jobs")
+OVERLAPPING = ("exclude", "mark")
+CI_LEVEL = 0.95
+
+
+def overlapping(records: pd.DataFrame) -> pd.Series:
+    """Splits whose inference or fit window overlapped another measured window on one of its
+    hosts, or ran beside another Slurm job on its node: their energy includes others' work."""
+    def hit(flags: object) -> bool:
+        return isinstance(flags, list | tuple | np.ndarray) and any(
+            f in OVERLAP_FLAGS for f in flags)
+
+    out = pd.Series(False, index=records.index)
+    for column in ("flags", "fit_flags"):
+        if column in records.columns:
+            out |= records[column].map(hit).astype(bool)
+    return out
+
+
+def t_interval(values: pd.Series, level: float = CI_LEVEL) -> tuple[float, float]:
+    """The t-interval of the mean over splits (NaN for fewer than 2 splits or no spread data)."""
+    from scipy import stats
+
+    v = pd.to_numeric(values, errors="coerce").dropna()
+    if len(v) < 2:
+        return (float("nan"), float("nan"))
+    mean, sem = float(v.mean()), float(v.std(ddof=1)) / np.sqrt(len(v))
+    if sem == 0:
+        return (mean, mean)
+    half = float(stats.t.ppf((1 + level) / 2, len(v) - 1)) * sem
+    return (mean - half, mean + half)
+
+
+# what each metric can be: the interval is clipped to it (few splits give wide t-intervals)
+RANGE = {"accuracy": (0.0, 1.0)}
+
+
+def summarize(records: pd.DataFrame, overlapping_splits: str = "exclude") -> pd.DataFrame:
+    """One row per cell: ``<metric>_mean``, ``<metric>_std``, ``<metric>_dex`` (std of log10),
+    ``<metric>_ci_low/high`` (95% t-interval of the mean), ``splits``.
+
+    Splits measured beside another measurement (:func:`overlapping`) are left out of every
+    figure (``overlapping_splits="exclude"``, counted in ``overlapping_left_out``) or kept and
+    counted in ``overlapping_kept`` (``"mark"``).
+    """
+    if overlapping_splits not in OVERLAPPING:
+        raise ValueError(f"overlapping_splits={overlapping_splits!r}; use one of "
+                         f"{', '.join(OVERLAPPING)}")
     if records.empty:
         return pd.DataFrame()
     keys = [k for k in CELL_KEYS if k in records.columns]
     frame = records.copy()
+    frame["_overlapping"] = overlapping(frame)
     for k in keys:
         frame[k] = frame[k].astype(object).where(frame[k].notna(), "-")
+    flagged = frame.groupby(keys, sort=False)["_overlapping"].sum().astype(int)
+    if overlapping_splits == "exclude":
+        frame = frame[~frame["_overlapping"]]
+        if frame.empty:  # every split overlapped: the cells stay, with their counts and no figures
+            frame = records.iloc[0:0].copy()
     groups = [frame[k] for k in keys]
     out = frame.groupby(keys, sort=False).size().rename("splits").to_frame()
+    out = out.reindex(flagged.index, fill_value=0)
+    out["overlapping_left_out" if overlapping_splits == "exclude" else "overlapping_kept"] = flagged
     for metric in METRICS + EXTRA_MEANS:
         if metric not in frame.columns:
             continue
@@ -46,6 +100,10 @@ def summarize(records: pd.DataFrame) -> pd.DataFrame:
         out[f"{metric}_mean"] = grouped.mean()
         if metric in METRICS:
             out[f"{metric}_std"] = grouped.std(ddof=1)
+            lo, hi = RANGE.get(metric, (0.0, np.inf))
+            ci = grouped.apply(t_interval)
+            out[f"{metric}_ci_low"] = ci.map(lambda pair: pair[0]).clip(lower=lo, upper=hi)
+            out[f"{metric}_ci_high"] = ci.map(lambda pair: pair[1]).clip(lower=lo, upper=hi)
         if metric in DEX:
             logs = np.log10(values.where(values > 0))
             out[f"{metric}_dex"] = logs.groupby(groups, sort=False).std(ddof=1)

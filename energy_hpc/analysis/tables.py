@@ -25,7 +25,8 @@ def table_b1(summary: pd.DataFrame, dataset: str, cluster: str | None = None,
         cells = cells[cells["cluster"] == cluster]
     out = pd.DataFrame({
         "Model": model_labels(cells), "Cluster": cells["cluster"], "GPUs": cells["gpus"],
-        "Energy (Wh)": cells["energy_wh_mean"], "Accuracy": cells["accuracy_mean"],
+        "Energy (Wh)": cells["energy_wh_mean"], "Energy 95% CI (Wh)": _ci(cells, "energy_wh"),
+        "Accuracy": cells["accuracy_mean"], "Accuracy 95% CI": _ci(cells, "accuracy"),
         "Duration (s)": cells["duration_s_mean"], "Average Power (W)": cells["avg_power_w_mean"],
         "model": cells["model"], "mismatch": _mismatches(cells),
     })
@@ -51,6 +52,15 @@ def table_b1(summary: pd.DataFrame, dataset: str, cluster: str | None = None,
 
 
 NOT_COMPARABLE = "not comparable"
+
+
+def _ci(cells: pd.DataFrame, metric: str) -> pd.Series:
+    """'low–high' of the 95% t-interval over splits (– for fewer than 2 splits)."""
+    lo, hi = cells.get(f"{metric}_ci_low"), cells.get(f"{metric}_ci_high")
+    if lo is None or hi is None:
+        return pd.Series([MISSING] * len(cells), index=cells.index, dtype=object)
+    return pd.Series([MISSING if pd.isna(a) or pd.isna(b) else f"{a:.3g}–{b:.3g}"
+                      for a, b in zip(lo, hi, strict=True)], index=cells.index, dtype=object)
 
 
 def _mismatches(cells: pd.DataFrame) -> pd.Series:
@@ -183,9 +193,15 @@ def estimates_by_cell(records: pd.DataFrame) -> pd.DataFrame:
         seeds = pd.to_numeric(frame["seed"], errors="coerce") - pd.to_numeric(frame["split"],
                                                                              errors="coerce")
         out["cell_seed"] = seeds.groupby(frame["cell_id"], sort=False).min().astype("Int64")
+    from energy_hpc.analysis.summary import overlapping, t_interval
+
+    frame = frame[~overlapping(frame)]  # as the summary: overlapped splits measured others' work
     for metric in ("duration_s", "energy_wh"):
         values = pd.to_numeric(frame[metric], errors="coerce")
         out[f"{metric}_mean"] = values.groupby(frame["cell_id"], sort=False).mean()
+        ci = values.groupby(frame["cell_id"], sort=False).apply(t_interval)
+        out[f"{metric}_ci_low"] = ci.map(lambda pair: max(pair[0], 0.0))
+        out[f"{metric}_ci_high"] = ci.map(lambda pair: pair[1])
         for end in ("low", "high"):
             column = f"est_{metric}_{end}"
             out[column] = (pd.to_numeric(frame[column], errors="coerce")

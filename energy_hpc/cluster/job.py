@@ -93,7 +93,7 @@ def run_in_allocation(cells: list[Cell]) -> dict[str, Any]:
         nodes = _job_nodes()
         rc.wait_for_nodes(nodes, RAY_JOIN_TIMEOUT_S, job_dir)
         log.info("Ray up across %s at %s", ", ".join(nodes), address)
-        from energy_hpc.cluster.node_meters import multi_node_meters
+        from energy_hpc.cluster.node_meters import label_node_meters, multi_node_meters
 
         shared: dict[str, Any] = {}  # per-node meter actors, one set per energy config in the job
 
@@ -101,7 +101,7 @@ def run_in_allocation(cells: list[Cell]) -> dict[str, Any]:
             key = json.dumps(dataclasses.asdict(cell.settings.energy), sort_keys=True)
             if key not in shared:
                 shared[key] = multi_node_meters(nodes, cell.settings.energy)
-            return shared[key]
+            return label_node_meters(shared[key], cell.cell_id)
 
         return run_cells(cells, nodes, meters_for, ray_address=address)
     finally:

@@ -12,18 +12,37 @@ from energy_hpc.energy.registry import meter_resolution
 class _NodeMeterActor:
     """Lives on one node (pinned by its ``slurm_<node>`` resource) and owns that node's meters."""
 
-    def __init__(self, energy: EnergyConfig) -> None:
+    def __init__(self, energy: EnergyConfig, label: str | None = None) -> None:
         from energy_hpc.energy import create_meters
+        from energy_hpc.energy.ledger import host_ledger
 
         self.meters = create_meters(energy)
+        self.label = label
+        self.ledger = host_ledger() if label is not None else None
+        self.entry: Any = None
+
+    def set_label(self, label: str) -> bool:
+        """The cell this job measures next (the actors are shared by a packed job's cells)."""
+        from energy_hpc.energy.ledger import host_ledger
+
+        self.label, self.ledger = label, host_ledger()
+        return True
 
     def start(self) -> bool:
+        if self.ledger is not None and self.label is not None:
+            self.entry = self.ledger.open(self.label)  # this node's ledger
         for m in self.meters:
             m.start()
         return True
 
     def stop(self) -> list[dict[str, Any]]:
-        return [m.stop().to_dict() for m in reversed(self.meters)][::-1]
+        from energy_hpc.energy.ledger import note_overlaps
+
+        readings = [m.stop() for m in reversed(self.meters)][::-1]
+        if self.ledger is not None:
+            note_overlaps(readings, self.ledger.close(self.entry))
+            self.entry = None
+        return [r.to_dict() for r in readings]
 
 
 class _Shared:
@@ -75,11 +94,22 @@ class MultiNodeMeter:
         return combined
 
 
-def multi_node_meters(nodes: list[str], energy: EnergyConfig) -> list[MultiNodeMeter]:
-    """One proxy per configured meter over per-node actors pinned by their ``slurm_<node>`` resource."""
+def multi_node_meters(nodes: list[str], energy: EnergyConfig,
+                      label: str | None = None) -> list[MultiNodeMeter]:
+    """One proxy per configured meter over per-node actors pinned by their ``slurm_<node>``
+    resource; with ``label`` (the cell id) each node enters its windows in its own ledger."""
     import ray
 
     remote = ray.remote(num_cpus=0)(_NodeMeterActor)
-    actors = [remote.options(resources={f"slurm_{n}": 0.001}).remote(energy) for n in nodes]
+    actors = [remote.options(resources={f"slurm_{n}": 0.001}).remote(energy, label) for n in nodes]
     shared = _Shared(actors, len(energy.meters))
     return [MultiNodeMeter(name, i, shared, meter_resolution(name)) for i, name in enumerate(energy.meters)]
+
+
+def label_node_meters(meters: list[MultiNodeMeter], label: str) -> list[MultiNodeMeter]:
+    """Tell every node which cell its next windows belong to (each node's ledger names it)."""
+    import ray
+
+    if meters:
+        ray.get([a.set_label.remote(label) for a in meters[0].shared.actors])
+    return meters

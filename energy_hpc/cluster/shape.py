@@ -29,6 +29,8 @@ class JobShape:
     time_min: int
     constraint: str | None
     exclusive: bool
+    # why the job is --exclusive (or may share its node), for the plan
+    exclusive_why: str = field(default="", compare=False)
     setup: tuple[str, ...] = field(default_factory=tuple)
     # secret environment variables: never written into the sbatch script, handed to sbatch
     # through its environment instead (energy_hpc.config.secret_env)
@@ -106,14 +108,36 @@ def _frozen(value: Any) -> Any:
     return tuple(sorted(value.items())) if isinstance(value, dict) else value
 
 
+def exclusivity(settings: Settings) -> tuple[bool, str]:
+    """Whether the job is submitted ``--exclusive``, and why: a meter that reads the whole node
+    (CodeCarbon, RAPL, auto) would count another job's work on it, so such jobs get the node to
+    themselves unless the cluster file says nodes may be shared; NVML alone reads only the job's
+    GPUs and needs no exclusivity."""
+    from energy_hpc.energy.registry import reads_whole_node
+
+    c = settings.cluster
+    if c.exclusive:
+        return True, "cluster.exclusive=true"
+    if not reads_whole_node(list(settings.energy.meters)):
+        return False, (f"energy.meters={list(settings.energy.meters)} read only the job's own "
+                       "devices: the node may be shared")
+    if c.share_nodes:
+        return False, ("cluster.share_nodes=true: the node may be shared; windows that overlap "
+                       "another job are flagged in the records (node_shared_with_jobs)")
+    return True, (f"energy.meters={list(settings.energy.meters)} read the whole node: the job "
+                  "gets it to itself (cluster.share_nodes=true allows sharing)")
+
+
 def job_shape(settings: Settings, placement: Placement) -> JobShape:
     c = settings.cluster
     cpus = c.cpus_per_task or (max(1, (c.cpus_per_node or 1) // max(c.gpus_per_node, 1))
                               * max(placement.gpus_per_node, 1))
     setup = tuple(c.setup) + tuple(f"export {k}={json.dumps(str(v))}" for k, v in sorted(c.env.items())
                                    if v != REDACTED)
+    exclusive, why = exclusivity(settings)
     return JobShape(partition=c.partition, account=c.account, qos=c.qos, nodes=placement.nodes,
                     gpus_per_node=placement.gpus_per_node, cpus_per_task=cpus, mem_gb=c.mem_gb,
-                    time_min=c.time_limit_min, constraint=c.constraint, exclusive=c.exclusive,
+                    time_min=c.time_limit_min, constraint=c.constraint, exclusive=exclusive,
+                    exclusive_why=why,
                     setup=setup, extra=slurm_extra(c.name, c.slurm_extra),
                     secret_env=tuple(sorted(k for k, v in c.env.items() if v == REDACTED)))

@@ -124,6 +124,9 @@ def format_plan(groups: dict[JobShape, list[list[Cell]]]) -> str:
     lines = []
     for i, (shape, jobs) in enumerate(groups.items()):
         lines.append(f"job array {i}: {describe(jobs)}  sbatch {' '.join(shape.sbatch_args())}")
+        if shape.exclusive_why:
+            lines.append(f"    {'--exclusive' if shape.exclusive else 'shared node'}: "
+                         f"{shape.exclusive_why}")
         for setup in shape.setup:
             lines.append(f"    setup: {setup}")
         if shape.secret_env:

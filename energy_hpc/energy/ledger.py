@@ -92,7 +92,9 @@ class WindowLedger:
 
     def close(self, entry: WindowEntry | None) -> list[str]:
         """Close a window that ends now: the labels of the other windows on this host that
-        overlapped it (sorted, each once); entries nothing can overlap any more are removed."""
+        overlapped it (sorted, each once; windows under the same label are one measurement, e.g.
+        a multi-node cell's head and its node meter on the same host); entries nothing can
+        overlap any more are removed."""
         if entry is None:
             return []
         end = time.time()
@@ -103,7 +105,7 @@ class WindowLedger:
             return []
         entries = self._entries()
         overlapped = sorted({e["label"] for p, e in entries if p != entry.path
-                             and e["start"] < end and (e["end"] is None or e["end"] > entry.start)})
+                             and e["label"] != entry.label and e["start"] < end and (e["end"] is None or e["end"] > entry.start)})
         self._tidy(entries)
         return overlapped
 
@@ -153,3 +155,23 @@ def host_ledger() -> WindowLedger:
     if _LEDGER is None or _LEDGER.dir != ledger_dir():
         _LEDGER = WindowLedger()
     return _LEDGER
+
+
+def note_overlaps(readings: list[Any], overlapped: list[str]) -> None:
+    """Flag every reading of a window that overlapped others and name them in its info."""
+    if not overlapped:
+        return
+    for reading in readings:
+        if OVERLAP_FLAG not in reading.flags:
+            reading.flags.append(OVERLAP_FLAG)
+        reading.info["overlapped_with"] = sorted(set(reading.info.get("overlapped_with", []))
+                                                 | set(overlapped))
+
+
+def overlaps_of(reading: Any) -> list[str]:
+    """The windows a reading overlapped: its own host's and, for a multi-node reading, every
+    node's (cell ids, sorted, each once)."""
+    found = set(reading.info.get("overlapped_with") or [])
+    for node in reading.info.get("node_readings") or []:
+        found |= set((node.get("info") or {}).get("overlapped_with") or [])
+    return sorted(found)

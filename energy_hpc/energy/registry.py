@@ -17,15 +17,26 @@ log = logging.getLogger(__name__)
 MeterFactory = Callable[["EnergyConfig"], Meter]
 _REGISTRY: dict[str, MeterFactory] = {}
 _RESOLUTION: dict[str, float | Callable[[], float]] = {}
+_SCOPE: dict[str, str] = {}
+SCOPES = ("node", "job")  # what a meter reads: the whole machine, or only the job's own devices
 
 
 def register_meter(name: str, factory: MeterFactory,
-                   resolution_s: float | Callable[[], float] = 0.0) -> None:
-    """One registration makes a meter usable by name (``energy.meters=[name]``): its factory and
+                   resolution_s: float | Callable[[], float] = 0.0, scope: str = "node") -> None:
+    """One registration makes a meter usable by name (``energy.meters=[name]``): its factory,
     the shortest window it resolves (a number, or a function, so a heavy module loads only when
-    the meter is used)."""
+    the meter is used) and its scope (``node``: it reads the whole machine, so another job on
+    the node is in its readings; ``job``: only the job's own devices)."""
+    if scope not in SCOPES:
+        raise ValueError(f"meter {name!r}: scope={scope!r}; use one of {', '.join(SCOPES)}")
     _REGISTRY[name] = factory
     _RESOLUTION[name] = resolution_s
+    _SCOPE[name] = scope
+
+
+def reads_whole_node(names: list[str]) -> bool:
+    """Whether any of these meters reads the whole machine (``auto`` may use CodeCarbon/RAPL)."""
+    return any(name == "auto" or _SCOPE.get(name, "node") == "node" for name in names)
 
 
 def available_meter_names() -> list[str]:
@@ -61,7 +72,8 @@ def _class_resolution(module: str, cls: str) -> Callable[[], float]:
 
 register_meter("codecarbon", _codecarbon,
                _class_resolution("energy_hpc.energy.codecarbon_meter", "CodeCarbonMeter"))
-register_meter("nvml", _nvml, _class_resolution("energy_hpc.energy.nvml", "NvmlMeter"))
+# NVML reads only the GPUs in CUDA_VISIBLE_DEVICES, which Slurm sets to the job's own
+register_meter("nvml", _nvml, _class_resolution("energy_hpc.energy.nvml", "NvmlMeter"), scope="job")
 register_meter("rapl", _rapl, _class_resolution("energy_hpc.energy.rapl", "RaplMeter"))
 
 

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from energy_hpc.energy.base import PARTS, Meter, Reading
+from energy_hpc.energy.ledger import host_ledger, note_overlaps
 
 log = logging.getLogger(__name__)
 
@@ -36,17 +37,22 @@ class WindowResult:
 
 
 def measure_window(meters: Sequence[Meter], work: Callable[[], Any], *, min_window_s: float = 0.0,
-                   min_passes: int = 1, max_passes: int | None = None) -> WindowResult:
+                   min_passes: int = 1, max_passes: int | None = None,
+                   ledger_label: str | None = None) -> WindowResult:
     """Run ``work`` repeatedly between meter start and stop.
 
     Inference on a small test set can take milliseconds, below any meter's resolution, so the
     work is repeated until ``min_window_s`` has passed; callers divide by ``passes``. The window is
     never shorter than the coarsest meter's ``resolution_s``; a window that still ends shorter
-    (``max_passes`` reached) is flagged in every reading.
+    (``max_passes`` reached) is flagged in every reading. With ``ledger_label`` (the cell id) the
+    window is entered in this host's ledger; one that overlapped another measured window is
+    flagged ``overlapping_window`` and names it (``info["overlapped_with"]``).
     """
     resolution = max((getattr(m, "resolution_s", 0.0) for m in meters), default=0.0)
     min_window_s = max(min_window_s, resolution)
     cuda_synchronize()
+    ledger = host_ledger() if ledger_label is not None else None
+    entry = ledger.open(ledger_label) if ledger is not None and ledger_label is not None else None
     for meter in meters:
         meter.start()
     t0 = time.perf_counter()
@@ -64,6 +70,8 @@ def measure_window(meters: Sequence[Meter], work: Callable[[], Any], *, min_wind
         wall = time.perf_counter() - t0
     finally:
         readings = [meter.stop() for meter in reversed(meters)][::-1]
+        overlapped = ledger.close(entry) if ledger is not None else []
+    note_overlaps(readings, overlapped)
     for meter, reading in zip(meters, readings, strict=True):
         needed = getattr(meter, "resolution_s", 0.0)
         if reading.duration_s < needed:
@@ -72,12 +80,18 @@ def measure_window(meters: Sequence[Meter], work: Callable[[], Any], *, min_wind
     return WindowResult(readings=readings, passes=passes, wall_s=wall, output=output)
 
 
-def measure_idle(meters: Sequence[Meter], seconds: float) -> list[Reading]:
-    """Idle power over ``seconds`` with the process asleep (no busy-waiting)."""
+def measure_idle(meters: Sequence[Meter], seconds: float,
+                 ledger_label: str | None = None) -> list[Reading]:
+    """Idle power over ``seconds`` with the process asleep (no busy-waiting); entered in the
+    host's ledger and flagged like any window (another run's work is no idle baseline)."""
+    ledger = host_ledger() if ledger_label is not None else None
+    entry = ledger.open(ledger_label) if ledger is not None and ledger_label is not None else None
     for meter in meters:
         meter.start()
     threading.Event().wait(seconds)
-    return [meter.stop() for meter in reversed(meters)][::-1]
+    readings = [meter.stop() for meter in reversed(meters)][::-1]
+    note_overlaps(readings, ledger.close(entry) if ledger is not None else [])
+    return readings
 
 
 def net_of_idle(gross: Reading, idle: Reading) -> dict[str, float | None]:

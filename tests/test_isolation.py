@@ -1,0 +1,212 @@
+"""Every measured window isolated or flagged: the per-host ledger, the planner's --exclusive, and
+the report leaving overlapped splits out of its figures."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+
+import pandas as pd
+import pytest
+
+from energy_hpc import RECORD_SCHEMA_VERSION
+from energy_hpc.energy.ledger import OVERLAP_FLAG, WindowLedger
+from tests.conftest import REPO
+
+FAST = ["progress=false", "energy.min_window_s=1.5", "repetitions=3"]
+
+
+def _cli(*args: str, env: dict[str, str]) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "energy_hpc", *args], cwd=REPO,
+                            env={**os.environ, "PYTHONWARNINGS": "ignore", **env},
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def test_two_concurrent_local_runs_are_flagged_each_naming_the_other(tmp_path):
+    from energy_hpc.results import load
+
+    env = {"ENERGY_HPC_LEDGER_DIR": str(tmp_path / "ledger")}
+    runs = {name: _cli(f"model={name}", f"out_dir={tmp_path / name}", *FAST, env=env)
+            for name in ("linear_bow", "linear_tfidf")}
+    for proc in runs.values():
+        _, err = proc.communicate(timeout=300)
+        assert proc.returncode == 0, err[-2000:]
+    bow, tfidf = load(tmp_path / "linear_bow"), load(tmp_path / "linear_tfidf")
+    bow_id, tfidf_id = bow["cell_id"].iloc[0], tfidf["cell_id"].iloc[0]
+    for mine, other_id in ((bow, tfidf_id), (tfidf, bow_id)):
+        flagged = mine[mine["flags"].map(lambda f: OVERLAP_FLAG in f)]
+        assert len(flagged) >= 1, mine[["split", "started_at", "ended_at", "flags"]]
+        assert all(row == [other_id] for row in flagged["overlapped_with"])
+        fit_flagged = mine[mine["fit_flags"].map(lambda f: OVERLAP_FLAG in f)]
+        assert all(row == [other_id] for row in fit_flagged["fit_overlapped_with"])
+        unflagged = mine[~mine.index.isin(flagged.index)]
+        assert all(row == [] for row in unflagged["overlapped_with"])
+    # the CLI's summary and the report leave them out, saying how many
+    alone = _cli("model=linear_bow", f"out_dir={tmp_path / 'alone'}", *FAST, env=env)
+    _, err = alone.communicate(timeout=300)
+    assert alone.returncode == 0, err[-2000:]
+    solo = load(tmp_path / "alone")
+    assert (solo["overlapped_with"].map(len) == 0).all()
+    assert not solo["flags"].map(lambda f: OVERLAP_FLAG in f).any()
+    assert not any((tmp_path / "ledger").glob("*.json"))  # nothing left once nothing is open
+
+
+def test_the_ledger_names_overlaps_closes_dead_holders_and_tidies(tmp_path):
+    ledger = WindowLedger(tmp_path)
+    a = ledger.open("cell-a")
+    b = ledger.open("cell-b")
+    same = ledger.open("cell-b")  # a multi-node cell's head and its node meter: one measurement
+    assert ledger.close(same) == ["cell-a"]
+    assert ledger.close(b) == ["cell-a"]
+    assert ledger.close(a) == ["cell-b"]  # b closed meanwhile, but it overlapped a
+    assert list(tmp_path.glob("*.json")) == []  # nothing open: nothing can overlap them any more
+    c = ledger.open("cell-c")
+    assert ledger.close(c) == []  # after the others: no overlap
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True).stdout.strip()
+    crashed = tmp_path / "crashed.json"
+    crashed.write_text(json.dumps({"label": "cell-dead", "pid": int(dead), "host": ledger.host,
+                                   "start": time.time() - 5, "end": None}))
+    d = ledger.open("cell-d")
+    assert ledger.close(d) == ["cell-dead"]  # conservatively: it may have run until found dead
+    assert not crashed.exists()  # closed when found, then tidied (nothing open before its end)
+
+
+def test_a_ledger_that_cannot_be_written_never_fails_the_measurement(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    ledger = WindowLedger(blocker / "ledger")
+    entry = ledger.open("cell")
+    assert entry is None and ledger.close(entry) == []
+
+
+def test_idle_baseline_and_fit_windows_enter_the_ledger(tmp_path, monkeypatch):
+    from energy_hpc.energy.window import measure_idle, measure_window
+
+    monkeypatch.setenv("ENERGY_HPC_LEDGER_DIR", str(tmp_path))
+    other = WindowLedger(tmp_path).open("someone-else")
+    idle = measure_idle([_Meter()], 0.01, ledger_label="mine")
+    window = measure_window([_Meter()], lambda: None, ledger_label="mine")
+    assert idle[0].info["overlapped_with"] == ["someone-else"] and OVERLAP_FLAG in idle[0].flags
+    assert window.readings[0].info["overlapped_with"] == ["someone-else"]
+    assert other is not None
+    plain = measure_window([_Meter()], lambda: None)  # no label: not entered, nothing flagged
+    assert plain.readings[0].flags == []
+
+
+class _Meter:
+    name = "fixed"
+    resolution_s = 0.0
+
+    def start(self) -> None:
+        self.t0 = time.perf_counter()
+
+    def stop(self):
+        from energy_hpc.energy.base import Reading
+
+        return Reading(meter="fixed", duration_s=time.perf_counter() - self.t0, cpu_wh=1.0,
+                       gpu_wh=None, ram_wh=None)
+
+
+# --- the planner: measuring jobs do not share a node unless the meters or the site allow it --
+
+
+@pytest.mark.parametrize(("overrides", "exclusive", "why"), [
+    ([], True, "read the whole node: the job gets it to itself"),
+    (["energy=auto"], True, "read the whole node"),
+    (["energy.meters=[nvml]"], False, "read only the job's own devices"),
+    (["cluster.share_nodes=true"], False, "cluster.share_nodes=true"),
+    (["cluster.exclusive=true", "cluster.share_nodes=true"], True, "cluster.exclusive=true"),
+])
+def test_jobs_whose_meters_read_the_whole_node_are_exclusive(overrides, exclusive, why):
+    from energy_hpc.cell import compose_cell
+
+    cell = compose_cell(["cluster=dev_slurm", *overrides])
+    assert cell.shape.exclusive is exclusive
+    assert why in cell.shape.exclusive_why
+    assert ("--exclusive" in cell.shape.sbatch_args()) is exclusive
+
+
+def test_the_plan_says_why_a_job_is_exclusive(tmp_path):
+    from tests.conftest import run_cli
+
+    proc = run_cli("cluster=dev_slurm", "dry_run=true", f"out_dir={tmp_path}")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "--exclusive: energy.meters=['codecarbon'] read the whole node" in proc.stdout
+
+
+# --- the summary, the report and the recommendation ------------------------------------------
+
+
+def _records() -> pd.DataFrame:
+    rows = []
+    for model, energies, accs in (("a", [1.0, 2.0, 3.0, 50.0], [0.8, 0.8, 0.9, 0.9]),
+                                  ("b", [10.0, 11.0, 12.0], [0.85, 0.86, 0.87])):
+        for i, (e, acc) in enumerate(zip(energies, accs, strict=True)):
+            rows.append({"schema_version": RECORD_SCHEMA_VERSION, "model": model, "dataset": "d", "cluster": "c", "gpus": 0, "nodes": 1,
+                         "cell_id": model, "split": i, "accuracy": acc, "energy_wh": e,
+                         "duration_s": 1.0, "avg_power_w": 10.0, "energy_per_sample_wh": e / 100,
+                         "flags": [OVERLAP_FLAG] if e == 50.0 else [], "fit_flags": [],
+                         "gpu_type": None, "model_family": "traditional", "model_display": model,
+                         "model_kind": "traditional", "n_train": 200, "n_test": 100,
+                         "n_classes": 2, "fit_energy_wh": 0.1, "fit_duration_s": 1.0})
+    return pd.DataFrame(rows)
+
+
+def test_overlapped_splits_are_left_out_or_marked_and_intervals_are_t_intervals():
+    from energy_hpc.analysis.summary import summarize
+
+    out = summarize(_records()).set_index("model")
+    assert out.loc["a", "splits"] == 3 and out.loc["a", "overlapping_left_out"] == 1
+    assert out.loc["a", "energy_wh_mean"] == pytest.approx(2.0)  # 50 Wh left out
+    # mean 2, sd 1, n 3: 2 ± t(0.975, 2) x 1/sqrt(3) = 2 ± 4.303 x 0.577
+    assert out.loc["a", "energy_wh_ci_low"] == pytest.approx(0.0)  # clipped: energy is >= 0
+    assert out.loc["a", "energy_wh_ci_high"] == pytest.approx(2 + 4.302653 / 3 ** 0.5, rel=1e-5)
+    assert out.loc["b", "accuracy_ci_low"] == pytest.approx(0.86 - 4.302653 * 0.01 / 3 ** 0.5)
+    marked = summarize(_records(), "mark").set_index("model")
+    assert marked.loc["a", "splits"] == 4 and marked.loc["a", "overlapping_kept"] == 1
+    assert marked.loc["a", "energy_wh_mean"] == pytest.approx(14.0)
+
+
+def test_the_recommendation_gives_the_saving_with_its_interval():
+    from energy_hpc.analysis.recommend import ratio_interval, recommend
+    from energy_hpc.analysis.summary import summarize
+
+    summary = summarize(_records())
+    a, b = (summary[summary["model"] == m].iloc[0] for m in ("a", "b"))
+    lo, hi = ratio_interval(a, b)
+    assert lo < 2.0 / 11.0 < hi
+    rec = recommend(summary, "d", within=0.1)
+    assert rec.chosen["model"] == "a"
+    assert f"(95% CI {1 - hi:.0%} to {1 - lo:.0%})" in rec.sentence
+    assert "Their accuracies cannot be told apart at 95%" in rec.sentence
+
+
+def test_the_report_says_how_many_splits_it_left_out(tmp_path):
+    pytest.importorskip("matplotlib")
+    from energy_hpc.report import build_report
+    from tests.conftest import run_cli
+
+    out = tmp_path / "out"
+    proc = run_cli("model=linear_bow", "repetitions=3", "progress=false",
+                   "energy.min_window_s=0.05", f"out_dir={out}")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    path = next(out.glob("cells/*/records.jsonl"))
+    lines = [json.loads(line) for line in path.read_text().splitlines()]
+    lines[1]["flags"].append(OVERLAP_FLAG)  # as the ledger marks a split measured beside another
+    lines[1]["overlapped_with"] = ["another-cell"]
+    path.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    text = build_report([str(out)], tmp_path / "report", progress=False).read_text()
+    assert "**1 split(s) of 1 configuration(s) were measured while another measurement" in text
+    assert "left out of every figure" in text
+    cells = pd.read_csv(tmp_path / "report" / "cells.csv")
+    assert list(cells["splits"]) == [2] and list(cells["overlapping_left_out"]) == [1]
+    assert "Energy 95% CI (Wh)" in (tmp_path / "report" / "tables" / "table_b1_demo.md").read_text()
+    marked = build_report([str(out)], tmp_path / "marked", progress=False,
+                          overlapping_splits="mark").read_text()
+    assert "kept in the figures, marked here" in marked
+    assert list(pd.read_csv(tmp_path / "marked" / "cells.csv")["splits"]) == [3]
