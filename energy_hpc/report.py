@@ -25,6 +25,7 @@ from energy_hpc.analysis.tables import (
     table_b6,
     table_b45,
     table_estimates,
+    table_site_accounting,
     write_table,
 )
 from energy_hpc.results import find_record_files, load
@@ -122,6 +123,9 @@ def build_report(folders: list[str], out: Path, floor: float | None = None,
                ("table_total_cost", "Total cost per number of texts: one split's fit plus "
                 "inference per text x N (docs/adapted.md)",
                 total_cost_table(summary, volume=volume)),
+               ("table_site_accounting", "The site's energy accounting (Slurm's "
+                "ConsumedEnergy) per job beside what its cells measured in their windows "
+                "(docs/measurement.md#the-sites-accounting)", table_site_accounting(records)),
                ("table_break_even", "Break-even: texts after which the cell costlier to fit has "
                 "used less energy in total (pairs on each cluster's accuracy/energy frontier)",
                 break_even_table(summary))]

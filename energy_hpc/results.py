@@ -286,13 +286,37 @@ def load(paths_or_globs: str | Path | Iterable[str | Path], *, on_error: str = "
             log.warning("skipping unreadable %s: %s", path, exc)
             unreadable += 1
             continue
+        accounting = _slurm_columns(path)
         for row in file_rows:
             row["record_file"] = str(path)
+            row.update(accounting)
         rows.extend(file_rows)
     frame = pd.DataFrame(rows)
     frame.attrs["skipped_lines"] = len(skipped)
     frame.attrs["unreadable_files"] = unreadable
     return frame
+
+
+SLURM_COLUMNS = ("slurm_job_id", "slurm_consumed_energy_wh", "slurm_energy_scope",
+                 "slurm_energy_plugin", "slurm_energy_reason", "slurm_job_elapsed_s",
+                 "slurm_cells_in_job")
+
+
+def _slurm_columns(records_file: Path) -> dict[str, Any]:
+    """The site's accounting of the job that measured this cell (its meta.json), for each record:
+    job-level, so the same for every split and every cell of a packed job."""
+    meta_path = Path(records_file).with_name(META_FILE)
+    try:
+        acct = json.loads(meta_path.read_text()).get("slurm_accounting") if meta_path.exists() else None
+    except (OSError, ValueError):
+        acct = None
+    if not acct:
+        return {}
+    return {"slurm_job_id": acct.get("job_id"),
+            "slurm_consumed_energy_wh": acct.get("consumed_energy_wh"),
+            "slurm_energy_scope": acct.get("scope"), "slurm_energy_plugin": acct.get("plugin"),
+            "slurm_energy_reason": acct.get("reason"), "slurm_job_elapsed_s": acct.get("elapsed_s"),
+            "slurm_cells_in_job": acct.get("cells_in_job")}
 
 
 def node_rows(frame: pd.DataFrame) -> pd.DataFrame:

@@ -37,9 +37,19 @@ def test_single_node_job_through_the_launcher(dev_slurm, tmp_path):
     assert "submitted 1 cell(s) as 1 job(s)" in proc.stdout and "dev_slurm" in proc.stdout
     [entry] = read_sweep_manifest(out, "default")
     row = sacct(entry["job_id"])
-    assert row["State"] == "COMPLETED" and row["NNodes"] == "1" and "gres/gpu=1" in row["AllocTRES"]
+    # CodeCarbon reads the whole node, so the job got all of it (--exclusive): 4 of 4 fake GPUs
+    assert row["State"] == "COMPLETED" and row["NNodes"] == "1" and "gres/gpu=4" in row["AllocTRES"]
+    assert "--exclusive" in entry["shape"] and "--gpus-per-node=1" in entry["shape"]
     frame = load(out)
     assert len(frame) == 2 and set(frame["cluster"]) == {"dev_slurm"}
+    assert frame["node_shared_with_jobs"].map(lambda jobs: jobs == []).all()  # squeue: nobody else
+    # the site's accounting, read after the job: the dev Slurm gathers no energy, and says so
+    acct = CellStore(out, entry["cell_id"]).meta()["slurm_accounting"]
+    assert acct["plugin"] == "acct_gather_energy/none" and acct["consumed_energy_wh"] is None
+    assert acct["job_id"] == str(entry["job_id"]) and acct["elapsed_s"] > 0
+    assert frame["slurm_consumed_energy_wh"].isna().all()
+    assert set(frame["slurm_energy_reason"]) == {
+        "the site gathers no energy (AcctGatherEnergyType=acct_gather_energy/none)"}
     meta = CellStore(out, entry["cell_id"]).meta()
     assert meta["environment"]["slurm"]["SLURM_JOB_ID"] == str(entry["job_id"])
     # the job asked for its estimate x time_safety_factor, not the cluster's limit, and its
@@ -53,7 +63,8 @@ def test_single_node_job_through_the_launcher(dev_slurm, tmp_path):
 @pytest.mark.slow
 def test_sweep_gets_each_job_its_own_allocation_and_two_node_cells_use_ray(dev_slurm, tmp_path):
     out = tmp_path / "out"
-    proc = run_cli("-m", "cluster=dev_slurm,dev_other", "nodes=1,2", "gpus=2",
+    # share_nodes: each job gets exactly what it asks for (no --exclusive), as the assertions check
+    proc = run_cli("-m", "cluster=dev_slurm,dev_other", "nodes=1,2", "gpus=2", "cluster.share_nodes=true",
                    f"hydra.searchpath=[file://{_second_cluster(tmp_path)}]", f"out_dir={out}",
                    "sweep=shapes", *FAST, timeout=600)
     assert proc.returncode == 0, proc.stderr[-4000:]
@@ -314,6 +325,23 @@ def test_packed_cells_measure_what_they_measure_alone(dev_slurm, tmp_path):
         assert meta["complete"] and meta["cell_id"] == cell_id  # its own meta, not the job's
     status = run_cli_status(tmp_path / "packed", "p")
     assert "4 done" in status
+    # 4 jobs, 2 nodes: whole-node meters make each job --exclusive, so no two jobs shared a
+    # Slurm node at any time; the dev cluster's two nodes are one machine, so windows of jobs on
+    # n1 and n2 at the same time are flagged, naming each other
+    assert_no_shared_node(a)
+
+
+def assert_no_shared_node(records) -> None:
+    import pandas as pd
+
+    rows = records.assign(start=pd.to_datetime(records["started_at"]),
+                          end=pd.to_datetime(records["ended_at"]))
+    cells = set(rows["cell_id"])
+    for _, x in rows.iterrows():
+        assert set(x["overlapped_with"]) <= cells - {x["cell_id"]}
+        for _, y in rows[rows["cell_id"] > x["cell_id"]].iterrows():
+            if set(x["hosts"]) & set(y["hosts"]):
+                assert x["end"] <= y["start"] or y["end"] <= x["start"], (x["cell_id"], y["cell_id"])
 
 
 def test_a_failing_cell_does_not_stop_the_others_in_its_job(dev_slurm, tmp_path, csv_file):

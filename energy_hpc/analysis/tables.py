@@ -292,3 +292,43 @@ def write_table(table: pd.DataFrame, out_dir: Path, name: str, caption: str) -> 
     paths["tex"].write_text(shown.to_latex(index=False, caption=caption, label=f"tab:{name}",
                                            escape=True))
     return paths
+
+
+SCOPE_PART = {"gpu": "gpu_wh", "cpu": "cpu_wh", "node": "energy_wh"}
+
+
+def table_site_accounting(records: pd.DataFrame) -> pd.DataFrame:
+    """Per Slurm job: the site's ConsumedEnergy (its scope) beside what the job's cells measured
+    in their windows (fit and inference, the part the scope covers: GPUs, CPUs or all), and how
+    much of the job's elapsed time those windows cover (the rest, start-up, loading and the time
+    between windows, the site counts and we do not)."""
+    if records.empty or "slurm_job_id" not in records or records["slurm_job_id"].isna().all():
+        return pd.DataFrame()
+    rows = []
+    for job, group in records.dropna(subset=["slurm_job_id"]).groupby("slurm_job_id", sort=False):
+        first = group.iloc[0]
+        scope = first.get("slurm_energy_scope")
+        part = SCOPE_PART.get(scope) if isinstance(scope, str) else None
+        measured = windows_s = None
+        if part is not None:
+            passes = pd.to_numeric(group["passes"], errors="coerce")
+            fit_passes = pd.to_numeric(group.get("fit_passes", 0), errors="coerce").fillna(0)
+            inference = pd.to_numeric(group[part], errors="coerce") * passes
+            fit = pd.to_numeric(group.get(f"fit_{part}", 0), errors="coerce").fillna(0) * fit_passes
+            measured = float((inference.fillna(0) + fit).sum())
+        windows_s = float(pd.to_numeric(group["window_s"], errors="coerce").sum()
+                          + pd.to_numeric(group.get("fit_window_s", 0), errors="coerce").fillna(0).sum())
+        site = first.get("slurm_consumed_energy_wh")
+        elapsed = first.get("slurm_job_elapsed_s")
+        rows.append({
+            "Slurm job": job, "Cells": group["cell_id"].nunique(),
+            "Plugin": first.get("slurm_energy_plugin"), "Scope": SCOPE_WORDS.get(scope, "–"),
+            "Site (Wh)": site if not pd.isna(site) else MISSING,
+            "Measured in windows (Wh)": measured if measured is not None else MISSING,
+            "Site / measured": (site / measured) if measured and not pd.isna(site) else MISSING,
+            "Windows / elapsed": (windows_s / elapsed) if elapsed else MISSING,
+            "Why none": first.get("slurm_energy_reason") or ""})
+    return pd.DataFrame(rows)
+
+
+SCOPE_WORDS = {"gpu": "the job's GPUs", "cpu": "CPU packages", "node": "whole nodes"}

@@ -256,11 +256,32 @@ def wait(submitted: list[tuple[list[Cell], Any]]) -> list[str]:
             failures.extend(f"{cell.cell_id} (Slurm job {job.job_id}): {failure_reason(exc)}; "
                             f"logs: {job.paths.stderr}" for cell in cells)
             continue
+        keep_accounting(cells, str(job.job_id))
         for result in results or []:
             for cell_id, reason in (result or {}).get("failed", {}).items():
                 failures.append(f"{cell_id} (Slurm job {job.job_id}, packed with "
                                 f"{len(cells) - 1} other cell(s)): {reason}; logs: {job.paths.stderr}")
     return failures
+
+
+def keep_accounting(cells: list[Cell], job_id: str) -> None:
+    """The site's energy accounting of a finished job (``energy_hpc.cluster.accounting``), kept
+    in the meta.json of each of its cells; records gain it as ``slurm_*`` columns on loading."""
+    from energy_hpc.cluster.accounting import read_job_accounting
+    from energy_hpc.results import CellStore
+
+    accounting = read_job_accounting(job_id).to_dict()
+    accounting["cells_in_job"] = len(cells)
+    for cell in cells:
+        store = CellStore(cell.out_dir, cell.cell_id)
+        try:
+            if store.meta_path.exists():
+                store.update_meta(slurm_accounting=accounting)
+        except (OSError, ValueError) as exc:  # the records are what matter; say it and go on
+            log.warning("cell %s: could not keep Slurm's accounting of job %s: %s", cell.cell_id,
+                        job_id, exc)
+    if accounting["consumed_energy_wh"] is None:
+        log.info("Slurm job %s: no site energy accounting (%s)", job_id, accounting["reason"])
 
 
 def submit_cells(cells: list[Cell]) -> list[str]:

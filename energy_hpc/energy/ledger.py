@@ -26,6 +26,7 @@ from typing import Any
 LEDGER_ENV = "ENERGY_HPC_LEDGER_DIR"
 DEFAULT_DIR = "/tmp/energy_hpc-windows"
 OVERLAP_FLAG = "overlapping_window"
+NOTE = "note-"  # note-<open window>--<label hash>.json: "<label> overlapped you"
 
 
 @dataclass
@@ -93,56 +94,79 @@ class WindowLedger:
     def close(self, entry: WindowEntry | None) -> list[str]:
         """Close a window that ends now: the labels of the other windows on this host that
         overlapped it (sorted, each once; windows under the same label are one measurement, e.g.
-        a multi-node cell's head and its node meter on the same host); entries nothing can
-        overlap any more are removed."""
+        a multi-node cell's head and its node meter on the same host).
+
+        Those are the windows open now and the ones that closed while this one was open (each
+        left a note for it). This one leaves a note for every window still open and is removed:
+        only open windows and their notes are ever read, so the cost does not grow with the
+        number of windows a long run has closed."""
         if entry is None:
             return []
         end = time.time()
         try:
-            self._write(entry.path, {"label": entry.label, "pid": entry.pid, "host": self.host,
-                                     "start": entry.start, "end": end})
-        except OSError:
-            return []
-        entries = self._entries()
-        overlapped = sorted({e["label"] for p, e in entries if p != entry.path
-                             and e["label"] != entry.label and e["start"] < end and (e["end"] is None or e["end"] > entry.start)})
-        self._tidy(entries)
-        return overlapped
-
-    def _entries(self) -> list[tuple[Path, dict[str, Any]]]:
-        out = []
-        try:
             names = os.listdir(self.dir)
         except OSError:
-            return out
+            return []
+        mine = entry.path.stem
+        overlapped: set[str] = set()
+        open_now: list[tuple[Path, dict[str, Any]]] = []
         for name in names:
             if not name.endswith(".json") or name.startswith("."):
                 continue
             path = self.dir / name
-            try:
-                data = json.loads(path.read_text())
-                float(data["start"])
-            except (OSError, ValueError, KeyError, TypeError):
-                continue  # removed meanwhile, or half a foreign file: not ours to judge
-            if data.get("end") is None and data.get("host") == self.host \
-                    and not _alive(int(data.get("pid", 0))):
-                data["end"] = time.time()  # its holder died inside the window
-                try:
-                    self._write(path, data)
-                except OSError:
-                    pass
-            out.append((path, data))
-        return out
+            if name.startswith(NOTE):
+                if name.startswith(f"{NOTE}{mine}--"):
+                    overlapped.add(_read(path).get("label", "?"))
+                    _unlink(path)
+                continue
+            if path == entry.path:
+                continue
+            data = _read(path)
+            if "start" not in data or data["start"] >= end:
+                continue
+            open_now.append((path, data))
+        dead = [(p, d) for p, d in open_now if d.get("host") == self.host
+                and not _alive(int(d.get("pid", 0)))]
+        alive = [(p, d) for p, d in open_now if (p, d) not in dead]
+        for path, data in dead:  # died inside its window: it closes now, as it would have
+            for other, _ in alive:
+                self._note(other, path.stem, data.get("label", "?"))
+            _unlink(path)
+            for note in self.dir.glob(f"{NOTE}{path.stem}--*.json"):
+                _unlink(note)
+        overlapped |= {data.get("label", "?") for _, data in open_now}
+        for path, data in alive:
+            if data.get("label") != entry.label:
+                self._note(path, mine, entry.label)
+        _unlink(entry.path)
+        overlapped.discard(entry.label)
+        return sorted(overlapped)
 
-    def _tidy(self, entries: list[tuple[Path, dict[str, Any]]]) -> None:
-        open_starts = [e["start"] for _, e in entries if e["end"] is None]
-        earliest_open = min(open_starts, default=float("inf"))
-        for path, e in entries:
-            if e["end"] is not None and e["end"] <= earliest_open:
-                try:
-                    path.unlink()
-                except OSError:
-                    pass
+    def _note(self, target: Path, writer: str, label: str) -> None:
+        """Tell the open window ``target`` that ``label`` overlapped it (one note per label: a
+        cell's later windows overwrite its earlier note, so notes stay few)."""
+        import hashlib
+
+        key = hashlib.sha1(label.encode()).hexdigest()[:16]
+        try:
+            self._write(self.dir / f"{NOTE}{target.stem}--{key}.json", {"label": label})
+        except OSError:
+            pass
+
+
+def _read(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text())
+        return data if isinstance(data, dict) else {}
+    except (OSError, ValueError):
+        return {}  # removed meanwhile, or half a foreign file: not ours to judge
+
+
+def _unlink(path: Path) -> None:
+    try:
+        path.unlink()
+    except OSError:
+        pass
 
 
 _LEDGER: WindowLedger | None = None
