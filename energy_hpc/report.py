@@ -14,6 +14,7 @@ import pandas as pd
 
 from energy_hpc.analysis.figures import make_figures
 from energy_hpc.analysis.payback import break_even_table, total_cost_table
+from energy_hpc.analysis.quality import meter_agreement
 from energy_hpc.analysis.recommend import recommend_all
 from energy_hpc.analysis.summary import model_labels, summarize
 from energy_hpc.analysis.tables import (
@@ -73,6 +74,13 @@ def build_report(folders: list[str], out: Path, floor: float | None = None,
     sections += ["Energies and durations are **per pass over the test set** (one classification of "
                  "every test text; docs/measurement.md#units), mean over the splits; intervals "
                  "are the 95% t-interval of that mean.", ""]
+    if "measurement" in summary and summary["measurement"].notna().any():
+        grades = summary["measurement"].value_counts().to_dict()
+        sections += ["Measurement (column *Measurement*): `counted` = every Wh from a counter or "
+                     "sensor (RAPL, NVML), `modelled` = none (CodeCarbon's load x TDP, a RAM "
+                     "model), `partly modelled` between; here "
+                     + ", ".join(f"{n} {g}" for g, n in grades.items())
+                     + " (docs/measurement.md#quality).", ""]
     counted = "overlapping_left_out" if overlapping_splits == "exclude" else "overlapping_kept"
     if counted in summary and int(summary[counted].sum()):
         n, cells_hit = int(summary[counted].sum()), int((summary[counted] > 0).sum())
@@ -126,6 +134,9 @@ def build_report(folders: list[str], out: Path, floor: float | None = None,
                ("table_site_accounting", "The site's energy accounting (Slurm's "
                 "ConsumedEnergy) per job beside what its cells measured in their windows "
                 "(docs/measurement.md#the-sites-accounting)", table_site_accounting(records)),
+               ("table_meter_agreement", "Meters against each other: per cell and part, the "
+                "direct meter ÷ CodeCarbon (median over splits; disagree = more than 10% apart)",
+                meter_agreement(records)),
                ("table_break_even", "Break-even: texts after which the cell costlier to fit has "
                 "used less energy in total (pairs on each cluster's accuracy/energy frontier)",
                 break_even_table(summary))]
@@ -146,7 +157,7 @@ def build_report(folders: list[str], out: Path, floor: float | None = None,
         "model", "dataset", "cluster", "gpus", "nodes", "splits", "overlapping_left_out",
         "overlapping_kept", "accuracy_mean", "accuracy_ci_low", "accuracy_ci_high",
         "energy_wh_mean", "energy_wh_ci_low", "energy_wh_ci_high", "energy_wh_dex",
-        "duration_s_mean", "duration_s_dex")]]), ""]
+        "duration_s_mean", "duration_s_dex", "measurement", "modelled_share_mean")]]), ""]
     report = out / "report.md"
     report.write_text("\n".join(sections))
     return report

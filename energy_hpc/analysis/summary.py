@@ -107,6 +107,13 @@ def summarize(records: pd.DataFrame, overlapping_splits: str = "exclude") -> pd.
         if metric in DEX:
             logs = np.log10(values.where(values > 0))
             out[f"{metric}_dex"] = logs.groupby(groups, sort=False).std(ddof=1)
+    if not frame.empty:
+        from energy_hpc.analysis.quality import split_grades, worst
+
+        quality = split_grades(frame)
+        out["measurement"] = quality["grade"].groupby(groups, sort=False).agg(worst)
+        out["modelled_share_mean"] = pd.to_numeric(quality["modelled_share"]).groupby(
+            groups, sort=False).mean()
     for column in SETUP:  # constant within a cell: what the paper comparison checks
         if column in frame.columns:
             out[column] = frame.groupby(groups, sort=False)[column].first()

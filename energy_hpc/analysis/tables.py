@@ -28,6 +28,7 @@ def table_b1(summary: pd.DataFrame, dataset: str, cluster: str | None = None,
         "Energy (Wh)": cells["energy_wh_mean"], "Energy 95% CI (Wh)": _ci(cells, "energy_wh"),
         "Accuracy": cells["accuracy_mean"], "Accuracy 95% CI": _ci(cells, "accuracy"),
         "Duration (s)": cells["duration_s_mean"], "Average Power (W)": cells["avg_power_w_mean"],
+        "Measurement": cells["measurement"] if "measurement" in cells else MISSING,
         "model": cells["model"], "mismatch": _mismatches(cells),
     })
     if with_paper:
