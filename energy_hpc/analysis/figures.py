@@ -411,7 +411,12 @@ def figure7(by_cell: pd.DataFrame, out_dir: Path) -> list[Path]:
         ax.set_ylabel(f"estimated {name.lower()} per pass ({unit})")
         ax.set_title(f"{name}: estimate (range) vs measured")
         ax.grid(alpha=0.3, which="both")
-        ax.legend(fontsize=7)
+        if ok.any():
+            ax.legend(fontsize=7)
+        else:  # e.g. energy on a cluster file without power facts: said, not an empty frame
+            ax.text(0.5, 0.5, f"no cell has an estimate of its {name.lower()}\n(energy needs the "
+                    "cluster file's power facts:\ngpu_power_w, cpu_power_w, ram_gb)",
+                    transform=ax.transAxes, ha="center", va="center", fontsize=9, color="dimgrey")
     fig.text(0.01, 0.01, CI_NOTE, fontsize=7, color="dimgrey")
     return _save(fig, out_dir, "figure7_estimate_vs_measured")
 
