@@ -13,6 +13,14 @@ from energy_hpc.cell import compose_cell
 
 REPO = Path(__file__).resolve().parents[1]
 
+# The tests' measured windows go to a ledger of their own (every subprocess and Slurm job they
+# start inherits it), so a sweep someone runs on this machine meanwhile is not counted as a test
+# cell's neighbour, nor the other way round. tests/test_isolation.py sets its own per test.
+if "ENERGY_HPC_LEDGER_DIR" not in os.environ:
+    import tempfile
+
+    os.environ["ENERGY_HPC_LEDGER_DIR"] = tempfile.mkdtemp(prefix="energy_hpc-test-ledger-")
+
 
 def needs(extra: str, *modules: str) -> pytest.MarkDecorator:
     """Skip (saying which extra to install) where a test needs an optional dependency."""
