@@ -71,9 +71,14 @@ def test_the_ledger_names_overlaps_closes_dead_holders_and_tidies(tmp_path):
     crashed = tmp_path / "crashed.json"
     crashed.write_text(json.dumps({"label": "cell-dead", "pid": int(dead), "host": ledger.host,
                                    "start": time.time() - 5, "end": None}))
-    d = ledger.open("cell-d")
-    assert ledger.close(d) == ["cell-dead"]  # conservatively: it may have run until found dead
-    assert not crashed.exists()  # closed when found, then tidied (nothing open before its end)
+    d = ledger.open("cell-d")  # it died before d started: not d's neighbour, and cleared
+    assert not crashed.exists()
+    assert ledger.close(d) == []
+    e = ledger.open("cell-e")
+    crashed.write_text(json.dumps({"label": "cell-dead", "pid": int(dead), "host": ledger.host,
+                                   "start": time.time(), "end": None}))  # died during e
+    assert ledger.close(e) == ["cell-dead"]  # conservatively: it may have run until found dead
+    assert not crashed.exists()
 
 
 def test_a_ledger_that_cannot_be_written_never_fails_the_measurement(tmp_path):

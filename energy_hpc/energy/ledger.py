@@ -80,6 +80,7 @@ class WindowLedger:
         """Enter a window that starts now; None (and nothing flagged) when the ledger cannot be
         written: a measurement never fails for want of its ledger."""
         self._prepare()
+        self._clear_dead()
         self._seq += 1
         pid = os.getpid()
         path = self.dir / f"{self.host}-{pid}-{self._seq}-{time.time_ns()}.json"
@@ -90,6 +91,33 @@ class WindowLedger:
         except OSError:
             return None
         return WindowEntry(path=path, label=label, start=start, pid=pid)
+
+    def _clear_dead(self) -> None:
+        """Windows whose process died (killed inside its window) before this one starts: they
+        cannot overlap it. Each still-open window is told (it may have overlapped them), then the
+        entries and their notes go."""
+        try:
+            listed = os.listdir(self.dir)
+        except OSError:
+            return
+        names = [n for n in listed if n.endswith(".json") and not n.startswith((".", NOTE))]
+        stems = {n[:-5] for n in names}
+        for note in listed:  # notes left for a window that has closed meanwhile: nobody reads them
+            if note.startswith(NOTE) and note[len(NOTE):].split("--", 1)[0] not in stems:
+                _unlink(self.dir / note)
+        entries = [(self.dir / n, _read(self.dir / n)) for n in names]
+        dead = [(p, d) for p, d in entries if d.get("host") == self.host and "pid" in d
+                and not _alive(int(d["pid"]))]
+        if not dead:
+            return
+        alive = [(p, d) for p, d in entries if (p, d) not in dead and "start" in d]
+        for path, data in dead:
+            for other, other_data in alive:
+                if other_data.get("start", 0) < time.time():
+                    self._note(other, path.stem, data.get("label", "?"))
+            _unlink(path)
+            for note in self.dir.glob(f"{NOTE}{path.stem}--*.json"):
+                _unlink(note)
 
     def close(self, entry: WindowEntry | None) -> list[str]:
         """Close a window that ends now: the labels of the other windows on this host that
