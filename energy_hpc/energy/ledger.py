@@ -8,9 +8,11 @@ flags the reading ``overlapping_window``.
 
 The ledger is a directory on the host's own disk (``ENERGY_HPC_LEDGER_DIR``, default
 ``/tmp/energy_hpc-windows``; world-writable and sticky like /tmp, so every user's runs see each
-other), one small JSON file per window written atomically. An entry is removed once no open
-window started before it ended (nothing can still overlap it); an open entry whose process has
-died is closed then (conservatively: as if it ran until it was found dead).
+other), one small JSON file per *open* window, written atomically. A window that closes names
+the windows open now and those that left it a note, leaves a note for each window still open,
+and removes itself. An entry whose process died is cleared by the next window that opens (it
+cannot overlap that one; the windows open then are told); one that dies during another's window
+counts as overlapping it (it may have run until it was found dead).
 """
 
 from __future__ import annotations
