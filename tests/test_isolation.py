@@ -215,3 +215,18 @@ def test_the_report_says_how_many_splits_it_left_out(tmp_path):
                           overlapping_splits="mark").read_text()
     assert "kept in the figures, marked here" in marked
     assert list(pd.read_csv(tmp_path / "marked" / "cells.csv")["splits"]) == [3]
+
+
+def test_a_window_whose_meter_fails_leaves_nothing_open(tmp_path, monkeypatch):
+    from energy_hpc.energy.window import measure_idle, measure_window
+
+    class Broken(_Meter):
+        def stop(self):
+            raise RuntimeError("meter died")
+
+    monkeypatch.setenv("ENERGY_HPC_LEDGER_DIR", str(tmp_path))
+    for measure in (lambda: measure_window([Broken()], lambda: None, ledger_label="x"),
+                    lambda: measure_idle([Broken()], 0.01, ledger_label="x")):
+        with pytest.raises(RuntimeError, match="meter died"):
+            measure()
+        assert list(tmp_path.glob("*.json")) == []  # a later window in this process is not flagged

@@ -307,7 +307,9 @@ def test_packed_cells_measure_what_they_measure_alone(dev_slurm, tmp_path):
     packed = run_cli(*sweep, "pack=4", f"out_dir={tmp_path / 'packed'}", *FAST, timeout=600)
     assert packed.returncode == 0, packed.stderr[-3000:]
     assert "submitted 4 cell(s) as 1 job(s)" in packed.stdout
-    alone = run_cli(*sweep, "pack=1", f"out_dir={tmp_path / 'alone'}", *FAST, timeout=600)
+    # a ledger of this sweep's own (the Slurm jobs inherit it): only its windows are its neighbours
+    alone = run_cli(*sweep, "pack=1", f"out_dir={tmp_path / 'alone'}", *FAST, timeout=600,
+                    env={"ENERGY_HPC_LEDGER_DIR": str(tmp_path / "ledger")})
     assert alone.returncode == 0, alone.stderr[-3000:]
     assert "submitted 4 cell(s) as 4 job(s)" in alone.stdout
     entries = read_sweep_manifest(tmp_path / "packed", "p")

@@ -53,8 +53,13 @@ def measure_window(meters: Sequence[Meter], work: Callable[[], Any], *, min_wind
     cuda_synchronize()
     ledger = host_ledger() if ledger_label is not None else None
     entry = ledger.open(ledger_label) if ledger is not None and ledger_label is not None else None
-    for meter in meters:
-        meter.start()
+    try:
+        for meter in meters:
+            meter.start()
+    except BaseException:
+        if ledger is not None:
+            ledger.close(entry)
+        raise
     t0 = time.perf_counter()
     passes = 0
     output = None
@@ -69,8 +74,10 @@ def measure_window(meters: Sequence[Meter], work: Callable[[], Any], *, min_wind
         cuda_synchronize()
         wall = time.perf_counter() - t0
     finally:
-        readings = [meter.stop() for meter in reversed(meters)][::-1]
-        overlapped = ledger.close(entry) if ledger is not None else []
+        try:
+            readings = [meter.stop() for meter in reversed(meters)][::-1]
+        finally:  # a meter that fails to stop must not leave the window open in the ledger
+            overlapped = ledger.close(entry) if ledger is not None else []
     note_overlaps(readings, overlapped)
     for meter, reading in zip(meters, readings, strict=True):
         needed = getattr(meter, "resolution_s", 0.0)
@@ -86,11 +93,15 @@ def measure_idle(meters: Sequence[Meter], seconds: float,
     host's ledger and flagged like any window (another run's work is no idle baseline)."""
     ledger = host_ledger() if ledger_label is not None else None
     entry = ledger.open(ledger_label) if ledger is not None and ledger_label is not None else None
-    for meter in meters:
-        meter.start()
-    threading.Event().wait(seconds)
-    readings = [meter.stop() for meter in reversed(meters)][::-1]
-    note_overlaps(readings, ledger.close(entry) if ledger is not None else [])
+    overlapped: list[str] = []
+    try:
+        for meter in meters:
+            meter.start()
+        threading.Event().wait(seconds)
+        readings = [meter.stop() for meter in reversed(meters)][::-1]
+    finally:
+        overlapped = ledger.close(entry) if ledger is not None else []
+    note_overlaps(readings, overlapped)
     return readings
 
 
