@@ -303,6 +303,8 @@ def table_site_accounting(records: pd.DataFrame) -> pd.DataFrame:
     in their windows (fit and inference, the part the scope covers: GPUs, CPUs or all), and how
     much of the job's elapsed time those windows cover (the rest, start-up, loading and the time
     between windows, the site counts and we do not)."""
+    from energy_hpc.cluster.accounting import SCOPE_WORDS
+
     if records.empty or "slurm_job_id" not in records or records["slurm_job_id"].isna().all():
         return pd.DataFrame()
     rows = []
@@ -331,5 +333,3 @@ def table_site_accounting(records: pd.DataFrame) -> pd.DataFrame:
             "Why none": first.get("slurm_energy_reason") or ""})
     return pd.DataFrame(rows)
 
-
-SCOPE_WORDS = {"gpu": "the job's GPUs", "cpu": "CPU packages", "node": "whole nodes"}

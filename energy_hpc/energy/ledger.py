@@ -114,12 +114,7 @@ class WindowLedger:
             return
         alive = [(p, d) for p, d in entries if (p, d) not in dead and "start" in d]
         for path, data in dead:
-            for other, other_data in alive:
-                if other_data.get("start", 0) < time.time():
-                    self._note(other, path.stem, data.get("label", "?"))
-            _unlink(path)
-            for note in self.dir.glob(f"{NOTE}{path.stem}--*.json"):
-                _unlink(note)
+            self._retire(path, data, [other for other, _ in alive])
 
     def close(self, entry: WindowEntry | None) -> list[str]:
         """Close a window that ends now: the labels of the other windows on this host that
@@ -159,11 +154,7 @@ class WindowLedger:
                 and not _alive(int(d.get("pid", 0)))]
         alive = [(p, d) for p, d in open_now if (p, d) not in dead]
         for path, data in dead:  # died inside its window: it closes now, as it would have
-            for other, _ in alive:
-                self._note(other, path.stem, data.get("label", "?"))
-            _unlink(path)
-            for note in self.dir.glob(f"{NOTE}{path.stem}--*.json"):
-                _unlink(note)
+            self._retire(path, data, [other for other, _ in alive])
         overlapped |= {data.get("label", "?") for _, data in open_now}
         for path, data in alive:
             if data.get("label") != entry.label:
@@ -171,6 +162,15 @@ class WindowLedger:
         _unlink(entry.path)
         overlapped.discard(entry.label)
         return sorted(overlapped)
+
+    def _retire(self, path: Path, data: dict[str, Any], open_windows: list[Path]) -> None:
+        """A dead process's window: tell every open window it may have overlapped them, then
+        remove its entry and the notes left for it."""
+        for other in open_windows:
+            self._note(other, path.stem, data.get("label", "?"))
+        _unlink(path)
+        for note in self.dir.glob(f"{NOTE}{path.stem}--*.json"):
+            _unlink(note)
 
     def _note(self, target: Path, writer: str, label: str) -> None:
         """Tell the open window ``target`` that ``label`` overlapped it (one note per label: a

@@ -115,16 +115,27 @@ def _full_precision(model: Any) -> bool:
     return getattr(model, "kind", "") == "setfit" or getattr(model, "mixed_precision", "auto") == "no"
 
 
-def inference(cell: Cell) -> PassGuess | str:
-    """One pass: 2 × parameters × tokens per text × test texts at the allocation's throughput."""
+def _inputs(cell: Cell, what: str) -> tuple[float, str, tuple[Span, str], Span, str] | str:
+    """What both estimates start from: parameters (and where from), the allocation's
+    throughput, tokens per text (and a note); or why there is no estimate."""
     model = cell.settings.model
     params, source = params_million(model)
     if params is None:
-        return f"no first-principles estimate for {model.name}: {source}"
+        return f"no first-principles {what} for {model.name}: {source}"
     rate = _throughput(cell, full_precision=_full_precision(model))
     if isinstance(rate, str):
         return rate
     tokens, note = text_tokens(cell, getattr(model, "max_length", None) or DEFAULT_MAX_LENGTH)
+    return params, source, rate, tokens, note
+
+
+def inference(cell: Cell) -> PassGuess | str:
+    """One pass: 2 × parameters × tokens per text × test texts at the allocation's throughput."""
+    inputs = _inputs(cell, "estimate")
+    if isinstance(inputs, str):
+        return inputs
+    params, source, rate, tokens, note = inputs
+    model = cell.settings.model
     n_test = cell.settings.dataset.n_test or 200
     flops = (2 * params * 1e6 * tokens[0] * n_test, 2 * params * 1e6 * tokens[1] * n_test)
     batches = math.ceil(n_test / getattr(model, "batch_size", 32))
@@ -136,14 +147,10 @@ def inference(cell: Cell) -> PassGuess | str:
 
 def _training(cell: Cell, steps: int, sequences: int, what: str,
               extra_forward: int = 0) -> FitGuess | str:
-    model = cell.settings.model
-    params, source = params_million(model)
-    if params is None:
-        return f"no first-principles fit estimate for {model.name}: {source}"
-    rate = _throughput(cell, full_precision=_full_precision(model))
-    if isinstance(rate, str):
-        return rate
-    tokens, _ = text_tokens(cell, getattr(model, "max_length", None) or DEFAULT_MAX_LENGTH)
+    inputs = _inputs(cell, "fit estimate")
+    if isinstance(inputs, str):
+        return inputs
+    params, source, rate, tokens, _ = inputs
     n = params * 1e6
     flops = tuple(6 * n * t * sequences + 2 * n * t * extra_forward for t in tokens)
     seconds = _seconds(flops, rate[0], steps, bool(cell.placement.gpus))  # type: ignore[arg-type]
