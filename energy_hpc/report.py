@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from energy_hpc.analysis.figures import make_figures
+from energy_hpc.analysis.figures import drawn_configurations, grade_note, make_figures
 from energy_hpc.analysis.payback import break_even_table, total_cost_table
 from energy_hpc.analysis.quality import meter_agreement
 from energy_hpc.analysis.recommend import recommend_all
@@ -148,9 +148,14 @@ def build_report(folders: list[str], out: Path, floor: float | None = None,
 
     made, skipped = make_figures(records, fig_dir, with_paper=with_paper, summary=summary)
     sections += ["## Figures", ""]
+    drawn = drawn_configurations(summary, by_cell)
     for name, paths in made.items():
         png = paths[0].relative_to(out)
         sections += [f"### {name}", "", f"![{name}]({png})", f"(PDF: `{paths[1].relative_to(out)}`)", ""]
+        note = grade_note(drawn[name])
+        if note:
+            sections += [f"Measurement of the {len(drawn[name])} configuration(s) drawn: {note} "
+                         "(docs/measurement.md#quality).", ""]
     for name, why in skipped.items():
         sections += [f"### {name}", "", f"*Not drawn: {why}.*", ""]
     sections += ["## Cells", "", as_markdown(summary[[c for c in summary.columns if c in (

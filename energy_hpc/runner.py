@@ -71,6 +71,17 @@ def reading_columns(reading: Reading, passes: int, prefix: str = "") -> dict[str
     return per
 
 
+def counter_checks(readings: list[Reading]) -> list[dict[str, Any]]:
+    """The NVML counter-vs-power checks these readings made (per node of a multi-node cell)."""
+    found: list[dict[str, Any]] = []
+    for reading in readings:
+        found += reading.info.get("counter_check") or []
+        for node in reading.info.get("node_readings") or []:
+            found += [{**c, "node": node.get("node")}
+                      for c in (node.get("info") or {}).get("counter_check") or []]
+    return found
+
+
 def build_record(cell: Cell, split: Split, corpus: Corpus, readings: list[Reading], passes: int,
                  scores: dict[str, float], started: str, extra: dict[str, Any]) -> dict[str, Any]:
     settings, placement = cell.settings, cell.placement
@@ -140,6 +151,7 @@ def build_record(cell: Cell, split: Split, corpus: Corpus, readings: list[Readin
     rec["node_readings"] = primary.info.get("node_readings") or [
         {**primary.to_dict(), "energy_wh": primary.energy_wh}]
     rec["hosts"] = sorted({r.get("node") for r in rec["node_readings"] if r.get("node")})
+    rec["nvml_counter_check"] = counter_checks(readings) or None
     rec.update(extra)
     return rec
 

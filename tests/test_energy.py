@@ -163,6 +163,55 @@ def test_nvml_without_counter_integrates_power_samples():
     assert r.gpu_wh == pytest.approx(300 * r.duration_s / 3600, rel=0.1)
 
 
+class DriftingGpus(FakeGpus):
+    """A counter that advances by ``counter_share`` of what the steady power delivers: the
+    counter and the sampled power then disagree by a known amount."""
+
+    def __init__(self, counter_share, **kw):
+        super().__init__(**kw)
+        self.counter_share, self.t0 = counter_share, None
+
+    def total_energy_mj(self, h):
+        now = time.perf_counter()
+        self.t0 = self.t0 or now
+        return int(self.energy[h] + self.counter_share * self.power[h] * (now - self.t0))
+
+
+@pytest.mark.parametrize(("share", "disagree"), [(1.0, False), (0.7, True)])
+def test_nvml_checks_its_counter_against_power_sampling_once_per_gpu(monkeypatch, share, disagree):
+    monkeypatch.setattr(NvmlMeter, "checked_uuids", set())
+    gpus = DriftingGpus(share, n=2, power_mw=250_000)
+    meter = NvmlMeter(gpus, sample_s=0.02, visible="0,1")
+    meter.start()
+    time.sleep(0.4)
+    first = meter.stop()
+    checks = first.info["counter_check"]
+    assert [c["gpu"] for c in checks] == [0, 1]
+    for c in checks:
+        assert c["sampled_wh"] == pytest.approx(250 * c["window_s"] / 3600, rel=0.15)
+        assert c["ratio"] == pytest.approx(share, rel=0.15) and c["disagree"] is disagree
+    assert first.methods["gpu"] == "nvml-counter"  # the counter stays the number
+    assert first.gpu_wh == pytest.approx(sum(c["counter_wh"] for c in checks))
+    assert any("energy counter" in f and "sampled" in f for f in first.flags) is disagree
+    meter.start()  # the same job's next window: checked already, no sampling thread
+    assert meter._thread is None
+    second = meter.stop()
+    assert "counter_check" not in second.info
+    other = NvmlMeter(gpus, sample_s=0.02, visible="0", counter_check=False)
+    other.start()
+    assert other._thread is None and "counter_check" not in other.stop().info
+
+
+def test_the_counter_check_reaches_the_record_of_a_multi_node_cell():
+    from energy_hpc.runner import counter_checks
+
+    node = Reading("nvml", 2.0, gpu_wh=1.0, node="n2",
+                   info={"counter_check": [{"gpu": 0, "ratio": 0.99, "disagree": False}]})
+    combined = Reading("nvml", 2.0, gpu_wh=2.0, info={"node_readings": [node.to_dict()]})
+    assert counter_checks([combined]) == [{"gpu": 0, "ratio": 0.99, "disagree": False, "node": "n2"}]
+    assert counter_checks([Reading("codecarbon", 1.0, cpu_wh=1.0)]) == []
+
+
 def test_nvml_counter_backwards_is_flagged_not_clipped():
     gpus = FakeGpus(n=1)
     meter = NvmlMeter(gpus, visible="0")

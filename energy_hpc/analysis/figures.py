@@ -455,6 +455,60 @@ def figure8(summary: pd.DataFrame, out_dir: Path) -> list[Path]:
     return _save(fig, out_dir, "figure8_cumulative_energy")
 
 
+def drawn_configurations(summary: pd.DataFrame, by_cell: pd.DataFrame | None = None,
+                         ) -> dict[str, pd.DataFrame]:
+    """Per figure, the summary rows (configurations) it draws; empty: the figure is not drawn.
+
+    One place decides what each figure shows, so the report can say beside each figure how the
+    configurations in it were measured (their grades, docs/measurement.md#quality)."""
+    from energy_hpc.analysis.summary import CELL_KEYS
+    from energy_hpc.analysis.tables import gpu_cells, table_b3
+
+    empty = summary.iloc[0:0]
+    single = summary[summary["nodes"] == 1]
+    multi_gpu = summary.groupby(FIGURE3_LINE, sort=False)["gpus"].transform("nunique") > 1
+    nodes = summary.groupby(["model", "dataset", "cluster"], sort=False)["nodes"]
+    both_nodes = (nodes.transform(lambda n: (n == 1).any() and (n == 2).any())
+                  & summary["duration_s_mean"].notna())
+    on_gpus = gpu_cells(single)
+    gpu_types = 0 if on_gpus.empty else len(
+        [c for c in table_b3(summary).columns if c.startswith("Duration ")])
+    drawn = {
+        "figure1": summary.dropna(subset=["energy_wh_mean", "accuracy_mean"]),
+        "figure2": single,
+        "figure3": summary[multi_gpu],
+        "figure4": summary[both_nodes.astype(bool)],
+        "figure5": on_gpus if gpu_types >= 2 else empty,
+        "figure6": summary,
+        "figure7": empty,
+        "figure8": (summary.dropna(subset=["fit_energy_wh_mean"])
+                    if "fit_energy_wh_mean" in summary else empty),
+    }
+    if by_cell is not None and not by_cell.empty:
+        keys = [k for k in CELL_KEYS if k in by_cell.columns and k in summary.columns]
+        wanted = set(map(tuple, _key_text(by_cell[keys])))
+        hit = [tuple(row) in wanted for row in _key_text(summary[keys])]
+        drawn["figure7"] = summary[hit]
+    return drawn
+
+
+def _key_text(frame: pd.DataFrame) -> list[list[str]]:
+    """Cell keys as text that matches across frames (``1`` and ``1.0`` GPUs are one key)."""
+    def text(value: Any) -> str:
+        number = pd.to_numeric(pd.Series([value]), errors="coerce").iloc[0]
+        return f"{number:g}" if pd.notna(number) else str(value)
+    return [[text(v) for v in row] for row in frame.to_numpy()]
+
+
+def grade_note(cells: pd.DataFrame) -> str | None:
+    """How the configurations in one figure were measured: ``3 counted, 2 modelled``."""
+    if "measurement" not in cells or cells["measurement"].isna().all():
+        return None
+    counts = cells["measurement"].fillna("ungraded").value_counts()
+    order = [g for g in ("counted", "partly modelled", "modelled", "ungraded") if g in counts]
+    return ", ".join(f"{int(counts[g])} {g}" for g in order)
+
+
 def make_figures(records: pd.DataFrame, out_dir: Path, with_paper: bool = True,
                  summary: pd.DataFrame | None = None,
                  ) -> tuple[dict[str, list[Path]], dict[str, str]]:
@@ -468,39 +522,30 @@ def make_figures(records: pd.DataFrame, out_dir: Path, with_paper: bool = True,
     if summary is None:
         summary = summarize(records)
     b2, b3, by_cell = table_b2(summary), table_b3(summary), estimates_by_cell(records)
+    drawn = drawn_configurations(summary, by_cell)
+    draw = {
+        "figure1": (lambda: figure1(summary, out_dir, with_paper), "no cells with energy and accuracy"),
+        "figure2": (lambda: figure2(summary, out_dir), "no single-node cells"),
+        "figure3": (lambda: figure3(summary, out_dir),
+                    "no model measured with more than one GPU count on one cluster"),
+        "figure4": (lambda: figure4(b2.dropna(subset=["Duration single (s)", "Duration double (s)"]),
+                                    out_dir), "no model measured on both one and two nodes"),
+        "figure5": (lambda: figure5(b3, out_dir),
+                    "fewer than two GPU types among the cells that compute on GPUs "
+                    "(CPU-only cells are no GPU comparison)"),
+        "figure6": (lambda: figure6(summary, out_dir), "no cells"),
+        "figure7": (lambda: figure7(by_cell, out_dir),
+                    "no cell in these records kept an estimate (recorded before estimates, or "
+                    "none could be made)"),
+        "figure8": (lambda: figure8(summary, out_dir),
+                    "no cell in these records measured its fit (recorded before fit windows)"),
+    }
     made: dict[str, list[Path]] = {}
     skipped: dict[str, str] = {}
-    single = summary[summary["nodes"] == 1]
-    if summary.dropna(subset=["energy_wh_mean", "accuracy_mean"]).empty:
-        skipped["figure1"] = "no cells with energy and accuracy"
-    else:
-        made["figure1"] = figure1(summary, out_dir, with_paper)
-    if single.empty:
-        skipped["figure2"] = "no single-node cells"
-    else:
-        made["figure2"] = figure2(summary, out_dir)
-    if not any(g["gpus"].nunique() > 1 for _, g in summary.groupby(FIGURE3_LINE)):
-        skipped["figure3"] = "no model measured with more than one GPU count on one cluster"
-    else:
-        made["figure3"] = figure3(summary, out_dir)
-    both = b2.dropna(subset=["Duration single (s)", "Duration double (s)"]) if not b2.empty else b2
-    if both.empty:
-        skipped["figure4"] = "no model measured on both one and two nodes"
-    else:
-        made["figure4"] = figure4(both, out_dir)
-    if len([c for c in b3.columns if c.startswith("Duration ")]) < 2:
-        skipped["figure5"] = ("fewer than two GPU types among the cells that compute on GPUs "
-                              "(CPU-only cells are no GPU comparison)")
-    else:
-        made["figure5"] = figure5(b3, out_dir)
-    made["figure6"] = figure6(summary, out_dir)
-    if by_cell.empty:
-        skipped["figure7"] = ("no cell in these records kept an estimate (recorded before "
-                              "estimates, or none could be made)")
-    else:
-        made["figure7"] = figure7(by_cell, out_dir)
-    if "fit_energy_wh_mean" not in summary or summary["fit_energy_wh_mean"].isna().all():
-        skipped["figure8"] = "no cell in these records measured its fit (recorded before fit windows)"
-    else:
-        made["figure8"] = figure8(summary, out_dir)
+    for name, (make, why_not) in draw.items():
+        nothing = by_cell.empty if name == "figure7" else drawn[name].empty
+        if nothing:
+            skipped[name] = why_not
+        else:
+            made[name] = make()
     return made, skipped

@@ -95,4 +95,23 @@ def meter_agreement(records: pd.DataFrame) -> pd.DataFrame:
                          "meters": f"{other} / codecarbon", "ratio": float(ratio),
                          "splits": len(group),
                          "disagree": bool(abs(ratio - 1) > AGREEMENT_TOLERANCE)})
+    rows += counter_agreement(records)
     return pd.DataFrame(rows)
+
+
+def counter_agreement(records: pd.DataFrame) -> list[dict]:
+    """Per cell: NVML's energy counter ÷ its power sampled on the same window (the check the
+    meter makes once per GPU and job, ``nvml_counter_check``), median over the GPUs checked."""
+    if "nvml_counter_check" not in records:
+        return []
+    rows = []
+    for cell_id, group in records.groupby("cell_id", sort=False):
+        checks = [c for value in group["nvml_counter_check"] if isinstance(value, list)
+                  for c in value if isinstance(c, dict) and c.get("ratio") is not None]
+        if checks:
+            ratio = float(pd.Series([c["ratio"] for c in checks]).median())
+            rows.append({"cell_id": cell_id, "model": group["model"].iloc[0], "part": "gpu",
+                         "meters": "nvml counter / nvml power sampling", "ratio": ratio,
+                         "splits": len(checks),
+                         "disagree": bool(abs(ratio - 1) > AGREEMENT_TOLERANCE)})
+    return rows

@@ -134,16 +134,27 @@ class _Gpu:
     power_limit_w: float | None
 
 
+COUNTER_CHECK_TOLERANCE = 0.10  # counter vs power sampling past this: flagged
+
+
 class NvmlMeter:
-    """Energy of the GPUs this job owns only."""
+    """Energy of the GPUs this job owns only.
+
+    A GPU with the energy counter is read from it; the first window on each such GPU in this
+    process (once per job: a packed job is one process) also samples its power, so the record
+    shows on the same window whether the counter and the sampled power agree
+    (``info["counter_check"]``, flagged past 10%)."""
 
     name = "nvml"
     resolution_s = 0.1  # the energy counter and power readings refresh every few tens of ms
+    checked_uuids: set[str] = set()  # GPUs whose counter this process has checked
 
     def __init__(self, interface: GpuInterface | None = None, sample_s: float = 0.1,
-                 visible: str | None = None) -> None:
+                 visible: str | None = None, counter_check: bool = True) -> None:
         self.gpu = interface if interface is not None else PynvmlInterface()
         self.sample_s = sample_s
+        self.counter_check = counter_check
+        self._checking: list[_Gpu] = []
         self.gpus: list[_Gpu] = []
         for idx in visible_gpu_indices(self.gpu, visible):
             h = self.gpu.handle(idx)
@@ -171,11 +182,14 @@ class NvmlMeter:
         limits = [g.power_limit_w for g in self.gpus]
         return sum(limits) if all(limits) else None
 
+    def _sampled(self) -> list[_Gpu]:
+        """The GPUs whose power is sampled in this window: those without the counter, and those
+        being checked against it."""
+        return [g for g in self.gpus if not g.has_counter or g in self._checking]
+
     def _sample_power(self) -> None:
         now = time.perf_counter()
-        for g in self.gpus:
-            if g.has_counter:
-                continue
+        for g in self._sampled():
             watts = self.gpu.power_mw(g.handle) / 1000.0
             t_prev, w_prev = self._last_sample[g.index]
             self._energy_j[g.index] += (w_prev + watts) / 2.0 * (now - t_prev)  # trapezoid
@@ -187,16 +201,18 @@ class NvmlMeter:
             self._sample_power()
 
     def start(self) -> None:
+        self._checking = [g for g in self.gpus if self.counter_check and g.has_counter
+                          and g.uuid not in NvmlMeter.checked_uuids]
         self._t0 = time.perf_counter()
         self._samples = 1
         for g in self.gpus:
             self._energy_j[g.index] = 0.0
             if g.has_counter:
                 self._start_mj[g.index] = self.gpu.total_energy_mj(g.handle)
-            else:
-                self._last_sample[g.index] = (self._t0, self.gpu.power_mw(g.handle) / 1000.0)
+        for g in self._sampled():
+            self._last_sample[g.index] = (self._t0, self.gpu.power_mw(g.handle) / 1000.0)
         self._stop.clear()
-        if any(not g.has_counter for g in self.gpus):
+        if self._sampled():
             self._thread = threading.Thread(target=self._loop, name="nvml-power", daemon=True)
             self._thread.start()
 
@@ -210,6 +226,7 @@ class NvmlMeter:
             self._thread = None
             self._sample_power()
         methods = set()
+        checks: list[dict[str, Any]] = []
         for g in self.gpus:
             if g.has_counter:
                 delta_mj = self.gpu.total_energy_mj(g.handle) - self._start_mj[g.index]
@@ -217,11 +234,14 @@ class NvmlMeter:
                     flags.append(f"gpu{g.index} energy counter went backwards ({delta_mj} mJ)")
                 energy_wh = delta_mj / 3.6e6
                 method = "nvml-counter"
+                if g in self._checking:
+                    checks.append(self._check(g, energy_wh, duration, flags))
             else:
                 energy_wh = self._energy_j[g.index] / 3600.0
                 method = f"nvml-power-sampling@{self.sample_s:g}s"
             methods.add(method)
             devices.append(DeviceEnergy("gpu", f"gpu{g.index}", energy_wh, method, g.name))
+        self._checking = []
         return Reading(
             meter=self.name,
             duration_s=duration,
@@ -231,8 +251,24 @@ class NvmlMeter:
             samples=self._samples,
             flags=flags,
             info={
+                **({"counter_check": checks} if checks else {}),
                 "driver": self.driver,
                 "gpus": [{"index": g.index, "name": g.name, "uuid": g.uuid,
                           "power_limit_w": g.power_limit_w} for g in self.gpus],
             },
         )
+
+    def _check(self, g: _Gpu, counter_wh: float, window_s: float, flags: list[str]) -> dict[str, Any]:
+        """The counter against the power sampled on the same window, once per GPU and process."""
+        NvmlMeter.checked_uuids.add(g.uuid)
+        sampled_wh = self._energy_j[g.index] / 3600.0
+        ratio = counter_wh / sampled_wh if sampled_wh > 0 else None
+        check = {"gpu": g.index, "uuid": g.uuid, "counter_wh": counter_wh,
+                 "sampled_wh": sampled_wh, "sample_s": self.sample_s, "window_s": window_s,
+                 "ratio": ratio,
+                 "disagree": ratio is not None and abs(ratio - 1) > COUNTER_CHECK_TOLERANCE}
+        if check["disagree"]:
+            flags.append(f"gpu{g.index}: energy counter {counter_wh:.4g} Wh vs power sampled every "
+                         f"{self.sample_s:g}s {sampled_wh:.4g} Wh on the same {window_s:.1f}s "
+                         f"window ({ratio:.2f}x; docs/measurement.md#meters-against-each-other)")
+        return check

@@ -120,7 +120,10 @@ class AutoMeter:
             devices=devices,
             samples=max(r.samples for r in readings.values()),
             flags=[f"{n}: {f}" for n, r in readings.items() for f in r.flags],
-            info={"sources": sorted(readings), "fallbacks": self.fallbacks},
+            info={"sources": sorted(readings), "fallbacks": self.fallbacks,
+                  **({"counter_check": check} if (check := [c for r in readings.values()
+                                                            for c in r.info.get("counter_check") or []])
+                     else {})},
         )
 
 
