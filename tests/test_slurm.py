@@ -385,3 +385,38 @@ def test_a_packed_job_killed_mid_cell_loses_no_split_and_a_rerun_finishes_the_re
         for r in records:
             if r["split"] in kept:
                 assert r["started_at"] == kept[r["split"]]  # finished splits were not re-measured
+
+
+# --- other jobs on the node (issue 18) -------------------------------------------------------
+
+
+def test_a_job_beside_another_on_its_node_says_so_and_the_report_leaves_it_out(dev_slurm, tmp_path):
+    """A real neighbour (another user's job, here a sleep) on n1 while a cell of a cluster that
+    accepts sharing runs there: every split names it; the report leaves them out of the means."""
+    neighbour = subprocess.run(
+        ["sbatch", "--parsable", "-p", "debug", "-w", "n1", "-n", "1", "--mem=100M", "-t", "5",
+         "-J", "ehpc_neighbour", "-o", "/dev/null", "--wrap", "sleep 240"],
+        capture_output=True, text=True, check=True).stdout.strip().split(";")[0]
+    try:
+        deadline = time.time() + 60
+        while subprocess.run(["squeue", "-h", "-j", neighbour, "-o", "%T"], capture_output=True,
+                             text=True).stdout.strip() != "RUNNING":
+            assert time.time() < deadline, "the neighbour job did not start"
+            time.sleep(0.5)
+        out = tmp_path / "out"
+        proc = run_cli("cluster=dev_slurm", "gpus=0", "cluster.share_nodes=true",
+                       "+cluster.slurm_extra={nodelist: n1}", f"out_dir={out}", *FAST)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        [entry] = read_sweep_manifest(out, "default")
+        assert "--exclusive" not in entry["shape"]  # the site accepts sharing: nothing keeps it out
+        frame = load(out)
+        assert len(frame) == 2 and set(frame["hosts"].map(tuple)) == {("n1",)}
+        assert frame["node_shared_with_jobs"].map(lambda jobs: jobs == [neighbour]).all()
+        assert frame["flags"].map(lambda f: any("node_shared_with_jobs" in x for x in f)).all()
+    finally:
+        subprocess.run(["scancel", neighbour], capture_output=True)
+    from energy_hpc.report import build_report
+
+    text = build_report([str(out)], tmp_path / "report", progress=False).read_text()
+    assert "**2 split(s) of 1 configuration(s) were measured while another measurement or Slurm " \
+           "job ran on the same host**" in text

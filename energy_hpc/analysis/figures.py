@@ -465,7 +465,10 @@ def drawn_configurations(summary: pd.DataFrame, by_cell: pd.DataFrame | None = N
     from energy_hpc.analysis.tables import gpu_cells, table_b3
 
     empty = summary.iloc[0:0]
-    single = summary[summary["nodes"] == 1]
+    measured = summary.dropna(subset=["energy_wh_mean", "duration_s_mean"])
+    single = summary[summary["nodes"] == 1]  # figure 2 shows an unmeasured one as n/a
+    if single["energy_wh_mean"].isna().all():
+        single = empty
     multi_gpu = summary.groupby(FIGURE3_LINE, sort=False)["gpus"].transform("nunique") > 1
     nodes = summary.groupby(["model", "dataset", "cluster"], sort=False)["nodes"]
     both_nodes = (nodes.transform(lambda n: (n == 1).any() and (n == 2).any())
@@ -479,7 +482,7 @@ def drawn_configurations(summary: pd.DataFrame, by_cell: pd.DataFrame | None = N
         "figure3": summary[multi_gpu],
         "figure4": summary[both_nodes.astype(bool)],
         "figure5": on_gpus if gpu_types >= 2 else empty,
-        "figure6": summary,
+        "figure6": measured,
         "figure7": empty,
         "figure8": (summary.dropna(subset=["fit_energy_wh_mean"])
                     if "fit_energy_wh_mean" in summary else empty),
@@ -525,7 +528,7 @@ def make_figures(records: pd.DataFrame, out_dir: Path, with_paper: bool = True,
     drawn = drawn_configurations(summary, by_cell)
     draw = {
         "figure1": (lambda: figure1(summary, out_dir, with_paper), "no cells with energy and accuracy"),
-        "figure2": (lambda: figure2(summary, out_dir), "no single-node cells"),
+        "figure2": (lambda: figure2(summary, out_dir), "no single-node cells with a measured energy"),
         "figure3": (lambda: figure3(summary, out_dir),
                     "no model measured with more than one GPU count on one cluster"),
         "figure4": (lambda: figure4(b2.dropna(subset=["Duration single (s)", "Duration double (s)"]),
@@ -533,7 +536,7 @@ def make_figures(records: pd.DataFrame, out_dir: Path, with_paper: bool = True,
         "figure5": (lambda: figure5(b3, out_dir),
                     "fewer than two GPU types among the cells that compute on GPUs "
                     "(CPU-only cells are no GPU comparison)"),
-        "figure6": (lambda: figure6(summary, out_dir), "no cells"),
+        "figure6": (lambda: figure6(summary, out_dir), "no cells with a measured energy and duration"),
         "figure7": (lambda: figure7(by_cell, out_dir),
                     "no cell in these records kept an estimate (recorded before estimates, or "
                     "none could be made)"),
