@@ -35,6 +35,20 @@ def test_each_plugin_kind_is_read_with_its_scope(kind, job, scope, wh, freq):
     assert acct.consumed_energy_wh == pytest.approx(wh)
 
 
+def test_a_recording_of_slurms_own_rapl_plugin_is_read_as_cpu_and_dram():
+    """Recorded on the dev Slurm running acct_gather_energy/rapl (scripts/record_site_accounting.sh):
+    the job's line is its numbered steps' sum (540 + 135 J), never the batch step added to them."""
+    acct = _read("rapl_dev_slurm", "8")
+    assert acct.plugin == "acct_gather_energy/rapl" and acct.scope == "cpu" and acct.node_freq_s == 1
+    assert acct.consumed_energy_wh == pytest.approx(675 / 3600) and acct.reason is None
+    assert [s["step"] for s in acct.steps] == ["8", "8.batch", "8.0", "8.1"]
+    assert acct.elapsed_s == 9
+    # 45 W (40 W package + 5 W DRAM, what the stand-in MSRs advance) over each step's time
+    for step in acct.steps[1:]:
+        nodes = 2 if step["nodes"] == "n[1-2]" else 1
+        assert step["energy_j"] == pytest.approx(45 * step["elapsed_s"] * nodes, rel=0.1)
+
+
 def test_parsing_keeps_unknown_apart_from_zero_and_other_jobs_out():
     rows = parse_sacct("JobID|ElapsedRaw|ConsumedEnergyRaw|NodeList\n9|5||n1\n9.batch|5|0|n1\n")
     assert [r.energy_j for r in rows] == [None, 0.0]
@@ -66,3 +80,24 @@ def test_the_report_sets_the_site_figure_beside_the_measured_windows():
     assert row["Site / measured"] == pytest.approx(50.0 / 50.0)
     assert row["Windows / elapsed"] == pytest.approx(300.0 / 612)
     assert row["Scope"] == "the job's GPUs" and row["Cells"] == 2
+
+
+def test_rapl_accounting_is_set_beside_cpu_and_ram_together():
+    """Slurm's rapl plugin adds the package and DRAM counters: the measured side adds both."""
+    import json
+
+    import pandas as pd
+
+    from energy_hpc.analysis.tables import table_site_accounting
+
+    meta = json.loads((DATA / "meta_rapl_dev_slurm.json").read_text())  # recorded, as above
+    assert meta["plugin"] == "acct_gather_energy/rapl" and meta["consumed_energy_wh"] > 0
+    records = pd.DataFrame([{"cell_id": "a", "passes": 4, "cpu_wh": 0.01, "ram_wh": 0.005,
+                             "gpu_wh": None, "window_s": 2.0, "slurm_job_id": meta["job_id"],
+                             "slurm_energy_scope": meta["scope"],
+                             "slurm_energy_plugin": meta["plugin"],
+                             "slurm_consumed_energy_wh": meta["consumed_energy_wh"],
+                             "slurm_job_elapsed_s": meta["elapsed_s"], "slurm_energy_reason": None}])
+    [row] = table_site_accounting(records).to_dict("records")
+    assert row["Measured in windows (Wh)"] == pytest.approx(4 * 0.015)
+    assert row["Scope"] == "the CPU packages and DRAM of the job's nodes"

@@ -295,7 +295,16 @@ def write_table(table: pd.DataFrame, out_dir: Path, name: str, caption: str) -> 
     return paths
 
 
-SCOPE_PART = {"gpu": "gpu_wh", "cpu": "cpu_wh", "node": "energy_wh"}
+# what of our measurement each scope covers: Slurm's rapl plugin adds the packages' and the DRAM
+# counters (acct_gather_energy_rapl.c, _get_joules_task), so CPU and RAM together
+SCOPE_PARTS = {"gpu": ("gpu_wh",), "cpu": ("cpu_wh", "ram_wh"), "node": ("energy_wh",)}
+
+
+def _numbers(frame: pd.DataFrame, column: str) -> pd.Series:
+    """A column as numbers, 0 where missing (records from before fit windows have none)."""
+    if column not in frame:
+        return pd.Series(0.0, index=frame.index)
+    return pd.to_numeric(frame[column], errors="coerce").fillna(0)
 
 
 def table_site_accounting(records: pd.DataFrame) -> pd.DataFrame:
@@ -311,16 +320,20 @@ def table_site_accounting(records: pd.DataFrame) -> pd.DataFrame:
     for job, group in records.dropna(subset=["slurm_job_id"]).groupby("slurm_job_id", sort=False):
         first = group.iloc[0]
         scope = first.get("slurm_energy_scope")
-        part = SCOPE_PART.get(scope) if isinstance(scope, str) else None
+        parts = SCOPE_PARTS.get(scope, ()) if isinstance(scope, str) else ()
         measured = windows_s = None
-        if part is not None:
+        if parts:
             passes = pd.to_numeric(group["passes"], errors="coerce")
-            fit_passes = pd.to_numeric(group.get("fit_passes", 0), errors="coerce").fillna(0)
-            inference = pd.to_numeric(group[part], errors="coerce") * passes
-            fit = pd.to_numeric(group.get(f"fit_{part}", 0), errors="coerce").fillna(0) * fit_passes
-            measured = float((inference.fillna(0) + fit).sum())
+            fit_passes = _numbers(group, "fit_passes")
+            measured = 0.0
+            for part in parts:
+                if part not in group:
+                    continue
+                inference = pd.to_numeric(group[part], errors="coerce") * passes
+                fit = _numbers(group, f"fit_{part}") * fit_passes
+                measured += float((inference.fillna(0) + fit).sum())
         windows_s = float(pd.to_numeric(group["window_s"], errors="coerce").sum()
-                          + pd.to_numeric(group.get("fit_window_s", 0), errors="coerce").fillna(0).sum())
+                          + _numbers(group, "fit_window_s").sum())
         site = first.get("slurm_consumed_energy_wh")
         elapsed = first.get("slurm_job_elapsed_s")
         rows.append({

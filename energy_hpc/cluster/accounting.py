@@ -30,7 +30,7 @@ SCOPES = {
     "acct_gather_energy/pm_counters": "node",
     "acct_gather_energy/xcc": "node",
 }
-SCOPE_WORDS = {"gpu": "the job's GPUs", "cpu": "the CPU packages of the job's nodes",
+SCOPE_WORDS = {"gpu": "the job's GPUs", "cpu": "the CPU packages and DRAM of the job's nodes",
                "node": "whole nodes"}
 SACCT_FORMAT = "JobID,ElapsedRaw,ConsumedEnergyRaw,NodeList"
 

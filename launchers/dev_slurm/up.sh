@@ -12,6 +12,15 @@ DIR=${DEV_SLURM_DIR:-/tmp/ehpc-slurm}
 PARTITION=${DEV_SLURM_PARTITION:-debug}
 CPUS=${DEV_SLURM_CPUS:-$(nproc)}
 MEM_MB=${DEV_SLURM_MEM_MB:-4096}
+# The site's energy accounting: none (the default: what tests expect), or rapl (Slurm's own
+# acct_gather_energy/rapl plugin reading /dev/cpu/N/msr; scripts/record_site_accounting.sh puts
+# files there that stand in for MSRs, which a VM does not expose).
+ENERGY=${DEV_SLURM_ENERGY:-none}
+case "$ENERGY" in
+  none) ENERGY_CONF="JobAcctGatherType=jobacct_gather/none" ;;
+  rapl) ENERGY_CONF=$'JobAcctGatherType=jobacct_gather/linux\nJobAcctGatherFrequency=energy=1\nAcctGatherEnergyType=acct_gather_energy/rapl\nAcctGatherNodeFreq=1' ;;
+  *) echo "dev_slurm: DEV_SLURM_ENERGY=$ENERGY; use none or rapl" >&2; exit 2 ;;
+esac
 log() { echo "dev_slurm: $*" >&2; }
 # A step that does not come up stops the script with its log, so CI shows why instead of skipping.
 fail() {
@@ -158,7 +167,7 @@ MpiDefault=none
 MailProg=/bin/true
 SlurmdParameters=config_overrides
 SchedulerType=sched/backfill
-JobAcctGatherType=jobacct_gather/none
+$ENERGY_CONF
 AccountingStorageType=accounting_storage/slurmdbd
 AccountingStorageHost=127.0.0.1
 AccountingStoragePort=16819
