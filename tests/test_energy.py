@@ -341,6 +341,7 @@ def test_window_never_shorter_than_the_coarsest_meters_resolution():
     class Coarse:
         name = "coarse"
         resolution_s = 0.3
+        scope = "job"
 
         def start(self):
             import time as t

@@ -106,6 +106,7 @@ def test_idle_baseline_and_fit_windows_enter_the_ledger(tmp_path, monkeypatch):
 class _Meter:
     name = "fixed"
     resolution_s = 0.0
+    scope = "job"
 
     def start(self) -> None:
         self.t0 = time.perf_counter()

@@ -17,6 +17,8 @@ class CountingMeter:
     """A meter for hardware this machine lacks: returns a fixed power so records can be checked exactly."""
 
     name = "fixed"
+    resolution_s = 0.0
+    scope = "job"
 
     def __init__(self, watts=100.0):
         self.watts = watts
@@ -265,14 +267,31 @@ def test_a_model_that_did_not_converge_is_flagged_in_its_record(settings_for, mo
 def test_a_new_meter_is_one_registration(settings_for, monkeypatch):
     from energy_hpc.energy import registry
 
+    class Coarse(CountingMeter):
+        resolution_s = 0.3
+        scope = "node"
+
     monkeypatch.setattr(registry, "_REGISTRY", dict(registry._REGISTRY))
-    monkeypatch.setattr(registry, "_RESOLUTION", dict(registry._RESOLUTION))
-    registry.register_meter("fixed", lambda cfg: CountingMeter(), resolution_s=0.3)
+    registry.register_meter("fixed", lambda cfg: Coarse(), Coarse)
     s = settings_for("repetitions=1", "energy.meters=[fixed]", "energy.min_window_s=0")
     [rec] = run_cell(s)
-    assert rec["energy_method"] == "fixed"
+    assert rec["energy_method"] == "fixed" and rec["window_s"] >= 0.3  # its resolution rules
     assert registry.meter_resolution("fixed") == 0.3  # what a multi-node cell's proxy meter uses
-    assert registry.meter_resolution("codecarbon") == 0.5
+    assert registry.reads_whole_node(["fixed"]) and not registry.reads_whole_node(["nvml"])
+    assert registry.meter_resolution("codecarbon") == 0.5  # read off the class, not started
+
+    class NoScope:
+        name, resolution_s = "bare", 0.0
+
+        def start(self): ...
+
+        def stop(self): ...
+
+    with pytest.raises(TypeError, match="NoScope lacks scope .the Meter protocol"):
+        registry.register_meter("bare", lambda cfg: NoScope(), NoScope)
+    Coarse.scope = "rack"
+    with pytest.raises(ValueError, match="scope='rack'; use one of node, job"):
+        registry.register_meter("rack", lambda cfg: Coarse(), Coarse)
 
 
 def hold_cell_lock(out_dir, cell_id: str) -> subprocess.Popen:

@@ -6,7 +6,7 @@ from typing import Any
 
 from energy_hpc.config import EnergyConfig
 from energy_hpc.energy import Reading, aggregate_nodes
-from energy_hpc.energy.registry import meter_resolution
+from energy_hpc.energy.registry import meter_resolution, reads_whole_node
 
 
 class _NodeMeterActor:
@@ -83,6 +83,7 @@ class MultiNodeMeter:
         self.index = index
         self.shared = shared
         self.resolution_s = resolution_s
+        self.scope = "node" if reads_whole_node([name]) else "job"
 
     def start(self) -> None:
         self.shared.start()

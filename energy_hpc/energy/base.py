@@ -76,9 +76,16 @@ class Reading:
 
 @runtime_checkable
 class Meter(Protocol):
-    """Start/stop one window; ``stop`` returns what was measured since ``start``."""
+    """Start/stop one window; ``stop`` returns what was measured since ``start``.
+
+    ``resolution_s``: the shortest window it resolves (windows are never shorter); ``scope``:
+    ``node`` when it reads the whole machine (another job on the node is in its readings), ``job``
+    when only the job's own devices. Both are class attributes, so a meter's needs are known
+    without starting it (a multi-node cell's driver, the planner)."""
 
     name: str
+    resolution_s: float
+    scope: str
 
     def start(self) -> None: ...
 

@@ -73,6 +73,7 @@ class CodeCarbonMeter:
     """One offline CodeCarbon tracker per window (start → stop), never writing files."""
 
     name = "codecarbon"
+    scope = "node"  # reads the whole machine
     # CodeCarbon skips the closing measurement when < 0.05 s passed since the last one, and its
     # load-based CPU model samples every second; shorter windows read near zero (seen here).
     resolution_s = 0.5

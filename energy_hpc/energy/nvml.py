@@ -146,6 +146,7 @@ class NvmlMeter:
     (``info["counter_check"]``, flagged past 10%)."""
 
     name = "nvml"
+    scope = "job"  # only the GPUs in CUDA_VISIBLE_DEVICES (Slurm sets the job's)
     resolution_s = 0.1  # the energy counter and power readings refresh every few tens of ms
     checked_uuids: set[str] = set()  # GPUs whose counter this process has checked
 

@@ -69,6 +69,8 @@ class RaplMeter:
     """Counter deltas over the window; a background poll catches every wraparound on long windows."""
 
     name = "rapl"
+    resolution_s = 0.0  # µJ counters read at the window's edges
+    scope = "node"  # reads the whole machine
 
     def __init__(self, root: Path | str = POWERCAP_ROOT, poll_s: float = 10.0) -> None:
         self.zones = discover_zones(Path(root))

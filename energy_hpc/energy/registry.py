@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import importlib
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from energy_hpc.energy.base import PARTS, DeviceEnergy, Meter, Reading
@@ -15,28 +17,54 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 MeterFactory = Callable[["EnergyConfig"], Meter]
-_REGISTRY: dict[str, MeterFactory] = {}
-_RESOLUTION: dict[str, float | Callable[[], float]] = {}
-_SCOPE: dict[str, str] = {}
 SCOPES = ("node", "job")  # what a meter reads: the whole machine, or only the job's own devices
 
 
-def register_meter(name: str, factory: MeterFactory,
-                   resolution_s: float | Callable[[], float] = 0.0, scope: str = "node") -> None:
-    """One registration makes a meter usable by name (``energy.meters=[name]``): its factory,
-    the shortest window it resolves (a number, or a function, so a heavy module loads only when
-    the meter is used) and its scope (``node``: it reads the whole machine, so another job on
-    the node is in its readings; ``job``: only the job's own devices)."""
-    if scope not in SCOPES:
-        raise ValueError(f"meter {name!r}: scope={scope!r}; use one of {', '.join(SCOPES)}")
-    _REGISTRY[name] = factory
-    _RESOLUTION[name] = resolution_s
-    _SCOPE[name] = scope
+@dataclass(frozen=True)
+class MeterEntry:
+    """A registered meter: how to build it from the energy config, and its class ("module:Class"
+    or the class), which carries ``resolution_s`` and ``scope`` (imported only when asked)."""
+
+    factory: MeterFactory
+    meter_class: str | type
+
+    def cls(self) -> type:
+        if isinstance(self.meter_class, str):
+            module, _, attr = self.meter_class.partition(":")
+            return getattr(importlib.import_module(module), attr)
+        return self.meter_class
+
+
+_REGISTRY: dict[str, MeterEntry] = {}
+
+
+def register_meter(name: str, factory: MeterFactory, meter_class: str | type) -> None:
+    """One registration makes a meter usable by name (``energy.meters=[name]``): its factory and
+    its class, whose ``resolution_s`` and ``scope`` (the :class:`Meter` protocol) are read from
+    it, never from a second table."""
+    if not isinstance(meter_class, str):
+        _check_class(name, meter_class)
+    _REGISTRY[name] = MeterEntry(factory, meter_class)
+
+
+def _check_class(name: str, cls: type) -> type:
+    missing = [a for a in ("name", "resolution_s", "scope", "start", "stop") if not hasattr(cls, a)]
+    if missing:
+        raise TypeError(f"meter {name!r}: {cls.__name__} lacks {', '.join(missing)} "
+                        "(the Meter protocol in energy_hpc/energy/base.py)")
+    if cls.scope not in SCOPES:
+        raise ValueError(f"meter {name!r}: scope={cls.scope!r}; use one of {', '.join(SCOPES)}")
+    return cls
+
+
+def meter_class(name: str) -> type:
+    return _check_class(name, _REGISTRY[name].cls())
 
 
 def reads_whole_node(names: list[str]) -> bool:
     """Whether any of these meters reads the whole machine (``auto`` may use CodeCarbon/RAPL)."""
-    return any(name == "auto" or _SCOPE.get(name, "node") == "node" for name in names)
+    return any(name == "auto" or name not in _REGISTRY or meter_class(name).scope == "node"
+               for name in names)
 
 
 def available_meter_names() -> list[str]:
@@ -61,20 +89,9 @@ def _rapl(cfg: EnergyConfig) -> Meter:
     return RaplMeter(poll_s=min(cfg.interval_s, 10.0))
 
 
-def _class_resolution(module: str, cls: str) -> Callable[[], float]:
-    def resolution() -> float:
-        import importlib
-
-        return float(getattr(getattr(importlib.import_module(module), cls), "resolution_s", 0.0))
-
-    return resolution
-
-
-register_meter("codecarbon", _codecarbon,
-               _class_resolution("energy_hpc.energy.codecarbon_meter", "CodeCarbonMeter"))
-# NVML reads only the GPUs in CUDA_VISIBLE_DEVICES, which Slurm sets to the job's own
-register_meter("nvml", _nvml, _class_resolution("energy_hpc.energy.nvml", "NvmlMeter"), scope="job")
-register_meter("rapl", _rapl, _class_resolution("energy_hpc.energy.rapl", "RaplMeter"))
+register_meter("codecarbon", _codecarbon, "energy_hpc.energy.codecarbon_meter:CodeCarbonMeter")
+register_meter("nvml", _nvml, "energy_hpc.energy.nvml:NvmlMeter")
+register_meter("rapl", _rapl, "energy_hpc.energy.rapl:RaplMeter")
 
 
 AUTO_CANDIDATES = ("nvml", "rapl", "codecarbon")
@@ -87,13 +104,14 @@ class AutoMeter:
     """
 
     name = "auto"
+    scope = "node"  # it may use CodeCarbon or RAPL
     PREFERENCE = {"gpu": ("nvml", "codecarbon"), "cpu": ("rapl", "codecarbon"),
                   "ram": ("rapl", "codecarbon")}
 
     def __init__(self, meters: dict[str, Meter], fallbacks: list[str]) -> None:
         self.meters = meters
         self.fallbacks = fallbacks
-        self.resolution_s = max((getattr(m, "resolution_s", 0.0) for m in meters.values()), default=0.0)
+        self.resolution_s = max((m.resolution_s for m in meters.values()), default=0.0)
 
     def start(self) -> None:
         for meter in self.meters.values():
@@ -131,8 +149,7 @@ def meter_resolution(name: str) -> float:
     """The shortest window a named meter resolves (``auto``: the coarsest it may use)."""
     if name == "auto":
         return max((meter_resolution(n) for n in AUTO_CANDIDATES), default=0.0)
-    value = _RESOLUTION.get(name, 0.0)
-    return float(value() if callable(value) else value)
+    return float(meter_class(name).resolution_s) if name in _REGISTRY else 0.0
 
 
 def create_meters(cfg: EnergyConfig) -> list[Meter]:
@@ -144,7 +161,7 @@ def create_meters(cfg: EnergyConfig) -> list[Meter]:
             fallbacks: list[str] = []
             for candidate in AUTO_CANDIDATES:
                 try:
-                    found[candidate] = _REGISTRY[candidate](cfg)
+                    found[candidate] = _REGISTRY[candidate].factory(cfg)
                 except MeterUnavailable as exc:
                     fallbacks.append(str(exc))
                     log.warning("auto meter: %s; falling back", exc)
@@ -153,5 +170,5 @@ def create_meters(cfg: EnergyConfig) -> list[Meter]:
         if name not in _REGISTRY:
             raise MeterUnavailable(f"energy.meters: unknown meter {name!r}; use one of "
                                    f"{', '.join(available_meter_names())} or auto")
-        meters.append(_REGISTRY[name](cfg))
+        meters.append(_REGISTRY[name].factory(cfg))
     return meters

@@ -48,7 +48,7 @@ def measure_window(meters: Sequence[Meter], work: Callable[[], Any], *, min_wind
     window is entered in this host's ledger; one that overlapped another measured window is
     flagged ``overlapping_window`` and names it (``info["overlapped_with"]``).
     """
-    resolution = max((getattr(m, "resolution_s", 0.0) for m in meters), default=0.0)
+    resolution = max((m.resolution_s for m in meters), default=0.0)
     min_window_s = max(min_window_s, resolution)
     cuda_synchronize()
     ledger = host_ledger() if ledger_label is not None else None
@@ -80,7 +80,7 @@ def measure_window(meters: Sequence[Meter], work: Callable[[], Any], *, min_wind
             overlapped = ledger.close(entry) if ledger is not None else []
     note_overlaps(readings, overlapped)
     for meter, reading in zip(meters, readings, strict=True):
-        needed = getattr(meter, "resolution_s", 0.0)
+        needed = meter.resolution_s
         if reading.duration_s < needed:
             reading.flags.append(f"window {reading.duration_s:.3g} s is shorter than {meter.name}'s "
                                  f"resolution ({needed:g} s); its energy is unreliable")
