@@ -20,7 +20,7 @@ from energy_hpc.cluster.shape import JobShape, job_shape
 from energy_hpc.config import Settings, settings_from_cfg, without_hydra
 
 if TYPE_CHECKING:
-    from energy_hpc.estimate import Estimate
+    from energy_hpc.estimate.values import Estimate
 
 # Version of the rule below. Cells recorded under rule 1 (before scheduling knobs were left out
 # and the placement replaced the gpus/nodes requests) have other ids and are measured again.

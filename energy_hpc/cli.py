@@ -10,7 +10,6 @@ from typing import Any
 import hydra
 from hydra.core.hydra_config import HydraConfig
 from hydra.experimental.callback import Callback
-from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from energy_hpc.cell import Cell, cell_from_cfg
@@ -21,137 +20,46 @@ log = logging.getLogger("energy_hpc")
 
 register_configs()
 
-_failures: list[str] = []
-
-# Cells the sweep launcher planned, by job number: the local job runs the very Cell it planned.
-PLANNED: dict[int, Cell] = {}
-# Cells this invocation ran (or waited for on Slurm): the sweep summary shows these and no others.
-RAN: dict[str, str] = {}  # cell id -> out_dir
-# Cells another run held (its lock): not measured by this invocation; the summary names them.
-HELD: dict[str, str] = {}  # cell id -> "label: holder"
-
-
-def record_ran(cells: list[Cell]) -> None:
-    for cell in cells:
-        RAN[cell.cell_id] = cell.out_dir
-
-
-def record_failure(line: str) -> None:
-    """A cell that failed inside a sweep; the sweep goes on, lists every failure once at the end
-    and exits non-zero."""
-    log.debug("cell failed: %s", line)
-    _failures.append(line)
-
-
-def print_summary(records: list[dict[str, Any]] | Any, title: str) -> None:
-    import pandas as pd
-
-    from energy_hpc.analysis.summary import format_summary, summarize
-
-    frame = records if isinstance(records, pd.DataFrame) else pd.DataFrame(records)
-    if frame.empty:
-        return
-    summary = summarize(frame)
-    print(f"\n{title}")
-    print(format_summary(summary))
-    left_out = int(summary.get("overlapping_left_out", pd.Series(dtype=int)).sum())
-    if left_out:
-        print(f"{left_out} split(s) left out of these figures: measured while another measurement "
-              "(or another Slurm job on the node) ran on the same host, so their energy includes "
-              "its work (records: flags overlapping_window / node_shared_with_jobs, "
-              "overlapped_with; docs/measurement.md#isolation)")
-
-
-def show_plan(cells: list[Cell]) -> None:
-    """``dry_run=true``: where each cell would run and what it would cost, the Slurm jobs with
-    their ``--time``, the total; the CSV when ``estimate_csv`` is set. Nothing runs or is submitted."""
-    from energy_hpc.errors import UserError
-    from energy_hpc.estimate import total, with_estimates, write_csv
-
-    if not cells:
-        return
-    cells = with_estimates(cells)
-    for cell in (c for c in cells if not c.on_slurm):
-        print(f"runs here (cluster={cell.settings.cluster.name}): {cell.cell_id}: {cell.label()}; "
-              f"{cell.placement.describe()}")
-        from energy_hpc.cluster.packing import time_warning
-
-        for line in (*cell.notes, cell.estimate.describe() if cell.estimate else None,
-                     time_warning(cell)):
-            if line:
-                print(f"      {line}")
-    job_times: dict[str, int] = {}
-    slurm = [c for c in cells if c.on_slurm]
-    if slurm:
-        from energy_hpc.cluster.slurm import format_plan, plan
-
-        groups = plan(slurm)
-        print(format_plan(groups))
-        job_times = {c.cell_id: shape.time_min for shape, jobs in groups.items() for job in jobs
-                     for c in job}
-    print(total([c.estimate for c in cells if c.estimate is not None]))
-    path = cells[0].settings.estimate_csv
-    if path:
-        try:
-            print(f"estimates of {len(cells)} cell(s): {write_csv(path, cells, job_times)}")
-        except OSError as exc:
-            raise UserError(f"estimate_csv={path}: cannot write it ({exc.strerror or exc})") from None
-
-
 def run(cell: Cell) -> None:
-    """Run one cell: in this process on a local cluster, as a Slurm job (the sweep's route) on Slurm."""
+    """One cell, as every sweep runs its cells: build the plan; show it (``dry_run``) or run it
+    with the cluster kind's executor. A failure is one line and exit 2."""
+    from energy_hpc.launch.executors import print_summary, run_plan
+    from energy_hpc.launch.plan import build_plan
+
     settings = cell.settings
-    for note in cell.notes:
-        log.info("%s", note)
+    plan = build_plan([cell])
     if settings.dry_run:
-        show_plan([cell])
+        for note in cell.notes:
+            log.info("%s", note)
+        print(plan.show())
+        if path := plan.write_csv():
+            print(f"estimates of {len(plan.cells)} cell(s): {path}")
         return
     if cell.on_slurm:
-        from energy_hpc.cluster.slurm import submit_one
+        for note in cell.notes:
+            log.info("%s", note)
+    outcome = run_plan(plan)
+    if outcome.failed:
+        raise UserError("; ".join(outcome.failed))
+    if cell.on_slurm and cell.cell_id in outcome.ran:
         from energy_hpc.results import CellStore
 
-        submit_one(cell)
-        if settings.wait:
-            record_ran([cell])
-            print_summary(CellStore(cell.out_dir, cell.cell_id).records(),
-                          f"{settings.model.display_name} on {settings.dataset.name} @ "
-                          f"{settings.cluster.name} (Slurm)")
-        return
-    from energy_hpc.runner import CellRunner
-
-    runner = CellRunner(cell)
-    records = runner.run()
-    if runner.held_by is not None:
-        HELD[cell.cell_id] = f"{cell.label()}: held by {runner.held_by}"
-        print(f"cell {cell.cell_id} ({cell.label()}) is being measured by another run "
-              f"({runner.held_by}); not measured by this command")
-        return
-    record_ran([cell])
-    print_summary(records, f"{settings.model.display_name} on {settings.dataset.name} "
-                           f"({len(records)} splits; per pass over the test set; out: "
-                           f"{cell.out_dir}/cells/{cell.cell_id})")
+        print_summary(CellStore(cell.out_dir, cell.cell_id).records(),
+                      f"{settings.model.display_name} on {settings.dataset.name} @ "
+                      f"{settings.cluster.name} (Slurm)")
 
 
 @hydra.main(version_base="1.3", config_path="pkg://energy_hpc.hydra_conf", config_name="config")
 def hydra_task(cfg: DictConfig) -> None:
-    hc = HydraConfig.get()
-    multirun = hc.mode == RunMode.MULTIRUN
+    """A single run (a sweep's cells are run by energy_hpc's launcher from its plan)."""
+    from energy_hpc.site_configs import site_folders, site_notes
+
     try:
-        cell = PLANNED.pop(hc.job.num, None) if multirun else None
-        if cell is None:
-            from energy_hpc.site_configs import site_folders, site_notes
-
-            choices = dict(hc.runtime.choices)
-            cell = cell_from_cfg(cfg, choices).with_notes(
-                site_notes(choices, site_folders().folders))
-        run(cell)
+        choices = dict(HydraConfig.get().runtime.choices)
+        run(cell_from_cfg(cfg, choices).with_notes(site_notes(choices, site_folders().folders)))
     except UserError as exc:
-        if not multirun:
-            print(f"energy_hpc: error: {exc}", file=sys.stderr)
-            sys.exit(2)
-        from energy_hpc.config import redact_text
-
-        record_failure(redact_text(f"job {hc.job.num} ({' '.join(hc.overrides.task)}): {exc}"))
+        print(f"energy_hpc: error: {exc}", file=sys.stderr)
+        sys.exit(2)
 
 
 def save_redacted(node: Any, path: Path) -> None:
@@ -202,31 +110,28 @@ class OutDirCheck(Callback):
         self._check(config)
 
 
-class SweepSummaryCallback(Callback):
-    """After a multirun: one table over the cells this invocation ran (a dry run, or a sweep whose
-    submission failed, shows none), and a non-zero exit if any cell failed."""
+def print_sweep_summary(outcome: Any, out_dir: str, sweep: str, dry_run: bool) -> None:
+    """After a sweep: one table over the cells this command ran (a dry run, or a sweep whose
+    submission failed, shows none), the cells another run held, and a non-zero exit if any cell
+    failed."""
+    from energy_hpc.launch.executors import print_summary
 
-    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
-        from energy_hpc.results import CellStore
-
-        out_dir, sweep = config.out_dir, config.sweep
-        records = [r for cell_id, cell_out in RAN.items()
-                   for r in CellStore(cell_out, cell_id).records()]
-        if records:
-            print_summary(records, f"sweep {sweep!r}: {len(RAN)} cell(s) run by this command; "
-                                   f"per pass over the test set; records under {out_dir}/cells/")
-        elif config.get("dry_run"):
-            print("\ndry run: nothing was measured or submitted")
-        if HELD:
-            print(f"\n{len(HELD)} cell(s) not measured by this command: another run holds them "
-                  "(their records appear when it finishes):")
-            for cell_id, what in HELD.items():
-                print(f"  {cell_id} ({what})")
-        if _failures:
-            print(f"\n{len(_failures)} cell(s) failed:", file=sys.stderr)
-            for failure in _failures:
-                print(f"  {failure}", file=sys.stderr)
-            sys.exit(2)
+    records = outcome.records()
+    if records:
+        print_summary(records, f"sweep {sweep!r}: {len(outcome.ran)} cell(s) run by this command; "
+                               f"per pass over the test set; records under {out_dir}/cells/")
+    elif dry_run:
+        print("\ndry run: nothing was measured or submitted")
+    if outcome.held:
+        print(f"\n{len(outcome.held)} cell(s) not measured by this command: another run holds them "
+              "(their records appear when it finishes):")
+        for cell_id, what in outcome.held.items():
+            print(f"  {cell_id} ({what})")
+    if outcome.failed:
+        print(f"\n{len(outcome.failed)} cell(s) failed:", file=sys.stderr)
+        for failure in outcome.failed:
+            print(f"  {failure}", file=sys.stderr)
+        sys.exit(2)
 
 
 def unquoted_non_ascii(arg: str) -> bool:

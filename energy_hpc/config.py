@@ -25,6 +25,7 @@ from energy_hpc.kinds import (
     GpuMemory,
     MeasurementPolicy,
     ModelKind,
+    cluster_kinds,
     get_kind,
     kind_names,
     register_kind,
@@ -36,7 +37,6 @@ FEATURES = ("bow", "tfidf", "embedding")
 ESTIMATORS = ("logreg", "xgboost")
 DATA_SOURCES = ("demo", "file", "hf")
 ID_EXEMPT = "not_in_cell_id"
-CLUSTER_KINDS = ("local", "slurm")
 RAM_MODELS = ("codecarbon", "paper_job", "paper_rss")
 DECODINGS = ("free", "choice")
 BATCHINGS = ("sequential", "batched")
@@ -533,7 +533,7 @@ class ClusterConfig:
     slurm_extra: dict[str, Any] = not_in_cell_id(factory=dict)
 
     def __post_init__(self) -> None:
-        _one_of("cluster", "kind", self.kind, CLUSTER_KINDS)
+        _one_of("cluster", "kind", self.kind, cluster_kinds())
         _positive("cluster", "nodes_available", self.nodes_available)
         _positive("cluster", "gpus_per_node", self.gpus_per_node, allow_zero=True)
         _positive("cluster", "time_limit_min", self.time_limit_min)

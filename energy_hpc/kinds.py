@@ -24,12 +24,9 @@ from __future__ import annotations
 import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from energy_hpc.errors import ConfigError
-
-if TYPE_CHECKING:
-    from energy_hpc.config import ModelConfig
 
 Ref = str | Callable[..., Any]  # "package.module:attribute" (imported when first used) or the callable
 WARMUPS = ("pass", "one_text")
@@ -71,7 +68,7 @@ class ModelKind:
     """One model kind: everything it takes to plan, place, estimate, run and record it."""
 
     name: str
-    config: type[ModelConfig]
+    config: type  # a energy_hpc.config.ModelConfig subclass (checked by name: config imports this module)
     classifier: Ref
     measurement: MeasurementPolicy = MeasurementPolicy()
     # (cell) -> energy_hpc.estimate.PassGuess | str (why there is none): one pass over the test set
@@ -80,9 +77,8 @@ class ModelKind:
     fit_estimate: Ref | None = None
 
     def __post_init__(self) -> None:
-        from energy_hpc.config import ModelConfig
-
-        if not (isinstance(self.config, type) and issubclass(self.config, ModelConfig)):
+        if not (isinstance(self.config, type) and any(c.__name__ == "ModelConfig" and c.__module__ == "energy_hpc.config"
+                                                         for c in self.config.__mro__)):
             raise ConfigError(f"model kind {self.name!r}: config must be a ModelConfig subclass, "
                               f"got {self.config!r}")
         for name in ("classifier", "inference_estimate", "fit_estimate"):
@@ -149,6 +145,20 @@ def kind_of(model: Any) -> ModelKind:
 
 PLUGINS_ENV = "ENERGY_HPC_PLUGINS"
 _LOADED: set[str] = set()
+
+
+_CLUSTER_KINDS: list[str] = ["local", "slurm"]  # each has an executor (energy_hpc/launch/executors.py)
+
+
+def register_cluster_kind(name: str) -> None:
+    """A cluster kind a cluster file may name (``kind: NAME``); :func:`energy_hpc.launch.executors.
+    register_executor` calls it with the executor that runs that kind's cells."""
+    if name not in _CLUSTER_KINDS:
+        _CLUSTER_KINDS.append(name)
+
+
+def cluster_kinds() -> tuple[str, ...]:
+    return tuple(_CLUSTER_KINDS)
 
 
 def load_plugins(env: str | None = None) -> list[str]:

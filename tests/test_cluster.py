@@ -143,13 +143,13 @@ def test_failure_reason_picks_the_remote_exception_line():
 
 
 def test_secrets_in_cluster_env_never_reach_meta_or_the_printed_plan():
-    from energy_hpc.cluster.slurm import format_plan, plan
+    from energy_hpc.launch.plan import build_plan
 
     cell = compose_cell(["cluster=capella", "+cluster.env={HF_TOKEN: hf_abc123secret, HF_HOME: /data/hf}"])
     meta_config = cell.settings.resolved_dict()
     assert meta_config["cluster"]["env"] == {"HF_TOKEN": "<redacted>", "HF_HOME": "/data/hf"}
     assert "hf_abc123secret" not in json.dumps(identity(cell.settings, cell.placement))
-    text = format_plan(plan([cell]))
+    text = build_plan([cell]).show()
     assert "hf_abc123secret" not in text and "HF_TOKEN" not in cell.shape.setup
     assert "secret env (through sbatch's environment, in no file): HF_TOKEN" in text
     assert 'export HF_HOME="/data/hf"' in text

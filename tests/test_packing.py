@@ -10,8 +10,8 @@ import pytest
 
 from energy_hpc.cell import compose_cell
 from energy_hpc.cluster.packing import estimate_s, pack_jobs, rule_of_thumb_s
-from energy_hpc.cluster.slurm import format_plan, plan
 from energy_hpc.estimate import estimate
+from energy_hpc.launch.plan import build_plan
 from tests.conftest import run_cli
 
 
@@ -24,9 +24,9 @@ def test_pack_n_and_pack_1():
     cells = _cells(5, "pack=2")
     assert [len(j) for j in pack_jobs(cells, 2, 15)] == [2, 2, 1]
     assert [len(j) for j in pack_jobs(cells, 1, 15)] == [1] * 5  # today's behaviour
-    [(shape, jobs)] = plan(cells).items()
+    [(shape, jobs)] = build_plan(cells).arrays().items()
     assert [len(j) for j in jobs] == [2, 2, 1]
-    assert "5 cell(s) in 3 job(s) (up to 2 per job)" in format_plan(plan(cells))
+    assert "5 cell(s) in 3 job(s) (up to 2 per job)" in build_plan(cells).show()
 
 
 def test_pack_auto_fills_jobs_up_to_the_time_limit_by_estimate():
@@ -57,7 +57,7 @@ def test_pack_auto_uses_the_time_a_cell_took_before(tmp_path):
 
 
 def _timed(cells):
-    return [(shape.time_min, [len(j) for j in jobs]) for shape, jobs in plan(cells).items()]
+    return [(shape.time_min, [len(j) for j in jobs]) for shape, jobs in build_plan(cells).arrays().items()]
 
 
 def test_each_job_asks_for_its_estimate_times_the_safety_factor(tmp_path):
@@ -88,7 +88,7 @@ def test_each_job_asks_for_its_estimate_times_the_safety_factor(tmp_path):
     # the plan: one array per shape and time; the dry run says which time and why
     [(time_min, sizes)] = _timed([cell])
     assert time_min == minutes and sizes == [1]
-    text = format_plan(plan([cell]))
+    text = build_plan([cell]).show()
     assert f"--time={minutes} " in text and f"--time={minutes} min: estimate" in text
 
 
@@ -124,9 +124,9 @@ def test_pack_auto_keeps_llm_cells_that_share_an_engine_in_one_job(tmp_path):
              for d in ("free", "choice") for n in (100, 200)]
     assert all(estimate(c).wall_s is None for c in cells)
     assert rule_of_thumb_s(cells[0]) > cells[0].settings.cluster.time_limit_min * 60  # alone: 1 each
-    [(shape, jobs)] = plan(cells).items()
+    [(shape, jobs)] = build_plan(cells).arrays().items()
     assert [len(j) for j in jobs] == [4]
-    text = format_plan(plan(cells))
+    text = build_plan(cells).show()
     assert "packing: 4 cells that share one loaded engine" in text
     # another model's weights are another engine: a job of its own, and the plan says why
     other = compose_cell([*base[:1], "model=qwen7b", "model.engine=transformers", "gpus=2",

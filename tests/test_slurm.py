@@ -10,11 +10,17 @@ import time
 import pytest
 
 from energy_hpc.cell import compose_cell
-from energy_hpc.cluster.slurm import plan, results_through_requeues, submit
+from energy_hpc.cluster.slurm import results_through_requeues, submit
+from energy_hpc.launch.plan import build_plan
 from energy_hpc.results import CellStore, load, read_sweep_manifest
 from tests.conftest import NEEDS_SLURM, REPO, run_cli, sacct
 
 pytestmark = [pytest.mark.slurm, NEEDS_SLURM]  # every test here submits through submitit
+
+def plan(cells):
+    """The plan's job arrays as submit takes them: per shape, each job's cells."""
+    return {shape: [list(job) for job in jobs] for shape, jobs in build_plan(cells).arrays().items()}
+
 
 FAST = ["repetitions=2", "energy.min_window_s=0.05", "progress=false", "energy.interval_s=1"]
 
@@ -221,12 +227,11 @@ def test_no_slurm_on_the_machine_says_what_to_do(tmp_path, monkeypatch):
 
     real_which = shutil.which
     monkeypatch.setattr(shutil, "which", lambda name: None if name == "sbatch" else real_which(name))
-    from energy_hpc.cluster.slurm import submit_cells
     from energy_hpc.errors import ConfigError
 
     s = compose_cell(["cluster=clara", f"out_dir={tmp_path}"])
     with pytest.raises(ConfigError, match=r"no 'sbatch'.*cluster=local.*dev_slurm"):
-        submit_cells([s])
+        submit(plan([s]), str(tmp_path), "x")
 
 
 def test_sweep_manifest_records_shape(dev_slurm, tmp_path):

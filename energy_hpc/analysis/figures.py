@@ -13,8 +13,7 @@ import numpy as np
 import pandas as pd
 
 from energy_hpc.analysis.paper import paper_cells
-from energy_hpc.analysis.recommend import pareto_front
-from energy_hpc.analysis.summary import model_labels
+from energy_hpc.analysis.summary import model_labels, pareto_front
 from energy_hpc.paper_setup import data_mismatch
 
 FAMILY_STYLE = {"traditional": ("#1b9e77", "o"), "adapted": ("#e7298a", "D"), "llm": ("#d95f02", "s"),

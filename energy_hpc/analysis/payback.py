@@ -14,8 +14,7 @@ from itertools import combinations
 
 import pandas as pd
 
-from energy_hpc.analysis.recommend import pareto_front
-from energy_hpc.analysis.summary import model_labels
+from energy_hpc.analysis.summary import model_labels, pareto_front
 
 VOLUMES = (1_000, 100_000, 10_000_000)
 

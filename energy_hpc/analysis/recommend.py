@@ -6,18 +6,9 @@ from dataclasses import dataclass
 
 import pandas as pd
 
+from energy_hpc.analysis.summary import pareto_front
 
-def pareto_front(cells: pd.DataFrame, energy: str = "energy_wh_mean",
-                 accuracy: str = "accuracy_mean") -> pd.DataFrame:
-    """Cells no other cell beats on both lower energy and higher accuracy, by rising energy."""
-    data = cells.dropna(subset=[energy, accuracy]).sort_values([energy, accuracy],
-                                                                ascending=[True, False])
-    front, best = [], float("-inf")
-    for idx, row in data.iterrows():
-        if row[accuracy] > best:
-            front.append(idx)
-            best = row[accuracy]
-    return data.loc[front]
+__all__ = ["pareto_front", "Recommendation"]
 
 
 @dataclass

@@ -156,3 +156,16 @@ def format_summary(summary: pd.DataFrame) -> str:
     out = [line, "-" * len(line)]
     out += ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) for row in rows]
     return "\n".join(out)
+
+
+def pareto_front(cells: pd.DataFrame, energy: str = "energy_wh_mean",
+                 accuracy: str = "accuracy_mean") -> pd.DataFrame:
+    """Cells no other cell beats on both lower energy and higher accuracy, by rising energy."""
+    data = cells.dropna(subset=[energy, accuracy]).sort_values([energy, accuracy],
+                                                                ascending=[True, False])
+    front, best = [], float("-inf")
+    for idx, row in data.iterrows():
+        if row[accuracy] > best:
+            front.append(idx)
+            best = row[accuracy]
+    return data.loc[front]

@@ -1,4 +1,5 @@
-"""Slurm: per-cell resources from the cell's own config, grouped by shape, submitted with submitit."""
+"""Slurm through submitit: a plan's job arrays submitted (``energy_hpc.launch`` builds the plan and
+runs it with :class:`~energy_hpc.launch.executors.SlurmExecutor`), waited for, their accounting kept."""
 
 from __future__ import annotations
 
@@ -9,7 +10,6 @@ import shutil
 import subprocess
 import sys
 import tempfile
-from collections import defaultdict
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-__all__ = ["JobShape", "job_shape", "plan", "format_plan", "submit", "submit_cells", "sweep_status"]
+__all__ = ["JobShape", "job_shape", "submit", "wait", "sweep_status"]
 
 
 def require_slurm(cluster: str) -> None:
@@ -70,28 +70,6 @@ def _stderr_into(sink: list[str]) -> Iterator[None]:
             sink.append(tmp.read().decode(errors="replace"))
 
 
-def plan(cells: list[Cell]) -> dict[JobShape, list[list[Cell]]]:
-    """Give each (already placed) cell its estimate (from its out_dir's records, once; for
-    ``pack=auto``, ``--time`` and its records), group the cells by job shape and pack each shape's
-    cells into jobs (``pack``; a cell is only ever packed with cells of its own shape); then give
-    each job its ``--time`` (:func:`~energy_hpc.cluster.packing.job_time`). One job array per
-    shape and time."""
-    import dataclasses
-
-    from energy_hpc.cluster.packing import job_time, pack_jobs
-    from energy_hpc.estimate import with_estimates
-
-    groups: dict[JobShape, list[Cell]] = defaultdict(list)
-    for cell in with_estimates(cells):
-        groups[cell.shape].append(cell)
-    timed: dict[JobShape, list[list[Cell]]] = defaultdict(list)
-    for shape, group in groups.items():
-        for job in pack_jobs(group, group[0].settings.pack, shape.time_min):
-            minutes, _ = job_time(job, shape.time_min, job[0].settings.time_safety_factor)
-            timed[dataclasses.replace(shape, time_min=minutes)].append(job)
-    return dict(timed)
-
-
 @contextlib.contextmanager
 def _secrets_in_environment(names: tuple[str, ...]) -> Iterator[None]:
     """The shape's secret variables in this process's environment while sbatch runs, so the job
@@ -114,39 +92,6 @@ def _secrets_in_environment(names: tuple[str, ...]) -> Iterator[None]:
                 os.environ.pop(name, None)
             else:
                 os.environ[name] = old
-
-
-def format_plan(groups: dict[JobShape, list[list[Cell]]]) -> str:
-    """The plan as printed by a dry run: per job array its sbatch flags, per job its ``--time``
-    and why, per cell its placement and (when it carries one) its estimate."""
-    from energy_hpc.cluster.packing import describe, job_time, time_warning
-
-    lines = []
-    for i, (shape, jobs) in enumerate(groups.items()):
-        lines.append(f"job array {i}: {describe(jobs)}  sbatch {' '.join(shape.sbatch_args())}")
-        if shape.exclusive_why:
-            lines.append(f"    {'--exclusive' if shape.exclusive else 'shared node'}: "
-                         f"{shape.exclusive_why}")
-        for setup in shape.setup:
-            lines.append(f"    setup: {setup}")
-        if shape.secret_env:
-            lines.append(f"    secret env (through sbatch's environment, in no file): "
-                         f"{', '.join(shape.secret_env)}")
-        for j, job in enumerate(jobs):
-            settings = job[0].settings
-            _, why = job_time(job, settings.cluster.time_limit_min, settings.time_safety_factor)
-            lines.append(f"  job {j}: {len(job)} cell(s){', one after another' if len(job) > 1 else ''}"
-                         f"; --time={shape.time_min} min: {why}")
-            if getattr(job, "why", ""):
-                lines.append(f"    packing: {job.why}")
-            for cell in job:
-                lines.append(f"  - {cell.cell_id}: {cell.label()}; {cell.placement.describe()}")
-                lines.extend(f"      {note}" for note in cell.notes)
-                if cell.estimate is not None:
-                    lines.append(f"      {cell.estimate.describe()}")
-                if warning := time_warning(cell):
-                    lines.append(f"      {warning}")
-    return "\n".join(lines)
 
 
 def _executor(folder: Path, shape: JobShape, name: str, parallelism: int) -> Any:
@@ -282,41 +227,6 @@ def keep_accounting(cells: list[Cell], job_id: str) -> None:
                         job_id, exc)
     if accounting["consumed_energy_wh"] is None:
         log.info("Slurm job %s: no site energy accounting (%s)", job_id, accounting["reason"])
-
-
-def submit_cells(cells: list[Cell]) -> list[str]:
-    """Group, then dry-run or submit (and wait, unless wait=false). Returns failure lines.
-
-    The one route to Slurm for a single run and a sweep alike.
-    """
-    if not cells:
-        return []
-    first = cells[0].settings
-    groups = plan(cells)
-    if first.dry_run:
-        print(format_plan(groups))
-        return []
-    submitted = submit(groups, first.out_dir, first.sweep)
-    print(f"submitted {len(cells)} cell(s) as {len(submitted)} job(s) in {len(groups)} array(s): "
-          + ", ".join(str(job.job_id) for _, job in submitted))
-    watch = f"python -m energy_hpc.status {first.out_dir} --sweep {first.sweep}"
-    if not first.wait:
-        print(f"not waiting; watch with: {watch}")
-        return []
-
-    try:
-        return wait(submitted)
-    except KeyboardInterrupt:
-        ids = " ".join(str(job.job_id) for _, job in submitted)
-        print(f"\nstopped waiting; the Slurm job(s) {ids} keep running. Watch with: {watch}; "
-              f"cancel with: scancel {ids}", file=sys.stderr)
-        raise
-
-
-def submit_one(cell: Cell) -> None:
-    failures = submit_cells([cell])
-    if failures:
-        raise UserError("; ".join(failures))
 
 
 def job_states(job_ids: list[str]) -> dict[str, str]:

@@ -6,17 +6,15 @@ import importlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import Any
 
 from energy_hpc.energy.base import PARTS, DeviceEnergy, Meter, Reading
 from energy_hpc.errors import MeterUnavailable
 
-if TYPE_CHECKING:
-    from energy_hpc.config import EnergyConfig
-
 log = logging.getLogger(__name__)
 
-MeterFactory = Callable[["EnergyConfig"], Meter]
+EnergyConfig = Any  # energy_hpc.config.EnergyConfig (config, above this module, imports it)
+MeterFactory = Callable[[EnergyConfig], Meter]
 SCOPES = ("node", "job")  # what a meter reads: the whole machine, or only the job's own devices
 
 

@@ -77,15 +77,26 @@ class EnergyHpcSweeper(BasicSweeper):
                 _ = r.return_value  # raises where a job failed
             initial_job_idx += len(batch)
             returns.append(results)
+        from energy_hpc.cli import print_sweep_summary
+
+        print_sweep_summary(self.launcher.outcome, str(self.config.out_dir),
+                            str(self.config.sweep), bool(self.config.get("dry_run")))
         return returns
 
 
 class EnergyHpcLauncher(Launcher):
+    """Plans every cell of a batch (:func:`plan_sweep`), builds one
+    :class:`~energy_hpc.launch.plan.Plan` of them, and shows it (``dry_run``) or runs it with each
+    cluster kind's executor; what ran accumulates in ``outcome`` for the sweep's summary."""
+
     def __init__(self, **params: Any) -> None:
+        from energy_hpc.launch.executors import SweepRun
+
         self.params = params
         self.config: DictConfig | None = None
         self.task_function: TaskFunction | None = None
         self.hydra_context: HydraContext | None = None
+        self.outcome = SweepRun()
 
     def setup(self, *, hydra_context: HydraContext, task_function: TaskFunction,
               config: DictConfig) -> None:
@@ -94,67 +105,54 @@ class EnergyHpcLauncher(Launcher):
         self.task_function = task_function
 
     def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Sequence[JobReturn]:
-        from energy_hpc.cli import PLANNED, record_failure, record_ran, show_plan
-        from energy_hpc.cluster.slurm import submit_cells
         from energy_hpc.config import redact_text
         from energy_hpc.errors import UserError
-        from energy_hpc.estimate import with_estimates
-        from energy_hpc.interrupts import CellInterrupted
+        from energy_hpc.launch.executors import run_plan
+        from energy_hpc.launch.plan import build_plan
 
         setup_globals()
         assert self.config is not None and self.hydra_context is not None and self.task_function
         configure_log(self.config.hydra.hydra_logging, self.config.hydra.verbose)
         Path(str(self.config.hydra.sweep.dir)).mkdir(parents=True, exist_ok=True)
 
-        plan = plan_sweep(self.hydra_context.config_loader, self.config, job_overrides,
-                          initial_job_idx)
-        for failure in plan.failures:
-            record_failure(failure)
-        runs: list[JobReturn] = []
-        local = [(idx, ov, cell) for idx, ov, cell in plan.cells if not cell.on_slurm]
-        slurm = [cell for _, _, cell in plan.cells if cell.on_slurm]
-        dry_run = bool(self.config.get("dry_run"))
-        if plan.duplicates:
-            print(f"{len(plan.duplicates)} duplicate cell(s) planned and run once:")
-            for line in plan.duplicates:
+        planned = plan_sweep(self.hydra_context.config_loader, self.config, job_overrides,
+                             initial_job_idx)
+        for failure in planned.failures:
+            self.outcome.fail(failure)
+        if planned.duplicates:
+            print(f"{len(planned.duplicates)} duplicate cell(s) planned and run once:")
+            for line in planned.duplicates:
                 print(f"  {line}")
-        if dry_run:
+        jobs = {cell.cell_id: (idx, ov) for idx, ov, cell in planned.cells}
+        origins = {cell.cell_id: f"job {idx} ({redact_text(' '.join(filter_overrides(ov)))})"
+                   for idx, ov, cell in planned.cells}
+        plan = build_plan([cell for _, _, cell in planned.cells], origins)
+        runs: list[JobReturn] = []
+        if self.config.get("dry_run"):
             try:
-                show_plan([cell for _, _, cell in plan.cells])
+                if plan.cells:
+                    print(plan.show())
+                    if path := plan.write_csv():
+                        print(f"estimates of {len(plan.cells)} cell(s): {path}")
             except UserError as exc:
-                record_failure(str(exc))
-            local, slurm = [], []
-        # every cell carries the estimate it was planned with (its records keep it)
-        estimated = with_estimates([cell for _, _, cell in local])
-        local = [(idx, ov, cell) for (idx, ov, _), cell in zip(local, estimated, strict=True)]
-        for n, (idx, overrides, cell) in enumerate(local):
-            log.info("\t#%d (here): %s", idx, redact_text(" ".join(filter_overrides(overrides))))
-            sweep_config = self.hydra_context.config_loader.load_sweep_config(self.config, list(overrides))
-            with open_dict(sweep_config):
-                sweep_config.hydra.job.id = idx
-                sweep_config.hydra.job.num = idx
-            PLANNED[idx] = cell
-            try:
+                self.outcome.fail(str(exc))
+        else:
+            def run_here(cell: Any, body: Any) -> None:
+                """A cell run here inside Hydra's job: its folder, its logging, the callbacks."""
+                idx, overrides = jobs[cell.cell_id]
+                log.info("\t#%d (here): %s", idx, redact_text(" ".join(filter_overrides(overrides))))
+                sweep_config = self.hydra_context.config_loader.load_sweep_config(
+                    self.config, list(overrides))
+                with open_dict(sweep_config):
+                    sweep_config.hydra.job.id = idx
+                    sweep_config.hydra.job.num = idx
                 runs.append(run_job(hydra_context=self.hydra_context,
-                                    task_function=self.task_function, config=sweep_config,
+                                    task_function=lambda _cfg: body(), config=sweep_config,
                                     job_dir_key="hydra.sweep.dir",
                                     job_subdir_key="hydra.sweep.subdir"))
-            except CellInterrupted as exc:
-                exc.not_run = [f"{c.cell_id} ({c.label()})"
-                               for c in [c for _, _, c in local[n + 1:]] + slurm]
-                raise
-            configure_log(self.config.hydra.hydra_logging, self.config.hydra.verbose)
-        if slurm:
-            for cell in slurm:
-                log.debug("\t(Slurm): %s", cell.label())
-            try:
-                failures = submit_cells(slurm)
-                if not dry_run and bool(self.config.get("wait", True)):
-                    record_ran(slurm)
-                for failure in failures:
-                    record_failure(failure)
-            except UserError as exc:
-                record_failure(str(exc))
+                configure_log(self.config.hydra.hydra_logging, self.config.hydra.verbose)
+
+            run_plan(plan, self.outcome, run_here)
         if not runs:  # Hydra's sweeper expects a return per batch; the cells' own state is on disk
             runs.append(JobReturn(overrides=[], cfg=self.config, hydra_cfg=self.config,
                                   status=JobStatus.COMPLETED, working_dir=str(self.config.hydra.sweep.dir)))
