@@ -49,12 +49,6 @@ def available() -> bool:
     return importlib.util.find_spec("pyarrow") is not None
 
 
-def cache_root(records_file: Path) -> Path | None:
-    """The out_dir whose cache holds this file (``<out_dir>/cells/<id>/records.jsonl``), or None."""
-    cell = records_file.parent
-    return cell.parent.parent if cell.parent.name == "cells" else None
-
-
 def file_key(records_file: Path, meta_file: Path) -> list[int] | None:
     try:
         st = records_file.stat()

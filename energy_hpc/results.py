@@ -26,6 +26,11 @@ import pandas as pd
 
 log = logging.getLogger(__name__)
 
+# The layout on disk, named here only (no other module builds these paths):
+#   <out_dir>/cells/<cell_id>/records.jsonl, meta.json, raw/splitNNN.jsonl, ray/<job id>/
+#   <out_dir>/.locks/<cell_id>.lock, sweeps/<sweep>.jsonl, slurm/<sweep>/<job id>/,
+#   .records_cache/ (energy_hpc.records_cache), hydra/ (Hydra's run folders, config.yaml)
+CELLS_DIR = "cells"
 RECORDS_FILE = "records.jsonl"
 META_FILE = "meta.json"
 SUPPORTED_SCHEMA_VERSIONS = (1,)
@@ -113,11 +118,33 @@ class CellStore:
 
     def __init__(self, out_dir: str | Path, cell_id: str) -> None:
         self.cell_id = cell_id
-        self.dir = Path(out_dir) / "cells" / cell_id
+        self.dir = Path(out_dir) / CELLS_DIR / cell_id
         self.records_path = self.dir / RECORDS_FILE
         self.meta_path = self.dir / META_FILE
         # beside the cells, not in one: a cell that fails before its first record leaves no folder
         self.lock_path = Path(out_dir) / ".locks" / f"{cell_id}.lock"
+
+    def raw_answers_path(self, split: int) -> Path:
+        """An LLM cell's raw answers of one split (one JSON line per test text)."""
+        return self.dir / "raw" / f"split{split:03d}.jsonl"
+
+    def ray_dir(self, job_id: str) -> Path:
+        """The Ray cluster folder of one Slurm job of this cell (head address, logs)."""
+        return self.dir / "ray" / str(job_id)
+
+    def took_s(self) -> float | None:
+        """How long a complete earlier run of this cell took (meta.json's start and end); None
+        when it is not complete, or meta.json cannot be read."""
+        from datetime import datetime
+
+        try:
+            meta = self.meta()
+            start, end = meta.get("started_at"), meta.get("ended_at")
+            if not (meta.get("complete") and start and end):
+                return None
+            return (datetime.fromisoformat(end) - datetime.fromisoformat(start)).total_seconds()
+        except (OSError, ValueError, TypeError):
+            return None
 
     def records(self) -> list[dict[str, Any]]:
         """The readable records; a corrupt line is skipped (with a warning), so its split counts
@@ -270,7 +297,7 @@ def load(paths_or_globs: str | Path | Iterable[str | Path], *, on_error: str = "
     unchanged since the last load come from the out_dir's columnar cache
     (:mod:`energy_hpc.records_cache`; ``cache=False`` reads every JSONL line).
     """
-    from energy_hpc.records_cache import FolderCache, cache_root, file_key
+    from energy_hpc.records_cache import FolderCache, file_key
 
     files = find_record_files(paths_or_globs)
     frames: list[pd.DataFrame] = []
@@ -286,7 +313,7 @@ def load(paths_or_globs: str | Path | Iterable[str | Path], *, on_error: str = "
     order = {str(path): i for i, path in enumerate(files)}
     fresh: list[dict[str, Any]] = []  # rows read from JSONL now, with their record_file
     for path in iterator:
-        root = cache_root(path) if cache else None
+        root = out_dir_of(path) if cache else None
         folder = None
         if root is not None:
             if root not in caches:
@@ -382,8 +409,23 @@ def node_rows(frame: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def out_dir_of(records_file: Path) -> Path | None:
+    """The out_dir a records file lies in (``<out_dir>/cells/<id>/records.jsonl``), or None."""
+    cell = Path(records_file).parent
+    return cell.parent.parent if cell.parent.name == CELLS_DIR else None
+
+
+def slurm_folder(out_dir: str | Path, sweep: str) -> Path:
+    """Where submitit keeps a sweep's job scripts and logs (``%j``: the job id)."""
+    return Path(out_dir) / "slurm" / sweep / "%j"
+
+
+def sweep_manifest_path(out_dir: str | Path, sweep: str) -> Path:
+    return Path(out_dir) / "sweeps" / f"{sweep}.jsonl"
+
+
 def append_sweep_manifest(out_dir: str | Path, sweep: str, entry: dict[str, Any]) -> None:
-    path = Path(out_dir) / "sweeps" / f"{sweep}.jsonl"
+    path = sweep_manifest_path(out_dir, sweep)
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "a", encoding="utf-8") as fh:
         fh.write(dumps(entry) + "\n")
@@ -391,7 +433,7 @@ def append_sweep_manifest(out_dir: str | Path, sweep: str, entry: dict[str, Any]
 
 def read_sweep_manifest(out_dir: str | Path, sweep: str) -> list[dict[str, Any]]:
     """One entry per cell of the sweep (later lines add to earlier ones, e.g. the Slurm job id)."""
-    path = Path(out_dir) / "sweeps" / f"{sweep}.jsonl"
+    path = sweep_manifest_path(out_dir, sweep)
     if not path.exists():
         return []
     cells: dict[str, dict[str, Any]] = {}

@@ -344,7 +344,7 @@ class CellRunner:
                 "fit_overlapped_with": overlapped}
 
     def _write_raw(self, split: Split, prediction: Any) -> None:
-        path = self.store.dir / "raw" / f"split{split.index:03d}.jsonl"
+        path = self.store.raw_answers_path(split.index)
         lines = [dumps({"split": split.index, "row": int(i), "label": lab, "parsed": p, "raw": r})
                  for i, lab, p, r in zip(split.test.index, split.test["label"], prediction.labels,
                                          prediction.raw, strict=True)]

@@ -120,3 +120,25 @@ def test_the_checker_sees_an_upward_import_and_a_cycle(tmp_path):
         assert imports_of("energy_hpc.fake") == {"energy_hpc.cli"}  # inside a function: counted
     finally:
         del MODULES["energy_hpc.fake"]
+
+
+LAYOUT_NAMES = {"cells", "meta.json", "records.jsonl", "sweeps", ".locks", "raw", "ray", "slurm"}
+
+
+def test_only_results_builds_the_layout_on_disk():
+    """``results.py`` owns the paths of records, meta, raw answers, Ray folders, locks and sweep
+    manifests: no other module joins those names onto a path."""
+    offenders = []
+    for module, path in MODULES.items():
+        if module == "energy_hpc.results":
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Div):
+                for side in (node.left, node.right):
+                    if isinstance(side, ast.Constant) and side.value in LAYOUT_NAMES:
+                        offenders.append(f"{module}:{node.lineno} joins {side.value!r}")
+                    if isinstance(side, ast.JoinedStr) and any(
+                            isinstance(v, ast.Constant) and str(v.value).startswith(
+                                ("split", "records", "meta")) for v in side.values):
+                        offenders.append(f"{module}:{node.lineno} builds a file name of the layout")
+    assert not offenders, "\n".join(offenders)

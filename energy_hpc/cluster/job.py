@@ -6,7 +6,6 @@ import dataclasses
 import json
 import logging
 import os
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -71,9 +70,10 @@ def run_in_allocation(cells: list[Cell]) -> dict[str, Any]:
     import submitit
 
     from energy_hpc.cluster import ray_cluster as rc
+    from energy_hpc.results import CellStore
 
     env = submitit.JobEnvironment()
-    job_dir = Path(first.out_dir) / "cells" / first.cell_id / "ray" / str(env.job_id)
+    job_dir = CellStore(first.out_dir, first.cell_id).ray_dir(str(env.job_id))
     cpus = int(os.environ.get("SLURM_CPUS_PER_TASK", "1"))
     gpus = int(os.environ.get("SLURM_GPUS_ON_NODE", "0") or 0)
     if env.global_rank != 0:

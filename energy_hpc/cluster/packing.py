@@ -16,12 +16,9 @@ rounded up to whole ``TIME_STEP_MIN`` minutes and never above the cluster's ``ti
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 from collections.abc import Iterable
-from datetime import datetime
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -33,17 +30,6 @@ TIME_SHARE = 0.8  # of time_limit_min a packed job may fill: room for start-up a
 STARTUP_S = 20.0  # Python start, imports, CodeCarbon's first start, per cell a little bookkeeping
 RAY_STARTUP_S = 60.0  # a multi-node job brings a Ray cluster up first
 TIME_STEP_MIN = 5  # --time is rounded up to this (and is at least this): backfill needs no finer
-
-
-def _meta_seconds(meta_path: Path) -> float | None:
-    try:
-        meta = json.loads(meta_path.read_text())
-        start, end = meta.get("started_at"), meta.get("ended_at")
-        if not (meta.get("complete") and start and end):
-            return None
-        return (datetime.fromisoformat(end) - datetime.fromisoformat(start)).total_seconds()
-    except (OSError, ValueError, TypeError):
-        return None
 
 
 def rule_of_thumb_s(cell: Cell) -> float:
@@ -63,7 +49,9 @@ def known_s(cell: Cell) -> float | None:
     """Estimated run time of one cell inside a job: the time it took before, else the high end
     of its estimate (the one it carries, else one made here without records); None when
     nothing can estimate it."""
-    own = _meta_seconds(Path(cell.out_dir) / "cells" / cell.cell_id / "meta.json")
+    from energy_hpc.results import CellStore
+
+    own = CellStore(cell.out_dir, cell.cell_id).took_s()
     if own is not None:
         return own
     guess = cell.estimate

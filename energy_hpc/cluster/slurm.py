@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from energy_hpc.cluster.shape import JobShape, job_shape
 from energy_hpc.errors import ConfigError, UserError
-from energy_hpc.results import append_sweep_manifest, read_sweep_manifest
+from energy_hpc.results import append_sweep_manifest, read_sweep_manifest, slurm_folder
 
 if TYPE_CHECKING:
     from energy_hpc.cell import Cell
@@ -115,7 +115,7 @@ def submit(groups: dict[JobShape, list[list[Cell]]], out_dir: str,
         require_slurm(cluster)
     submitted: list[tuple[list[Cell], Any]] = []
     for shape, packed in groups.items():
-        folder = Path(out_dir) / "slurm" / sweep / "%j"
+        folder = slurm_folder(out_dir, sweep)
         ex = _executor(folder, shape, f"ehpc-{sweep}", max(1, len(packed)))
         said: list[str] = []
         try:
