@@ -25,7 +25,7 @@ from pathlib import Path
 
 def one_round(job: str, grace_s: float) -> dict[str, float]:
     """One bring-up and teardown, in a process of its own as in a job (Ray reads the token at import)."""
-    from energy_hpc.cluster import ray_cluster as rc
+    from energy_hpc.launch import ray_cluster as rc
 
     os.environ["SLURM_JOB_ID"] = job
     job_dir = Path(tempfile.mkdtemp(prefix="rb", dir="/tmp"))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from energy_hpc.cluster.slurm import sweep_status
+from energy_hpc.launch.slurm import sweep_status
 
 
 def main(argv: list[str] | None = None) -> int:

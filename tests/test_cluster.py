@@ -10,10 +10,10 @@ import pytest
 
 from energy_hpc.cell import compose_cell, identity
 from energy_hpc.cluster.placement import minimum_fit, plan_placement
-from energy_hpc.cluster.ray_cluster import RayNode, RayStartError, _wait_port, start_worker
-from energy_hpc.cluster.slurm import failure_reason, job_shape
 from energy_hpc.config import LLMModelConfig, compose_settings
 from energy_hpc.errors import ConfigError
+from energy_hpc.launch.ray_cluster import RayNode, RayStartError, _wait_port, start_worker
+from energy_hpc.launch.slurm import failure_reason, job_shape
 
 
 def llm(params, dtype="bfloat16"):
@@ -137,9 +137,9 @@ def test_ray_process_that_dies_names_node_and_log(tmp_path):
 
 
 def test_failure_reason_picks_the_remote_exception_line():
-    text = ("Job (task=0) failed\nTraceback...\n  File x\nenergy_hpc.cluster.ray_cluster.RayStartError: "
+    text = ("Job (task=0) failed\nTraceback...\n  File x\nenergy_hpc.launch.ray_cluster.RayStartError: "
             "Ray node(s) n2 did not join\nsrun: error: n1: task 0: Exited\n  - /x/log.out")
-    assert failure_reason(Exception(text)).startswith("energy_hpc.cluster.ray_cluster.RayStartError: Ray")
+    assert failure_reason(Exception(text)).startswith("energy_hpc.launch.ray_cluster.RayStartError: Ray")
 
 
 def test_secrets_in_cluster_env_never_reach_meta_or_the_printed_plan():
@@ -215,7 +215,7 @@ def test_two_jobs_ray_heads_on_one_node_share_no_port(tmp_path, monkeypatch):
     import tempfile
     import time
 
-    from energy_hpc.cluster import ray_cluster
+    from energy_hpc.launch import ray_cluster
 
     short_tmp = tempfile.mkdtemp(prefix="ehrt", dir="/tmp")
     monkeypatch.setenv("ENERGY_HPC_RAY_TMP", short_tmp)
@@ -237,7 +237,7 @@ def test_two_jobs_ray_heads_on_one_node_share_no_port(tmp_path, monkeypatch):
 
 
 def test_a_ray_temp_dir_too_long_for_unix_sockets_is_named(tmp_path, monkeypatch):
-    from energy_hpc.cluster import ray_cluster
+    from energy_hpc.launch import ray_cluster
 
     monkeypatch.setenv("ENERGY_HPC_RAY_TMP", str(tmp_path / ("x" * 40)))
     with pytest.raises(RayStartError, match=r"ENERGY_HPC_RAY_TMP=.* is too long for Ray.*at most 44"):
@@ -247,8 +247,8 @@ def test_a_ray_temp_dir_too_long_for_unix_sockets_is_named(tmp_path, monkeypatch
 def test_a_slurm_cluster_without_submitit_names_the_extra(monkeypatch):
     import importlib.util
 
-    from energy_hpc.cluster.slurm import require_slurm
     from energy_hpc.errors import UserError
+    from energy_hpc.launch.slurm import require_slurm
 
     real = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec",

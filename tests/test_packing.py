@@ -9,8 +9,8 @@ import re
 import pytest
 
 from energy_hpc.cell import compose_cell
-from energy_hpc.cluster.packing import estimate_s, pack_jobs, rule_of_thumb_s
 from energy_hpc.estimate import estimate
+from energy_hpc.launch.packing import estimate_s, pack_jobs, rule_of_thumb_s
 from energy_hpc.launch.plan import build_plan
 from tests.conftest import run_cli
 
@@ -61,7 +61,7 @@ def _timed(cells):
 
 
 def test_each_job_asks_for_its_estimate_times_the_safety_factor(tmp_path):
-    from energy_hpc.cluster.packing import STARTUP_S, job_time
+    from energy_hpc.launch.packing import STARTUP_S, job_time
 
     cell = compose_cell(["cluster=capella", "model=llama8b", f"out_dir={tmp_path}"])
     cell = cell.with_estimate(estimate(cell))

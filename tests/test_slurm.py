@@ -10,8 +10,8 @@ import time
 import pytest
 
 from energy_hpc.cell import compose_cell
-from energy_hpc.cluster.slurm import results_through_requeues, submit
 from energy_hpc.launch.plan import build_plan
+from energy_hpc.launch.slurm import results_through_requeues, submit
 from energy_hpc.results import CellStore, load, read_sweep_manifest
 from tests.conftest import NEEDS_SLURM, REPO, run_cli, sacct
 

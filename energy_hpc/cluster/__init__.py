@@ -1,4 +1,6 @@
-"""Clusters: placement (TP/PP, memory fit), Slurm submission, Ray inside an allocation, per-node meters."""
+"""What a cell is built from on a cluster: placement (TP/PP, memory fit), the Slurm job shape, the
+GPUs of this machine, other jobs on a node, the site's energy accounting. Submitting, packing,
+the job body, Ray and per-node meters consume a cell: they are in :mod:`energy_hpc.launch`."""
 
 from __future__ import annotations
 

@@ -171,7 +171,7 @@ class SlurmExecutor:
 
     def run(self, jobs: list[Job], plan: Plan, outcome: SweepRun,
             run_here: RunHere | None = None) -> None:
-        from energy_hpc.cluster.slurm import submit, wait
+        from energy_hpc.launch.slurm import submit, wait
 
         cells = [cell for job in jobs for cell in job]
         if not cells:

@@ -3,7 +3,7 @@
 Dry runs print it (:meth:`Plan.show`), the estimate CSV writes it (:meth:`Plan.write_csv`),
 executors run it (:mod:`energy_hpc.launch.executors`); nothing recomputes a part of it. A cell on
 a cluster that runs here is a job of its own; Slurm cells are grouped by resource shape and packed
-(``pack``) into jobs, each with its ``--time`` and why (``energy_hpc/cluster/packing.py``).
+(``pack``) into jobs, each with its ``--time`` and why (``energy_hpc/launch/packing.py``).
 """
 
 from __future__ import annotations
@@ -73,8 +73,8 @@ class Plan:
     def show(self) -> str:
         """What a dry run prints: where each cell would run and what it would cost, the Slurm
         job arrays with their flags, each job's ``--time`` and why, the sweep's total."""
-        from energy_hpc.cluster.packing import describe, time_warning
         from energy_hpc.estimate import total
+        from energy_hpc.launch.packing import describe, time_warning
 
         lines: list[str] = []
         for job in self.jobs:
@@ -140,8 +140,8 @@ def build_plan(cells: list[Cell], origins: dict[str, str] | None = None) -> Plan
     """The plan of these (already placed) cells: each given its estimate once (from its
     out_dir's records), cells that run here one job each, Slurm cells grouped by shape, packed
     (a cell only ever with cells of its own shape) and timed; one job array per shape and time."""
-    from energy_hpc.cluster.packing import job_time, pack_jobs
     from energy_hpc.estimate import with_estimates
+    from energy_hpc.launch.packing import job_time, pack_jobs
 
     cells = with_estimates(cells)
     jobs: list[Job] = [Job((cell,)) for cell in cells if not cell.on_slurm]

@@ -69,7 +69,7 @@ def run_in_allocation(cells: list[Cell]) -> dict[str, Any]:
 
     import submitit
 
-    from energy_hpc.cluster import ray_cluster as rc
+    from energy_hpc.launch import ray_cluster as rc
     from energy_hpc.results import CellStore
 
     env = submitit.JobEnvironment()
@@ -93,7 +93,7 @@ def run_in_allocation(cells: list[Cell]) -> dict[str, Any]:
         nodes = _job_nodes()
         rc.wait_for_nodes(nodes, RAY_JOIN_TIMEOUT_S, job_dir)
         log.info("Ray up across %s at %s", ", ".join(nodes), address)
-        from energy_hpc.cluster.node_meters import label_node_meters, multi_node_meters
+        from energy_hpc.launch.node_meters import label_node_meters, multi_node_meters
 
         shared: dict[str, Any] = {}  # per-node meter actors, one set per energy config in the job
 

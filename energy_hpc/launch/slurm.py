@@ -97,7 +97,7 @@ def _secrets_in_environment(names: tuple[str, ...]) -> Iterator[None]:
 def _executor(folder: Path, shape: JobShape, name: str, parallelism: int) -> Any:
     import submitit
 
-    from energy_hpc.cluster.packing import MAX_REQUEUES
+    from energy_hpc.launch.packing import MAX_REQUEUES
 
     ex = submitit.SlurmExecutor(folder=str(folder), max_num_timeout=MAX_REQUEUES)
     ex.update_parameters(job_name=name, array_parallelism=parallelism, **shape.executor_parameters())
@@ -108,7 +108,7 @@ def submit(groups: dict[JobShape, list[list[Cell]]], out_dir: str,
            sweep: str) -> list[tuple[list[Cell], Any]]:
     """One job array per shape; each job gets exactly its cells' allocation and runs them one
     after another."""
-    from energy_hpc.cluster.job import CellJob
+    from energy_hpc.launch.job import CellJob
 
     # once per cluster, before anything is submitted (the check asks the controller)
     for cluster in dict.fromkeys(packed[0][0].settings.cluster.name for packed in groups.values()):
