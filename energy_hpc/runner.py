@@ -13,6 +13,7 @@ from typing import Any
 from sklearn.metrics import accuracy_score, f1_score
 
 from energy_hpc import RECORD_SCHEMA_VERSION, __version__
+from energy_hpc import columns as col
 from energy_hpc.cell import CELL_ID_RULE, Cell
 from energy_hpc.classifiers import Classifier, ClassifierContext, build_classifier
 from energy_hpc.cluster.neighbours import SHARED_FLAG, other_jobs_on_my_nodes, union
@@ -91,55 +92,55 @@ def build_record(cell: Cell, split: Split, corpus: Corpus, readings: list[Readin
     rec: dict[str, Any] = {
         "schema_version": RECORD_SCHEMA_VERSION,
         "sweep_id": settings.sweep,
-        "cell_id": cell.cell_id,
-        "split": split.index,
-        "seed": split.seed,
-        "model": settings.model.name,
-        "model_display": display_name(settings.model),
-        "model_weights": weights_of(settings.model),
-        "model_family": settings.model.family,
+        col.CELL_ID: cell.cell_id,
+        col.SPLIT: split.index,
+        col.SEED: split.seed,
+        col.MODEL: settings.model.name,
+        col.MODEL_DISPLAY: display_name(settings.model),
+        col.MODEL_WEIGHTS: weights_of(settings.model),
+        col.MODEL_FAMILY: settings.model.family,
         "model_kind": settings.model.kind,
-        "dataset": settings.dataset.name,
-        "n_train": len(split.train),
-        "n_test": n_test,
-        "n_classes": len(corpus.labels),
-        "decoding": getattr(settings.model, "decoding", None),
-        "batching": getattr(settings.model, "batching", None),
-        "cluster": settings.cluster.name,
-        "gpu_type": settings.cluster.gpu_model,
-        "gpus": placement.gpus,
-        "nodes": placement.nodes,
+        col.DATASET: settings.dataset.name,
+        col.N_TRAIN: len(split.train),
+        col.N_TEST: n_test,
+        col.N_CLASSES: len(corpus.labels),
+        col.DECODING: getattr(settings.model, "decoding", None),
+        col.BATCHING: getattr(settings.model, "batching", None),
+        col.CLUSTER: settings.cluster.name,
+        col.GPU_TYPE: settings.cluster.gpu_model,
+        col.GPUS: placement.gpus,
+        col.NODES: placement.nodes,
         "tensor_parallel": placement.tensor_parallel,
         "pipeline_parallel": placement.pipeline_parallel,
         **scores,
-        "duration_s": duration,
+        col.DURATION_S: duration,
         **reading_columns(primary, passes),
         "cpu_method": primary.methods.get("cpu"),
         "gpu_method": primary.methods.get("gpu"),
         "ram_method": primary.methods.get("ram"),
         "energy_method": primary.meter,
-        "avg_power_w": primary.avg_power_w,
-        "passes": passes,
-        "window_s": primary.duration_s,
-        "window_energy_wh": primary.energy_wh,
-        "samples": primary.samples,
+        col.AVG_POWER_W: primary.avg_power_w,
+        col.PASSES: passes,
+        col.WINDOW_S: primary.duration_s,
+        col.WINDOW_ENERGY_WH: primary.energy_wh,
+        col.SAMPLES: primary.samples,
         "country": settings.energy.country,
-        "carbon_intensity_g_per_kwh": carbon_intensity_g_per_kwh(settings.energy.country),
+        col.CARBON_INTENSITY: carbon_intensity_g_per_kwh(settings.energy.country),
         "flags": list(primary.flags) + (["gpus_held_idle"] if placement.gpus_idle else []),
-        "gpus_idle": placement.gpus_idle,
+        col.GPUS_IDLE: placement.gpus_idle,
         "gpu_memory_check": placement.memory_check,
         "dropped_rows": sum(corpus.dropped.values()),
         "dataset_fingerprint": corpus.fingerprint,
         "train_fingerprint": split.train_fingerprint,
         "test_fingerprint": split.test_fingerprint,
-        "text_chars_mean": float(split.test["text"].str.len().mean()) if n_test else None,
+        col.TEXT_CHARS_MEAN: float(split.test["text"].str.len().mean()) if n_test else None,
         **record_columns(cell.estimate),
-        "started_at": started,
-        "ended_at": _now(),
+        col.STARTED_AT: started,
+        col.ENDED_AT: _now(),
     }
-    energy = rec["energy_wh"]
-    rec["energy_per_sample_wh"] = energy / n_test if energy is not None and n_test else None
-    rec["emissions_kg"] = emissions_kg(energy, settings.energy.country)
+    energy = rec[col.ENERGY_WH]
+    rec[col.ENERGY_PER_SAMPLE_WH] = energy / n_test if energy is not None and n_test else None
+    rec[col.EMISSIONS_KG] = emissions_kg(energy, settings.energy.country)
     for reading in readings:
         rec.update(reading_columns(reading, passes, prefix=f"{reading.meter}_"))
         rec[f"{reading.meter}_flags"] = list(reading.flags)

@@ -84,7 +84,7 @@ def test_without_datasheet_facts_the_estimate_says_so_and_never_blocks():
 
 
 def test_calibrated_from_records_of_the_same_model_and_cluster():
-    from energy_hpc.estimate.cost import CALIBRATED_SPREAD as k
+    from energy_hpc.estimate.calibrated import CALIBRATED_SPREAD as k
 
     cell = compose_cell(["cluster=capella", "model=llama8b", "repetitions=10"])  # demo: 200 texts
     records = pd.DataFrame([
@@ -110,7 +110,7 @@ def test_calibrated_from_records_of_the_same_model_and_cluster():
 
 
 def cell_chars(cell):
-    from energy_hpc.estimate.cost import text_facts
+    from energy_hpc.estimate.whole_cell import text_facts
 
     return text_facts(cell)[0]
 
@@ -215,7 +215,7 @@ def test_python_m_energy_hpc_estimate_prints_the_plan_and_writes_a_csv(tmp_path)
 def test_power_counts_ram_as_the_energy_config_does():
     from codecarbon.external.ram import RAM
 
-    from energy_hpc.estimate.cost import power_w, ram_w
+    from energy_hpc.estimate.whole_cell import power_w, ram_w
 
     paper = compose_cell(["cluster=capella", "model=llama8b", "energy=paper"])
     assert ram_w(paper)[:2] == (0.375 * 768, 0.375 * 768)  # the paper's 0.375 W/GB of 768 GB

@@ -10,7 +10,8 @@ import pytest
 
 from energy_hpc.cell import compose_cell
 from energy_hpc.estimate import estimate
-from energy_hpc.launch.packing import estimate_s, pack_jobs, rule_of_thumb_s
+from energy_hpc.estimate.rough import rule_of_thumb_s
+from energy_hpc.launch.packing import estimate_s, pack_jobs
 from energy_hpc.launch.plan import build_plan
 from tests.conftest import run_cli
 

@@ -373,3 +373,17 @@ def test_a_sweep_names_the_cell_another_run_holds_and_counts_only_what_it_ran(tm
                      proc.stdout)
     table = proc.stdout.split("run by this command", 1)[1]
     assert "Linear BoW" not in table.split("not measured by this command")[0]
+
+
+def test_every_named_column_is_what_the_runner_writes(settings_for):
+    """energy_hpc/columns.py names the record's columns once; a real record has each of them
+    (those a run writes only in some cells named with the cells that do)."""
+    from energy_hpc import columns
+
+    only_some = {columns.ENGINE_LOAD_S: "LLM cells", columns.IDLE_POWER_W: "energy.idle_baseline_s > 0",
+                 columns.INVALID_RATE: "LLM cells"}
+    [rec] = run_cell(settings_for("repetitions=1"), meters=[CountingMeter()])
+    named = {v for k, v in vars(columns).items() if k.isupper() and isinstance(v, str)}
+    missing = sorted(named - set(rec) - set(only_some))
+    assert not missing, f"named in columns.py but not written by the runner: {missing}"
+    assert set(columns.CELL_KEYS + columns.METRICS) <= set(rec)

@@ -17,6 +17,8 @@ from typing import Any
 
 import pandas as pd
 
+from energy_hpc import columns as col
+
 COUNTED_MARKS = ("rapl", "nvml", "power_gadget", "powermetrics")
 PARTS = ("cpu", "gpu", "ram")
 AGREEMENT_TOLERANCE = 0.10
@@ -49,15 +51,15 @@ def split_quality(rec: pd.Series | dict[str, Any]) -> dict[str, Any]:
     share = modelled / total if total > 0 else None
     grade = None if share is None else "counted" if share == 0 else \
         "modelled" if share == 1 else "partly modelled"
-    idle = get("idle_power_w")
-    window = get("window_s")
+    idle = get(col.IDLE_POWER_W)
+    window = get(col.WINDOW_S)
     idle_share = None
-    if idle is not None and window and get("window_energy_wh"):
+    if idle is not None and window and get(col.WINDOW_ENERGY_WH):
         try:
-            idle_share = float(idle) * float(window) / 3600 / float(get("window_energy_wh"))
+            idle_share = float(idle) * float(window) / 3600 / float(get(col.WINDOW_ENERGY_WH))
         except (TypeError, ValueError, ZeroDivisionError):
             idle_share = None
-    return {"modelled_share": share, "grade": grade, "samples": get("samples"),
+    return {"modelled_share": share, "grade": grade, "samples": get(col.SAMPLES),
             "window_s": window, "idle_share": idle_share}
 
 
@@ -81,7 +83,7 @@ def meter_agreement(records: pd.DataFrame) -> pd.DataFrame:
     """Per cell and part measured by CodeCarbon and by the part's direct meter: the median ratio
     direct ÷ CodeCarbon over splits, and whether it is past the tolerance (one row each)."""
     rows = []
-    if records.empty or "cell_id" not in records:
+    if records.empty or col.CELL_ID not in records:
         return pd.DataFrame()
     for part, other in COMPARED.items():
         a, b = f"{other}_{part}_wh", f"codecarbon_{part}_wh"
@@ -89,7 +91,7 @@ def meter_agreement(records: pd.DataFrame) -> pd.DataFrame:
             continue
         both = records.dropna(subset=[a, b])
         both = both[pd.to_numeric(both[b], errors="coerce") > 0]
-        for cell_id, group in both.groupby("cell_id", sort=False):
+        for cell_id, group in both.groupby(col.CELL_ID, sort=False):
             ratio = (pd.to_numeric(group[a]) / pd.to_numeric(group[b])).median()
             rows.append({"cell_id": cell_id, "model": group["model"].iloc[0], "part": part,
                          "meters": f"{other} / codecarbon", "ratio": float(ratio),
@@ -105,7 +107,7 @@ def counter_agreement(records: pd.DataFrame) -> list[dict]:
     if "nvml_counter_check" not in records:
         return []
     rows = []
-    for cell_id, group in records.groupby("cell_id", sort=False):
+    for cell_id, group in records.groupby(col.CELL_ID, sort=False):
         checks = [c for value in group["nvml_counter_check"] if isinstance(value, list)
                   for c in value if isinstance(c, dict) and c.get("ratio") is not None]
         if checks:

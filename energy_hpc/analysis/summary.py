@@ -5,16 +5,16 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from energy_hpc import columns as col
+from energy_hpc.columns import CELL_KEYS, METRICS
 from energy_hpc.paper_setup import mismatch
 
-CELL_KEYS = ["model", "model_display", "model_family", "dataset", "cluster", "gpu_type", "gpus",
-             "nodes", "decoding", "batching"]
-METRICS = ["accuracy", "energy_wh", "duration_s", "avg_power_w", "energy_per_sample_wh"]
-EXTRA_MEANS = ["cpu_wh", "gpu_wh", "ram_wh", "macro_f1", "invalid_rate", "emissions_kg",
-               "fit_energy_wh", "fit_duration_s"]
-DEX = ["energy_wh", "duration_s"]
-SETUP = ["model_weights", "n_classes", "n_train", "n_test", "gpus_idle",
-         "carbon_intensity_g_per_kwh"]
+__all__ = ["CELL_KEYS", "METRICS", "summarize", "pareto_front"]
+EXTRA_MEANS = [col.CPU_WH, col.GPU_WH, col.RAM_WH, col.MACRO_F1, col.INVALID_RATE,
+               col.EMISSIONS_KG, col.FIT_ENERGY_WH, col.FIT_DURATION_S]
+DEX = [col.ENERGY_WH, col.DURATION_S]
+SETUP = [col.MODEL_WEIGHTS, col.N_CLASSES, col.N_TRAIN, col.N_TEST, col.GPUS_IDLE,
+         col.CARBON_INTENSITY]
 
 
 def paper_mismatch_of(cell: pd.Series) -> str | None:

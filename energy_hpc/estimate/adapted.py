@@ -31,7 +31,8 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from energy_hpc.estimate.cost import FitGuess, PassGuess, Span, text_tokens
+from energy_hpc.estimate.values import FitGuess, PassGuess, Span
+from energy_hpc.estimate.whole_cell import text_tokens
 
 if TYPE_CHECKING:
     from energy_hpc.cell import Cell

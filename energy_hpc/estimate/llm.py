@@ -17,15 +17,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from energy_hpc.estimate.cost import (
+from energy_hpc.estimate.values import Estimate, FitGuess, PassGuess
+from energy_hpc.estimate.whole_cell import (
     CHARS_PER_TOKEN,
     DEFAULT_TEXT_CHARS,
-    Estimate,
-    FitGuess,
-    PassGuess,
-    _whole_cell,
     pass_energy,
     text_facts,
+    whole_cell,
 )
 
 if TYPE_CHECKING:
@@ -135,5 +133,5 @@ def from_first_principles(cell: Cell, text_chars: float | None = None,
     guess = inference(cell, text_chars, categories)
     if isinstance(guess, str):
         return guess
-    return _whole_cell(cell, guess.pass_s, pass_energy(cell, guess.pass_s), guess.load_s,
+    return whole_cell(cell, guess.pass_s, pass_energy(cell, guess.pass_s), guess.load_s,
                        guess.basis, fit_s=(0.0, 0.0))

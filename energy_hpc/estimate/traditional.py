@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from energy_hpc.estimate.cost import FitGuess, PassGuess
+from energy_hpc.estimate.values import FitGuess, PassGuess
 
 if TYPE_CHECKING:
     from energy_hpc.cell import Cell

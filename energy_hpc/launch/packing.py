@@ -7,7 +7,7 @@ its own records, meta, measured windows and idle baseline. ``pack=N`` puts N cel
 run time: the time the same cell took before (its meta.json), else the estimate of
 ``energy_hpc/estimate`` (records, first principles, or its rule of thumb for traditional models),
 else (nothing estimates it: an LLM on a cluster without datasheet facts) the generous fallback
-:func:`rule_of_thumb_s`.
+:func:`energy_hpc.estimate.rough.rule_of_thumb_s`.
 
 Each job then asks Slurm for ``--time`` = its cells' estimated time x ``time_safety_factor``,
 rounded up to whole ``TIME_STEP_MIN`` minutes and never above the cluster's ``time_limit_min``
@@ -32,19 +32,6 @@ RAY_STARTUP_S = 60.0  # a multi-node job brings a Ray cluster up first
 TIME_STEP_MIN = 5  # --time is rounded up to this (and is at least this): backfill needs no finer
 
 
-def rule_of_thumb_s(cell: Cell) -> float:
-    """When nothing estimates a cell (packing only; ``--time`` then asks for the time limit): the
-    model's generous :class:`~energy_hpc.config.RoughSeconds` (a load once; per split a warm-up
-    and a measured window, the pass's texts and the fit), e.g. an LLM's 10 min load and 4 s
-    (sequential) or 0.5 s (batched) per test text."""
-    s = cell.settings
-    window = max(s.energy.min_window_s, 0.5) + s.energy.idle_baseline_s
-    n_test = s.dataset.n_test or 200
-    rough = s.model.rough_seconds()
-    return rough.load_s + s.repetitions * (2 * window + n_test * rough.per_text_s
-                                           + rough.per_split_s)
-
-
 def known_s(cell: Cell) -> float | None:
     """Estimated run time of one cell inside a job: the time it took before, else the high end
     of its estimate (the one it carries, else one made here without records); None when
@@ -65,6 +52,8 @@ def known_s(cell: Cell) -> float | None:
 def estimate_s(cell: Cell) -> float:
     """What ``pack=auto`` fills jobs by: :func:`known_s`, else the rule of thumb."""
     known = known_s(cell)
+    from energy_hpc.estimate.rough import rule_of_thumb_s
+
     return known if known is not None else rule_of_thumb_s(cell)
 
 
