@@ -77,8 +77,11 @@ class ModelKind:
     fit_estimate: Ref | None = None
 
     def __post_init__(self) -> None:
-        if not (isinstance(self.config, type) and any(c.__name__ == "ModelConfig" and c.__module__ == "energy_hpc.config"
-                                                         for c in self.config.__mro__)):
+        # by name: energy_hpc.config imports this module, so this one cannot import it
+        is_model_config = isinstance(self.config, type) and any(
+            c.__name__ == "ModelConfig" and c.__module__.startswith("energy_hpc.config")
+            for c in self.config.__mro__)
+        if not is_model_config:
             raise ConfigError(f"model kind {self.name!r}: config must be a ModelConfig subclass, "
                               f"got {self.config!r}")
         for name in ("classifier", "inference_estimate", "fit_estimate"):

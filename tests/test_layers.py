@@ -126,7 +126,7 @@ def test_only_results_builds_the_layout_on_disk():
     manifests: no other module joins those names onto a path."""
     offenders = []
     for module, path in MODULES.items():
-        if module == "energy_hpc.results":
+        if module == "energy_hpc.results" or module.startswith("energy_hpc.results."):
             continue
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Div):

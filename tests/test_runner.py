@@ -149,7 +149,9 @@ def test_atomic_write_leaves_old_file_on_failure(tmp_path, monkeypatch):
     def boom(*a, **k):
         raise OSError("disk full")
 
-    monkeypatch.setattr(results.os, "replace", boom)
+    import os
+
+    monkeypatch.setattr(os, "replace", boom)
     with pytest.raises(OSError):
         results.atomic_write_text(path, "new\n")
     assert path.read_text() == "old\n" and [p.name for p in tmp_path.iterdir()] == ["r.jsonl"]

