@@ -29,11 +29,13 @@ RunHere = Callable[["Cell", Callable[[], None]], None]  # (cell, body): run body
 @dataclass
 class SweepRun:
     """What one command ran: cells measured (or waited for on Slurm), held by another run,
-    failed (one line each), in the order they happened."""
+    failed (one line each), skipped and why (a duplicate of another cell of the sweep), in the
+    order they happened."""
 
     ran: dict[str, str] = field(default_factory=dict)  # cell id -> out_dir
     held: dict[str, str] = field(default_factory=dict)  # cell id -> "label: held by …"
     failed: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
 
     def mark_ran(self, cells: list[Cell]) -> None:
         for cell in cells:

@@ -119,6 +119,7 @@ class EnergyHpcLauncher(Launcher):
                              initial_job_idx)
         for failure in planned.failures:
             self.outcome.fail(failure)
+        self.outcome.skipped += planned.duplicates
         if planned.duplicates:
             print(f"{len(planned.duplicates)} duplicate cell(s) planned and run once:")
             for line in planned.duplicates:
