@@ -259,7 +259,7 @@ def _mixed_summary():
 
 @pytest.fixture
 def captured(monkeypatch):
-    from energy_hpc.analysis import figures
+    from energy_hpc.analysis import figure_parts, figures
 
     figs = {}
 
@@ -268,7 +268,8 @@ def captured(monkeypatch):
         figs[name] = fig
         return []
 
-    monkeypatch.setattr(figures, "_save", keep)
+    monkeypatch.setattr(figures, "_save", keep)  # the figures' own saving
+    monkeypatch.setattr(figure_parts, "_save", keep)  # the bar figures' (4, 5)
     return figs
 
 

@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from energy_hpc import columns as rc
 from energy_hpc.analysis.summary import model_labels
 from energy_hpc.paper_setup import data_mismatch
 
@@ -122,8 +123,8 @@ def _nearest(box, points) -> int:
 def point_labels(cells: pd.DataFrame) -> list[str]:
     """A model's label plus whatever tells its cells apart in this panel: cluster, nodes, GPUs."""
     labels = model_labels(cells).to_numpy(dtype=object).copy()
-    parts = [("cluster", lambda v: f"@{v}"), ("nodes", lambda v: f"{v} node" + ("s" if v != 1 else "")),
-             ("gpus", lambda v: f"{v} GPU" + ("s" if v != 1 else ""))]
+    parts = [(rc.CLUSTER, lambda v: f"@{v}"), (rc.NODES, lambda v: f"{v} node" + ("s" if v != 1 else "")),
+             (rc.GPUS, lambda v: f"{v} GPU" + ("s" if v != 1 else ""))]
     for column, fmt in parts:
         if column in cells and cells[column].nunique() > 1:
             labels = labels + np.array([" " + fmt(v) for v in cells[column]], dtype=object)
@@ -133,10 +134,10 @@ def point_labels(cells: pd.DataFrame) -> list[str]:
 def same_data(cells: pd.DataFrame) -> bool:
     """Whether some cell of a dataset panel ran the paper's data (classes and split sizes)."""
     for _, cell in cells.iterrows():
-        rows = (int(cell["n_train"]) + int(cell["n_test"])
-                if not pd.isna(cell.get("n_train")) and not pd.isna(cell.get("n_test")) else None)
-        classes = None if pd.isna(cell.get("n_classes")) else int(cell["n_classes"])
-        if data_mismatch(str(cell["dataset"]), classes, rows) is None:
+        rows = (int(cell[rc.N_TRAIN]) + int(cell[rc.N_TEST])
+                if not pd.isna(cell.get(rc.N_TRAIN)) and not pd.isna(cell.get(rc.N_TEST)) else None)
+        classes = None if pd.isna(cell.get(rc.N_CLASSES)) else int(cell[rc.N_CLASSES])
+        if data_mismatch(str(cell[rc.DATASET]), classes, rows) is None:
             return True
     return False
 

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from energy_hpc import columns as rc
 from energy_hpc.analysis.figure_parts import (  # noqa: F401 - _nearest: tests read it here
     CI_NOTE,
     _ci_bars,
@@ -38,28 +39,28 @@ def figure1(summary: pd.DataFrame, out_dir: Path, with_paper: bool = True) -> li
     Every cell is a point (1- and 2-node cells alike), labelled with what sets it apart."""
     plt = _plt()
     cells = summary.dropna(subset=["energy_wh_mean", "accuracy_mean"])
-    datasets = list(dict.fromkeys(cells["dataset"]))
+    datasets = list(dict.fromkeys(cells[rc.DATASET]))
     fig, axes = plt.subplots(1, len(datasets), figsize=(7 * len(datasets), 5.5), squeeze=False)
     for ax, ds in zip(axes[0], datasets, strict=True):
-        sub = cells[cells["dataset"] == ds]
+        sub = cells[cells[rc.DATASET] == ds]
         for fam, (color, marker) in FAMILY_STYLE.items():
-            part = sub[sub["model_family"] == fam]
+            part = sub[sub[rc.MODEL_FAMILY] == fam]
             if not part.empty:
                 ax.scatter(part["energy_wh_mean"], part["accuracy_mean"], c=color, marker=marker,
                            s=45, label=f"{fam} (this run)", zorder=3)
-                _ci_bars(ax, part, "energy_wh", "accuracy", color)
+                _ci_bars(ax, part, rc.ENERGY_WH, rc.ACCURACY, color)
         front = pareto_front(sub)
         if len(front) >= 2:  # one point is no line: no legend entry for a line not drawn
             ax.step(front["energy_wh_mean"], front["accuracy_mean"], where="post", color="black",
                     lw=1, ls="--", label="Pareto front", zorder=2)
         if with_paper and same_data(sub):  # the paper's points only beside the paper's data
-            ref = paper_cells(ds).dropna(subset=["energy_wh"])
+            ref = paper_cells(ds).dropna(subset=[rc.ENERGY_WH])
             if not ref.empty:
-                ax.scatter(ref["energy_wh"], ref["accuracy"], facecolors="none", edgecolors="grey",
+                ax.scatter(ref[rc.ENERGY_WH], ref[rc.ACCURACY], facecolors="none", edgecolors="grey",
                            s=45, label="paper (Capella H100)", zorder=1)
         ax.set_xscale("log")
         ax.set_xlabel("energy per pass over the test set (Wh, log scale)")
-        ax.set_ylabel("accuracy")
+        ax.set_ylabel(rc.ACCURACY)
         ax.set_title(f"accuracy vs energy: {ds}")
         ax.grid(True, which="both", alpha=0.3)
         ax.margins(x=0.35, y=0.12)
@@ -75,12 +76,12 @@ def figure2(summary: pd.DataFrame, out_dir: Path) -> list[Path]:
     """Energy split into CPU, GPU and RAM per model (share of the total; total in the label).
     A device class no cell measured is left out of the bars and the legend."""
     plt = _plt()
-    cells = summary[summary["nodes"] == 1].copy()
+    cells = summary[summary[rc.NODES] == 1].copy()
     parts = cells[["cpu_wh_mean", "gpu_wh_mean", "ram_wh_mean"]].astype(float)
     total = parts.sum(axis=1, min_count=1)
     share = parts.div(total, axis=0).fillna(0)
     cells["label"] = [f"{label} [{ds}]: " + (f"{t:.3g} Wh" if not pd.isna(t) else "n/a")
-                      for label, ds, t in zip(point_labels(cells), cells["dataset"], total,
+                      for label, ds, t in zip(point_labels(cells), cells[rc.DATASET], total,
                                               strict=True)]
     fig, ax = plt.subplots(figsize=(11, 0.35 * len(cells) + 2))
     left = np.zeros(len(cells))
@@ -101,7 +102,7 @@ def figure2(summary: pd.DataFrame, out_dir: Path) -> list[Path]:
     return _save(fig, out_dir, "figure2_energy_parts")
 
 
-FIGURE3_LINE = ["model", "dataset", "cluster", "nodes"]
+FIGURE3_LINE = [rc.MODEL, rc.DATASET, rc.CLUSTER, rc.NODES]
 
 
 def figure3(summary: pd.DataFrame, out_dir: Path) -> list[Path]:
@@ -112,15 +113,15 @@ def figure3(summary: pd.DataFrame, out_dir: Path) -> list[Path]:
     plt = _plt()
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(11, 4.5))
     for (_model, ds, cluster, nodes), g in summary.groupby(FIGURE3_LINE, sort=False):
-        if g["gpus"].nunique() < 2:
+        if g[rc.GPUS].nunique() < 2:
             continue
-        g = g.sort_values("gpus")
+        g = g.sort_values(rc.GPUS)
         label = f"{model_labels(g).iloc[0]} [{ds}, {cluster}, {nodes} node(s)]"
-        for ax, metric in ((a1, "duration_s"), (a2, "energy_wh")):
-            (line,) = ax.plot(g["gpus"], g[f"{metric}_mean"], marker="o", label=label)
+        for ax, metric in ((a1, rc.DURATION_S), (a2, rc.ENERGY_WH)):
+            (line,) = ax.plot(g[rc.GPUS], g[f"{metric}_mean"], marker="o", label=label)
             err = _ci_err(g, metric)
             if err is not None:
-                ax.errorbar(g["gpus"], g[f"{metric}_mean"], yerr=err, fmt="none",
+                ax.errorbar(g[rc.GPUS], g[f"{metric}_mean"], yerr=err, fmt="none",
                             ecolor=line.get_color(), capsize=3, lw=1)
     for ax, y in ((a1, "duration per pass (s)"), (a2, "energy per pass (Wh)")):
         ax.set_xlabel("GPUs")
@@ -160,7 +161,7 @@ def figure6(summary: pd.DataFrame, out_dir: Path) -> list[Path]:
     plt = _plt()
     cells = summary.dropna(subset=["energy_wh_mean", "duration_s_mean"])
     fig, ax = plt.subplots(figsize=(6.5, 5))
-    for gpus, g in cells.groupby("gpus", sort=True):
+    for gpus, g in cells.groupby(rc.GPUS, sort=True):
         x, y = g["duration_s_mean"].astype(float), g["energy_wh_mean"].astype(float)
         pts = ax.scatter(x, y, s=30, label=f"{gpus} GPU(s)")
         if len(g) >= 2 and x.nunique() > 1:
@@ -196,8 +197,8 @@ def figure7(by_cell: pd.DataFrame, out_dir: Path) -> list[Path]:
     plt = _plt()
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.8))
     basis = summary["basis_kind"]
-    for ax, metric, name, unit in ((axes[0], "duration_s", "Duration", "s"),
-                                   (axes[1], "energy_wh", "Energy", "Wh")):
+    for ax, metric, name, unit in ((axes[0], rc.DURATION_S, "Duration", "s"),
+                                   (axes[1], rc.ENERGY_WH, "Energy", "Wh")):
         lo = pd.to_numeric(summary.get(f"est_{metric}_low"), errors="coerce")
         hi = pd.to_numeric(summary.get(f"est_{metric}_high"), errors="coerce")
         measured = pd.to_numeric(summary[f"{metric}_mean"], errors="coerce")
@@ -245,17 +246,17 @@ def figure8(summary: pd.DataFrame, out_dir: Path) -> list[Path]:
 
     plt = _plt()
     cells = summary.dropna(subset=["fit_energy_wh_mean", "energy_per_sample_wh_mean"])
-    panels = list(dict.fromkeys(zip(cells["dataset"], cells["cluster"], strict=True)))
+    panels = list(dict.fromkeys(zip(cells[rc.DATASET], cells[rc.CLUSTER], strict=True)))
     fig, axes = plt.subplots(1, len(panels), figsize=(7 * len(panels), 5), squeeze=False)
     texts = np.geomspace(1, 1e8, 200)
     pairs = frontier_pairs(cells) + adapted_pairs(cells)
     for ax, (ds, cluster) in zip(axes[0], panels, strict=True):
-        sub = cells[(cells["dataset"] == ds) & (cells["cluster"] == cluster)]
+        sub = cells[(cells[rc.DATASET] == ds) & (cells[rc.CLUSTER] == cluster)]
         for label, (_, cell) in zip(point_labels(sub), sub.iterrows(), strict=True):
             ax.plot(texts, [total_wh(cell, n) for n in texts], lw=1.2, label=label)
         marked = False
         for adapted, _other, n in pairs:
-            if adapted["dataset"] != ds or adapted["cluster"] != cluster or n is None \
+            if adapted[rc.DATASET] != ds or adapted[rc.CLUSTER] != cluster or n is None \
                     or math.isinf(n) or not 1 <= n <= 1e8:
                 continue
             ax.scatter([n], [total_wh(adapted, n)], marker="x", color="black", s=40, zorder=4,
@@ -282,11 +283,11 @@ def drawn_configurations(summary: pd.DataFrame, by_cell: pd.DataFrame | None = N
 
     empty = summary.iloc[0:0]
     measured = summary.dropna(subset=["energy_wh_mean", "duration_s_mean"])
-    single = summary[summary["nodes"] == 1]  # figure 2 shows an unmeasured one as n/a
+    single = summary[summary[rc.NODES] == 1]  # figure 2 shows an unmeasured one as n/a
     if single["energy_wh_mean"].isna().all():
         single = empty
-    multi_gpu = summary.groupby(FIGURE3_LINE, sort=False)["gpus"].transform("nunique") > 1
-    nodes = summary.groupby(["model", "dataset", "cluster"], sort=False)["nodes"]
+    multi_gpu = summary.groupby(FIGURE3_LINE, sort=False)[rc.GPUS].transform("nunique") > 1
+    nodes = summary.groupby([rc.MODEL, rc.DATASET, rc.CLUSTER], sort=False)[rc.NODES]
     both_nodes = (nodes.transform(lambda n: (n == 1).any() and (n == 2).any())
                   & summary["duration_s_mean"].notna())
     on_gpus = gpu_cells(single)

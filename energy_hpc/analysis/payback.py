@@ -14,6 +14,7 @@ from itertools import combinations
 
 import pandas as pd
 
+from energy_hpc import columns as rc
 from energy_hpc.analysis.summary import model_labels, pareto_front
 
 VOLUMES = (1_000, 100_000, 10_000_000)
@@ -56,8 +57,8 @@ def total_cost_table(summary: pd.DataFrame, volumes: tuple[int, ...] = VOLUMES,
     intensity)."""
     rows = []
     for _, cell in summary.iterrows():
-        row = {"Model": model_labels(cell.to_frame().T).iloc[0], "Dataset": cell["dataset"],
-               "Cluster": cell["cluster"], "GPUs": cell.get("gpus"), "Nodes": cell.get("nodes"),
+        row = {"Model": model_labels(cell.to_frame().T).iloc[0], "Dataset": cell[rc.DATASET],
+               "Cluster": cell[rc.CLUSTER], "GPUs": cell.get(rc.GPUS), "Nodes": cell.get(rc.NODES),
                "Accuracy": cell.get("accuracy_mean"),
                "Fit (Wh)": _fit(cell), "Inference per text (Wh)": _per_text(cell)}
         for n in volumes:
@@ -65,7 +66,7 @@ def total_cost_table(summary: pd.DataFrame, volumes: tuple[int, ...] = VOLUMES,
         if volume is not None:
             wh = total_wh(cell, volume)
             row[f"{volume:,} texts/year (kWh)"] = wh / 1000 if wh is not None else None
-            intensity = cell.get("carbon_intensity_g_per_kwh")
+            intensity = cell.get(rc.CARBON_INTENSITY)
             row[f"{volume:,} texts/year (kg CO2)"] = (
                 wh / 1000 * float(intensity) / 1000
                 if wh is not None and intensity is not None and not pd.isna(intensity) else None)
@@ -77,7 +78,7 @@ def frontier_pairs(summary: pd.DataFrame) -> list[tuple[pd.Series, pd.Series, fl
     """For each dataset and cluster, every pair of cells on the accuracy / per-pass energy
     frontier as (the one costlier to fit, the other, break-even texts)."""
     pairs = []
-    for _, group in summary.groupby(["dataset", "cluster"], sort=False):
+    for _, group in summary.groupby([rc.DATASET, rc.CLUSTER], sort=False):
         front = pareto_front(group)
         for (_, a), (_, b) in combinations(front.iterrows(), 2):
             fa, fb = _fit(a), _fit(b)
@@ -90,10 +91,10 @@ def adapted_pairs(summary: pd.DataFrame) -> list[tuple[pd.Series, pd.Series, flo
     """Each adapted cell (family ``adapted``) against every other cell of its dataset and cluster
     that costs less to fit: (adapted, other, break-even texts)."""
     pairs = []
-    if "model_family" not in summary:
+    if rc.MODEL_FAMILY not in summary:
         return pairs
-    for _, group in summary.groupby(["dataset", "cluster"], sort=False):
-        for _, a in group[group["model_family"] == "adapted"].iterrows():
+    for _, group in summary.groupby([rc.DATASET, rc.CLUSTER], sort=False):
+        for _, a in group[group[rc.MODEL_FAMILY] == "adapted"].iterrows():
             for _, b in group.iterrows():
                 if b.name != a.name and (_fit(b) or 0) < (_fit(a) or 0):
                     pairs.append((a, b, break_even(a, b)))
@@ -111,7 +112,7 @@ def _texts(n: float | None) -> str:
 def break_even_table(summary: pd.DataFrame) -> pd.DataFrame:
     rows = []
     for adapted, other, n in frontier_pairs(summary):
-        rows.append({"Dataset": adapted["dataset"], "Cluster": adapted["cluster"],
+        rows.append({"Dataset": adapted[rc.DATASET], "Cluster": adapted[rc.CLUSTER],
                      "Costlier to fit": model_labels(adapted.to_frame().T).iloc[0],
                      "Fit (Wh)": _fit(adapted),
                      "Other": model_labels(other.to_frame().T).iloc[0], "Other fit (Wh)": _fit(other),
@@ -123,18 +124,18 @@ def payback_sentence(summary: pd.DataFrame, dataset: str, cluster: str | None = 
     """"X reaches 0.86, 0.05 more than Y; its 1.9 Wh of training is paid back against Z after
     310 texts." for the most accurate adapted cell (model family ``adapted``), compared with the
     most accurate cell of another family; None when no adapted cell was measured."""
-    cells = summary[summary["dataset"] == dataset]
+    cells = summary[summary[rc.DATASET] == dataset]
     if cluster is not None:
-        cells = cells[cells["cluster"] == cluster]
+        cells = cells[cells[rc.CLUSTER] == cluster]
     cells = cells.dropna(subset=["accuracy_mean"])
-    if "model_family" not in cells or "fit_energy_wh_mean" not in cells:
+    if rc.MODEL_FAMILY not in cells or "fit_energy_wh_mean" not in cells:
         return None
-    adapted = cells[(cells["model_family"] == "adapted") & cells["fit_energy_wh_mean"].notna()]
+    adapted = cells[(cells[rc.MODEL_FAMILY] == "adapted") & cells["fit_energy_wh_mean"].notna()]
     if adapted.empty:
         return None
     best = adapted.loc[adapted["accuracy_mean"].idxmax()]
     said = f"{model_labels(best.to_frame().T).iloc[0]} reaches {best['accuracy_mean']:.3f}"
-    others = cells[cells["model_family"] != "adapted"]
+    others = cells[cells[rc.MODEL_FAMILY] != "adapted"]
     if not others.empty:
         rival = others.loc[others["accuracy_mean"].idxmax()]
         gap = float(best["accuracy_mean"] - rival["accuracy_mean"])

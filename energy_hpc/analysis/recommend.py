@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
+from energy_hpc import columns as rc
 from energy_hpc.analysis.summary import pareto_front
 
 __all__ = ["pareto_front", "Recommendation"]
@@ -22,16 +23,16 @@ class Recommendation:
 
 
 def _name(row: pd.Series) -> str:
-    label = row.get("model_display") if row.get("model_display") not in (None, "-") else row["model"]
+    label = row.get(rc.MODEL_DISPLAY) if row.get(rc.MODEL_DISPLAY) not in (None, "-") else row[rc.MODEL]
     where = f"{row['cluster']}"
-    if row.get("gpus") not in (None, 0) and not pd.isna(row.get("gpus")):
+    if row.get(rc.GPUS) not in (None, 0) and not pd.isna(row.get(rc.GPUS)):
         where += f", {row['gpus']} GPU(s)"
-    if row.get("nodes", 1) not in (1, None):
+    if row.get(rc.NODES, 1) not in (1, None):
         where += f", {row['nodes']} nodes"
     return f"{label} ({where})"
 
 
-def ratio_interval(a: pd.Series, b: pd.Series, metric: str = "energy_wh",
+def ratio_interval(a: pd.Series, b: pd.Series, metric: str = rc.ENERGY_WH,
                    level: float = 0.95) -> tuple[float, float] | None:
     """95% interval of mean_a / mean_b over splits: the delta method on the log ratio
     (se² = sd_a²/(n_a·mean_a²) + sd_b²/(n_b·mean_b²)) with the t quantile of the fewer splits;
@@ -80,8 +81,8 @@ def recommend_all(summary: pd.DataFrame, accuracy_floor: float | None = None,
     if not said:
         within = DEFAULT_WITHIN
     out = []
-    for ds in dict.fromkeys(summary["dataset"]):
-        clusters = list(dict.fromkeys(summary.loc[summary["dataset"] == ds, "cluster"]))
+    for ds in dict.fromkeys(summary[rc.DATASET]):
+        clusters = list(dict.fromkeys(summary.loc[summary[rc.DATASET] == ds, rc.CLUSTER]))
         for cluster in clusters:
             rec = recommend(summary, ds, accuracy_floor, within,
                             cluster=cluster if len(clusters) > 1 else None)
@@ -99,10 +100,10 @@ def recommend(summary: pd.DataFrame, dataset: str, accuracy_floor: float | None 
               within: float | None = None, cluster: str | None = None) -> Recommendation:
     """Name the least-energy cell reaching the floor (or ``best - within``) and what it saves;
     with ``cluster``, among that cluster's cells only."""
-    cells = summary[summary["dataset"] == dataset]
+    cells = summary[summary[rc.DATASET] == dataset]
     where = dataset
     if cluster is not None:
-        cells = cells[cells["cluster"] == cluster]
+        cells = cells[cells[rc.CLUSTER] == cluster]
         where = f"{dataset} @ {cluster} (compared within this cluster)"
     cells = cells.dropna(subset=["energy_wh_mean", "accuracy_mean"])
     if cells.empty:
@@ -139,7 +140,7 @@ def recommend(summary: pd.DataFrame, dataset: str, accuracy_floor: float | None 
                     f"(floor {floor:.3f}) for {e_c:.3g} Wh per pass over the test set: {saving:.1%} less energy"
                     f"{ci_text} ({factor:.3g}x) than the most accurate, {_name(top)} "
                     f"({top['accuracy_mean']:.3f}, {e_t:.3g} Wh).")
-        if apart(chosen, top, "accuracy") is False:
+        if apart(chosen, top, rc.ACCURACY) is False:
             sentence += (f" Their accuracies cannot be told apart at 95% "
                          f"({chosen['accuracy_ci_low']:.3f}–{chosen['accuracy_ci_high']:.3f} vs "
                          f"{top['accuracy_ci_low']:.3f}–{top['accuracy_ci_high']:.3f}).")

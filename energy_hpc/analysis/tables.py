@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from energy_hpc import columns as rc
 from energy_hpc.analysis.paper import display_name, paper_cells
 from energy_hpc.analysis.summary import model_labels
 
@@ -20,28 +21,28 @@ MISSING = "–"
 def table_b1(summary: pd.DataFrame, dataset: str, cluster: str | None = None,
              with_paper: bool = True) -> pd.DataFrame:
     """Model, GPUs, energy, accuracy, duration, average power for one dataset (single node)."""
-    cells = summary[(summary["dataset"] == dataset) & (summary["nodes"] == 1)]
+    cells = summary[(summary[rc.DATASET] == dataset) & (summary[rc.NODES] == 1)]
     if cluster is not None:
-        cells = cells[cells["cluster"] == cluster]
+        cells = cells[cells[rc.CLUSTER] == cluster]
     out = pd.DataFrame({
-        "Model": model_labels(cells), "Cluster": cells["cluster"], "GPUs": cells["gpus"],
-        "Energy (Wh)": cells["energy_wh_mean"], "Energy 95% CI (Wh)": _ci(cells, "energy_wh"),
-        "Accuracy": cells["accuracy_mean"], "Accuracy 95% CI": _ci(cells, "accuracy"),
+        "Model": model_labels(cells), "Cluster": cells[rc.CLUSTER], "GPUs": cells[rc.GPUS],
+        "Energy (Wh)": cells["energy_wh_mean"], "Energy 95% CI (Wh)": _ci(cells, rc.ENERGY_WH),
+        "Accuracy": cells["accuracy_mean"], "Accuracy 95% CI": _ci(cells, rc.ACCURACY),
         "Duration (s)": cells["duration_s_mean"], "Average Power (W)": cells["avg_power_w_mean"],
         "Measurement": cells["measurement"] if "measurement" in cells else MISSING,
-        "model": cells["model"], "mismatch": _mismatches(cells),
+        rc.MODEL: cells[rc.MODEL], "mismatch": _mismatches(cells),
     })
     if with_paper:
         ref = paper_cells(dataset)
         if not ref.empty:
-            ref = ref.rename(columns={"energy_wh": "Paper Energy (Wh)", "accuracy": "Paper Accuracy"})
-            out = out.merge(ref[["model", "Paper Energy (Wh)", "Paper Accuracy", "energy_wh_below"]],
-                            on="model", how="outer")
+            ref = ref.rename(columns={rc.ENERGY_WH: "Paper Energy (Wh)", rc.ACCURACY: "Paper Accuracy"})
+            out = out.merge(ref[[rc.MODEL, "Paper Energy (Wh)", "Paper Accuracy", "energy_wh_below"]],
+                            on=rc.MODEL, how="outer")
             below = out.pop("energy_wh_below")
             out["Paper Energy (Wh)"] = [
                 f"<{b:g}" if pd.isna(e) and not pd.isna(b) else e
                 for e, b in zip(out["Paper Energy (Wh)"], below, strict=True)]
-            out["Model"] = out["Model"].fillna(out["model"].map(display_name))
+            out["Model"] = out["Model"].fillna(out[rc.MODEL].map(display_name))
             # a published number only beside a cell that ran the paper's setup
             other = out["mismatch"].notna()
             for column in ("Paper Energy (Wh)", "Paper Accuracy"):
@@ -49,7 +50,7 @@ def table_b1(summary: pd.DataFrame, dataset: str, cluster: str | None = None,
             out["Paper setup"] = [
                 "" if pd.isna(e) else ("same" if pd.isna(m) else m)
                 for e, m in zip(out["Energy (Wh)"], out["mismatch"], strict=True)]
-    return out.drop(columns=["model", "mismatch"]).reset_index(drop=True)
+    return out.drop(columns=[rc.MODEL, "mismatch"]).reset_index(drop=True)
 
 
 NOT_COMPARABLE = "not comparable"
@@ -72,10 +73,10 @@ def _mismatches(cells: pd.DataFrame) -> pd.Series:
 
 def table_b2(summary: pd.DataFrame, dataset: str | None = None) -> pd.DataFrame:
     """Single vs double node: duration and energy with ratios (double ÷ single)."""
-    cells = summary if dataset is None else summary[summary["dataset"] == dataset]
+    cells = summary if dataset is None else summary[summary[rc.DATASET] == dataset]
     rows = []
-    for (_model, ds, cluster), group in cells.groupby(["model", "dataset", "cluster"], sort=False):
-        one, two = group[group["nodes"] == 1], group[group["nodes"] == 2]
+    for (_model, ds, cluster), group in cells.groupby([rc.MODEL, rc.DATASET, rc.CLUSTER], sort=False):
+        one, two = group[group[rc.NODES] == 1], group[group[rc.NODES] == 2]
         if one.empty and two.empty:
             continue
         d1 = one["duration_s_mean"].min() if not one.empty else np.nan
@@ -91,19 +92,19 @@ def table_b2(summary: pd.DataFrame, dataset: str | None = None) -> pd.DataFrame:
 def gpu_cells(summary: pd.DataFrame) -> pd.DataFrame:
     """Cells whose model computes on GPUs: a CPU-only cell (0 GPUs, or GPUs held idle by a CPU
     model) says nothing about a GPU architecture."""
-    gpus = pd.to_numeric(summary["gpus"], errors="coerce").fillna(0)
-    idle = summary["gpus_idle"].astype(str).isin(["True", "true", "1"]) \
-        if "gpus_idle" in summary else pd.Series(False, index=summary.index)
+    gpus = pd.to_numeric(summary[rc.GPUS], errors="coerce").fillna(0)
+    idle = summary[rc.GPUS_IDLE].astype(str).isin(["True", "true", "1"]) \
+        if rc.GPUS_IDLE in summary else pd.Series(False, index=summary.index)
     return summary[(gpus > 0) & ~idle]
 
 
 def table_b3(summary: pd.DataFrame, dataset: str | None = None) -> pd.DataFrame:
     """GPU architectures side by side: duration and energy per GPU type (single node), over the
     cells that compute on GPUs (:func:`gpu_cells`)."""
-    cells = gpu_cells(summary[summary["nodes"] == 1])
+    cells = gpu_cells(summary[summary[rc.NODES] == 1])
     if dataset is not None:
-        cells = cells[cells["dataset"] == dataset]
-    cells = cells.assign(arch=cells["gpu_type"].where(cells["gpu_type"] != "-", cells["cluster"]),
+        cells = cells[cells[rc.DATASET] == dataset]
+    cells = cells.assign(arch=cells[rc.GPU_TYPE].where(cells[rc.GPU_TYPE] != "-", cells[rc.CLUSTER]),
                          label=model_labels(cells))
     dur = cells.pivot_table(index="label", columns="arch", values="duration_s_mean", aggfunc="min")
     eng = cells.pivot_table(index="label", columns="arch", values="energy_wh_mean", aggfunc="min")
@@ -117,23 +118,23 @@ def table_b45(summary: pd.DataFrame, datasets: list[str] | None = None,
               with_paper: bool = False) -> pd.DataFrame:
     """Energy and accuracy per dataset (B4/B5 shape): one row per model, two columns per dataset;
     ``with_paper`` adds the paper's accuracy for the same model and dataset where it published one."""
-    cells = summary[summary["nodes"] == 1]
+    cells = summary[summary[rc.NODES] == 1]
     label = model_labels(cells)
-    if cells["cluster"].nunique() > 1:  # one row per model and cluster, named, not one value
-        label = label + " @" + cells["cluster"].astype(str)
+    if cells[rc.CLUSTER].nunique() > 1:  # one row per model and cluster, named, not one value
+        label = label + " @" + cells[rc.CLUSTER].astype(str)
     cells = cells.assign(label=label)
-    datasets = datasets or list(dict.fromkeys(cells["dataset"]))
-    keys = cells.drop_duplicates("label").set_index("label")["model"]
+    datasets = datasets or list(dict.fromkeys(cells[rc.DATASET]))
+    keys = cells.drop_duplicates("label").set_index("label")[rc.MODEL]
     out = pd.DataFrame({"Model": list(keys.index)})
     for ds in datasets:
-        here = cells[cells["dataset"] == ds].assign(mismatch=_mismatches(cells[cells["dataset"] == ds]))
+        here = cells[cells[rc.DATASET] == ds].assign(mismatch=_mismatches(cells[cells[rc.DATASET] == ds]))
         sub = here.groupby("label")
         out[f"{ds} Energy (Wh)"] = out["Model"].map(sub["energy_wh_mean"].min())
         out[f"{ds} Accuracy"] = out["Model"].map(sub["accuracy_mean"].max())
         if with_paper:
-            ref = paper_cells(ds).set_index("model")
+            ref = paper_cells(ds).set_index(rc.MODEL)
             if not ref.empty:
-                paper = out["Model"].map(keys).map(ref["accuracy"]).astype(object)
+                paper = out["Model"].map(keys).map(ref[rc.ACCURACY]).astype(object)
                 other = out["Model"].map(sub["mismatch"].first()).notna()
                 out[f"{ds} Paper Accuracy"] = paper.where(~other, NOT_COMPARABLE)
     return out
@@ -144,12 +145,12 @@ def table_b6(summary: pd.DataFrame) -> pd.DataFrame:
     import statsmodels.formula.api as smf
 
     columns: dict[str, dict[str, str]] = {}
-    for ds, group in summary.groupby("dataset", sort=False):
+    for ds, group in summary.groupby(rc.DATASET, sort=False):
         data = pd.DataFrame({"energy": group["energy_wh_mean"].astype(float),
                              "duration": group["duration_s_mean"].astype(float),
-                             "gpus": pd.to_numeric(group["gpus"], errors="coerce").astype(float)}).dropna()
+                             rc.GPUS: pd.to_numeric(group[rc.GPUS], errors="coerce").astype(float)}).dropna()
         col: dict[str, str] = {}
-        varying = data["gpus"].nunique() > 1
+        varying = data[rc.GPUS].nunique() > 1
         formula = "energy ~ duration * gpus" if varying else "energy ~ duration"
         n_params = 4 if varying else 2
         if len(data) <= n_params:
@@ -157,7 +158,7 @@ def table_b6(summary: pd.DataFrame) -> pd.DataFrame:
             columns[str(ds)] = col
             continue
         fit = smf.ols(formula, data=data).fit()
-        names = {"duration": "Duration", "gpus": "GPUs", "duration:gpus": "Duration:GPUs",
+        names = {"duration": "Duration", rc.GPUS: "GPUs", "duration:gpus": "Duration:GPUs",
                  "Intercept": "Constant"}
         for term, label in names.items():
             if term in fit.params:
@@ -181,32 +182,32 @@ def estimates_by_cell(records: pd.DataFrame) -> pd.DataFrame:
     estimate's geometric middle ÷ the measurement; empty when no record kept an estimate."""
     from energy_hpc.analysis.summary import CELL_KEYS
 
-    needed = {"cell_id", "est_duration_s_low", "est_duration_s_high"}
+    needed = {rc.CELL_ID, "est_duration_s_low", "est_duration_s_high"}
     if records.empty or not needed <= set(records.columns):
         return pd.DataFrame()
     frame = records.dropna(subset=["est_duration_s_low", "est_duration_s_high"])
     if frame.empty:
         return pd.DataFrame()
     keys = [k for k in CELL_KEYS if k in frame.columns]
-    first = frame.groupby("cell_id", sort=False)[[*keys, "est_basis"]].first()
-    out = first.assign(splits=frame.groupby("cell_id", sort=False).size())
-    if {"seed", "split"} <= set(frame.columns):  # split i has seed + i: the cell's own seed
-        seeds = pd.to_numeric(frame["seed"], errors="coerce") - pd.to_numeric(frame["split"],
+    first = frame.groupby(rc.CELL_ID, sort=False)[[*keys, "est_basis"]].first()
+    out = first.assign(splits=frame.groupby(rc.CELL_ID, sort=False).size())
+    if {rc.SEED, rc.SPLIT} <= set(frame.columns):  # split i has seed + i: the cell's own seed
+        seeds = pd.to_numeric(frame[rc.SEED], errors="coerce") - pd.to_numeric(frame[rc.SPLIT],
                                                                              errors="coerce")
-        out["cell_seed"] = seeds.groupby(frame["cell_id"], sort=False).min().astype("Int64")
+        out["cell_seed"] = seeds.groupby(frame[rc.CELL_ID], sort=False).min().astype("Int64")
     from energy_hpc.analysis.summary import overlapping, t_interval
 
     frame = frame[~overlapping(frame)]  # as the summary: overlapped splits measured others' work
-    for metric in ("duration_s", "energy_wh"):
+    for metric in (rc.DURATION_S, rc.ENERGY_WH):
         values = pd.to_numeric(frame[metric], errors="coerce")
-        out[f"{metric}_mean"] = values.groupby(frame["cell_id"], sort=False).mean()
-        ci = values.groupby(frame["cell_id"], sort=False).apply(t_interval)
+        out[f"{metric}_mean"] = values.groupby(frame[rc.CELL_ID], sort=False).mean()
+        ci = values.groupby(frame[rc.CELL_ID], sort=False).apply(t_interval)
         out[f"{metric}_ci_low"] = ci.map(lambda pair: max(pair[0], 0.0))
         out[f"{metric}_ci_high"] = ci.map(lambda pair: pair[1])
         for end in ("low", "high"):
             column = f"est_{metric}_{end}"
             out[column] = (pd.to_numeric(frame[column], errors="coerce")
-                           .groupby(frame["cell_id"], sort=False).first()
+                           .groupby(frame[rc.CELL_ID], sort=False).first()
                            if column in frame else np.nan)
         lo, hi, measured = out[f"est_{metric}_low"], out[f"est_{metric}_high"], out[f"{metric}_mean"]
         mid = np.sqrt(lo.where(lo > 0) * hi.where(hi > 0))
@@ -224,11 +225,11 @@ def table_estimates(by_cell: pd.DataFrame) -> pd.DataFrame:
         return pd.DataFrame()
     rows = []
     for _, c in by_cell.iterrows():
-        row = {"Model": model_labels(c.to_frame().T).iloc[0], "Dataset": c["dataset"],
-               "Cluster": c["cluster"], "GPUs": c["gpus"], "Nodes": c["nodes"],
-               "Seed": c.get("cell_seed", MISSING), "Cell": c["cell_id"],
+        row = {"Model": model_labels(c.to_frame().T).iloc[0], "Dataset": c[rc.DATASET],
+               "Cluster": c[rc.CLUSTER], "GPUs": c[rc.GPUS], "Nodes": c[rc.NODES],
+               "Seed": c.get("cell_seed", MISSING), "Cell": c[rc.CELL_ID],
                "Basis": c["basis"], "Splits": c["splits"]}
-        for metric, name, unit in (("duration_s", "Duration", "s"), ("energy_wh", "Energy", "Wh")):
+        for metric, name, unit in ((rc.DURATION_S, "Duration", "s"), (rc.ENERGY_WH, "Energy", "Wh")):
             lo, hi = c[f"est_{metric}_low"], c[f"est_{metric}_high"]
             row[f"{name} measured ({unit})"] = c[f"{metric}_mean"]
             row[f"{name} estimated ({unit})"] = (MISSING if pd.isna(lo) or pd.isna(hi)
@@ -297,7 +298,7 @@ def write_table(table: pd.DataFrame, out_dir: Path, name: str, caption: str) -> 
 
 # what of our measurement each scope covers: Slurm's rapl plugin adds the packages' and the DRAM
 # counters (acct_gather_energy_rapl.c, _get_joules_task), so CPU and RAM together
-SCOPE_PARTS = {"gpu": ("gpu_wh",), "cpu": ("cpu_wh", "ram_wh"), "node": ("energy_wh",)}
+SCOPE_PARTS = {"gpu": (rc.GPU_WH,), "cpu": (rc.CPU_WH, rc.RAM_WH), "node": (rc.ENERGY_WH,)}
 
 
 def _numbers(frame: pd.DataFrame, column: str) -> pd.Series:
@@ -323,7 +324,7 @@ def table_site_accounting(records: pd.DataFrame) -> pd.DataFrame:
         parts = SCOPE_PARTS.get(scope, ()) if isinstance(scope, str) else ()
         measured = windows_s = None
         if parts:
-            passes = pd.to_numeric(group["passes"], errors="coerce")
+            passes = pd.to_numeric(group[rc.PASSES], errors="coerce")
             fit_passes = _numbers(group, "fit_passes")
             measured = 0.0
             for part in parts:
@@ -332,12 +333,12 @@ def table_site_accounting(records: pd.DataFrame) -> pd.DataFrame:
                 inference = pd.to_numeric(group[part], errors="coerce") * passes
                 fit = _numbers(group, f"fit_{part}") * fit_passes
                 measured += float((inference.fillna(0) + fit).sum())
-        windows_s = float(pd.to_numeric(group["window_s"], errors="coerce").sum()
+        windows_s = float(pd.to_numeric(group[rc.WINDOW_S], errors="coerce").sum()
                           + _numbers(group, "fit_window_s").sum())
         site = first.get("slurm_consumed_energy_wh")
         elapsed = first.get("slurm_job_elapsed_s")
         rows.append({
-            "Slurm job": job, "Cells": group["cell_id"].nunique(),
+            "Slurm job": job, "Cells": group[rc.CELL_ID].nunique(),
             "Plugin": first.get("slurm_energy_plugin"), "Scope": SCOPE_WORDS.get(scope, "–"),
             "Site (Wh)": site if not pd.isna(site) else MISSING,
             "Measured in windows (Wh)": measured if measured is not None else MISSING,
