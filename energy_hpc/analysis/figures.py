@@ -313,8 +313,11 @@ def drawn_configurations(summary: pd.DataFrame, by_cell: pd.DataFrame | None = N
 
 
 def _key_text(frame: pd.DataFrame) -> list[list[str]]:
-    """Cell keys as text that matches across frames (``1`` and ``1.0`` GPUs are one key)."""
+    """Cell keys as text that matches across frames (``1`` and ``1.0`` GPUs are one key, None and
+    NaN and the summary's ``-`` are one missing value)."""
     def text(value: Any) -> str:
+        if value == "-" or (not isinstance(value, (list, tuple, dict)) and pd.isna(value)):
+            return ""  # None in the records is NaN, or the summary's "-", in the summary
         number = pd.to_numeric(pd.Series([value]), errors="coerce").iloc[0]
         return f"{number:g}" if pd.notna(number) else str(value)
     return [[text(v) for v in row] for row in frame.to_numpy()]
