@@ -20,6 +20,7 @@ log = logging.getLogger("energy_hpc")
 
 register_configs()
 
+
 def run(cell: Cell) -> None:
     """One cell, as every sweep runs its cells: build the plan; show it (``dry_run``) or run it
     with the cluster kind's executor. A failure is one line and exit 2."""
