@@ -29,16 +29,12 @@ def run(cell: Cell) -> None:
 
     settings = cell.settings
     plan = build_plan([cell])
+    if settings.dry_run or cell.on_slurm:  # a cell measured here logs its notes as it runs
+        for note in cell.notes:
+            log.info("%s", note)
     if settings.dry_run:
-        for note in cell.notes:
-            log.info("%s", note)
-        print(plan.show())
-        if path := plan.write_csv():
-            print(f"estimates of {len(plan.cells)} cell(s): {path}")
+        plan.print_dry_run()
         return
-    if cell.on_slurm:
-        for note in cell.notes:
-            log.info("%s", note)
     outcome = run_plan(plan)
     if outcome.failed:
         raise UserError("; ".join(outcome.failed))

@@ -146,9 +146,10 @@ def build_report(folders: list[str], out: Path, floor: float | None = None,
         sections += [f"### {caption}", "", f"Files: `tables/{name}.md`, `.csv`, `.tex`", ""]
         sections += [as_markdown(table) if not table.empty else "*no cells in these records*", ""]
 
-    made, skipped = make_figures(records, fig_dir, with_paper=with_paper, summary=summary)
-    sections += ["## Figures", ""]
     drawn = drawn_configurations(summary, by_cell)
+    made, skipped = make_figures(records, fig_dir, with_paper=with_paper, summary=summary,
+                                 by_cell=by_cell, drawn=drawn)
+    sections += ["## Figures", ""]
     for name, paths in made.items():
         png = paths[0].relative_to(out)
         sections += [f"### {name}", "", f"![{name}]({png})", f"(PDF: `{paths[1].relative_to(out)}`)", ""]

@@ -74,13 +74,8 @@ def reading_columns(reading: Reading, passes: int, prefix: str = "") -> dict[str
 
 def counter_checks(readings: list[Reading]) -> list[dict[str, Any]]:
     """The NVML counter-vs-power checks these readings made (per node of a multi-node cell)."""
-    found: list[dict[str, Any]] = []
-    for reading in readings:
-        found += reading.info.get("counter_check") or []
-        for node in reading.info.get("node_readings") or []:
-            found += [{**c, "node": node.get("node")}
-                      for c in (node.get("info") or {}).get("counter_check") or []]
-    return found
+    return [{**check, "node": node} if node else check for reading in readings
+            for node, info in reading.infos() for check in info.get("counter_check") or []]
 
 
 def build_record(cell: Cell, split: Split, corpus: Corpus, readings: list[Reading], passes: int,
@@ -144,8 +139,7 @@ def build_record(cell: Cell, split: Split, corpus: Corpus, readings: list[Readin
     for reading in readings:
         rec.update(reading_columns(reading, passes, prefix=f"{reading.meter}_"))
         rec[f"{reading.meter}_flags"] = list(reading.flags)
-    versions = {r.info.get("codecarbon_version") for r in readings}
-    versions |= {n.get("info", {}).get("codecarbon_version") for n in primary.info.get("node_readings") or []}
+    versions = {info.get("codecarbon_version") for r in readings for _, info in r.infos()}
     versions.discard(None)
     rec["codecarbon_version"] = ",".join(sorted(versions)) or None
     rec["energy_hpc_version"] = __version__

@@ -18,8 +18,8 @@ from tests.conftest import NEEDS_SLURM, REPO, run_cli, sacct
 pytestmark = [pytest.mark.slurm, NEEDS_SLURM]  # every test here submits through submitit
 
 def plan(cells):
-    """The plan's job arrays as submit takes them: per shape, each job's cells."""
-    return {shape: [list(job) for job in jobs] for shape, jobs in build_plan(cells).arrays().items()}
+    """The plan's job arrays, as the Slurm executor submits them."""
+    return build_plan(cells).arrays()
 
 
 FAST = ["repetitions=2", "energy.min_window_s=0.05", "progress=false", "energy.interval_s=1"]

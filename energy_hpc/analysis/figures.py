@@ -333,19 +333,24 @@ def grade_note(cells: pd.DataFrame) -> str | None:
 
 
 def make_figures(records: pd.DataFrame, out_dir: Path, with_paper: bool = True,
-                 summary: pd.DataFrame | None = None,
+                 summary: pd.DataFrame | None = None, by_cell: pd.DataFrame | None = None,
+                 drawn: dict[str, pd.DataFrame] | None = None,
                  ) -> tuple[dict[str, list[Path]], dict[str, str]]:
     """Draw every figure the records allow; return the files and, per skipped figure, why.
 
     The report and the notebook both call this with the loaded records, so both draw the same
-    figures (``summary``: the records' :func:`summarize`, when the caller has it already)."""
+    figures (``summary``, ``by_cell``, ``drawn``: the records' :func:`summarize`,
+    :func:`estimates_by_cell` and :func:`drawn_configurations`, when the caller has them)."""
     from energy_hpc.analysis.summary import summarize
     from energy_hpc.analysis.tables import estimates_by_cell, table_b2, table_b3
 
     if summary is None:
         summary = summarize(records)
-    b2, b3, by_cell = table_b2(summary), table_b3(summary), estimates_by_cell(records)
-    drawn = drawn_configurations(summary, by_cell)
+    if by_cell is None:
+        by_cell = estimates_by_cell(records)
+    if drawn is None:
+        drawn = drawn_configurations(summary, by_cell)
+    b2, b3 = table_b2(summary), table_b3(summary)
     draw = {
         "figure1": (lambda: figure1(summary, out_dir, with_paper), "no cells with energy and accuracy"),
         "figure2": (lambda: figure2(summary, out_dir), "no single-node cells with a measured energy"),

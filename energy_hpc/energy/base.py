@@ -61,6 +61,12 @@ class Reading:
     def part(self, name: str) -> float | None:
         return getattr(self, f"{name}_wh")
 
+    def infos(self) -> list[tuple[str | None, dict[str, Any]]]:
+        """This reading's info (node None) and, for a multi-node reading, each node's with its
+        name: what a window noted, wherever it was noted."""
+        return [(None, self.info)] + [(node.get("node"), node.get("info") or {})
+                                      for node in self.info.get("node_readings") or []]
+
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
         out["energy_wh"] = self.energy_wh

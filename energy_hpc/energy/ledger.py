@@ -225,7 +225,4 @@ def note_overlaps(readings: list[Any], overlapped: list[str]) -> None:
 def overlaps_of(reading: Any) -> list[str]:
     """The windows a reading overlapped: its own host's and, for a multi-node reading, every
     node's (cell ids, sorted, each once)."""
-    found = set(reading.info.get("overlapped_with") or [])
-    for node in reading.info.get("node_readings") or []:
-        found |= set((node.get("info") or {}).get("overlapped_with") or [])
-    return sorted(found)
+    return sorted({label for _, info in reading.infos() for label in info.get("overlapped_with") or []})

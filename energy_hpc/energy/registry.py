@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -10,6 +9,7 @@ from typing import Any
 
 from energy_hpc.energy.base import PARTS, DeviceEnergy, Meter, Reading
 from energy_hpc.errors import MeterUnavailable
+from energy_hpc.kinds import resolve
 
 log = logging.getLogger(__name__)
 
@@ -27,10 +27,7 @@ class MeterEntry:
     meter_class: str | type
 
     def cls(self) -> type:
-        if isinstance(self.meter_class, str):
-            module, _, attr = self.meter_class.partition(":")
-            return getattr(importlib.import_module(module), attr)
-        return self.meter_class
+        return resolve(self.meter_class)
 
 
 _REGISTRY: dict[str, MeterEntry] = {}
@@ -117,6 +114,10 @@ class AutoMeter:
 
     def stop(self) -> Reading:
         readings = {name: m.stop() for name, m in reversed(list(self.meters.items()))}
+        info: dict[str, Any] = {"sources": sorted(readings), "fallbacks": self.fallbacks}
+        checks = [c for r in readings.values() for c in r.info.get("counter_check") or []]
+        if checks:  # NVML's counter check, kept where the record looks for it
+            info["counter_check"] = checks
         parts: dict[str, float | None] = {}
         methods: dict[str, str | None] = {}
         devices: list[DeviceEnergy] = []
@@ -136,10 +137,7 @@ class AutoMeter:
             devices=devices,
             samples=max(r.samples for r in readings.values()),
             flags=[f"{n}: {f}" for n, r in readings.items() for f in r.flags],
-            info={"sources": sorted(readings), "fallbacks": self.fallbacks,
-                  **({"counter_check": check} if (check := [c for r in readings.values()
-                                                            for c in r.info.get("counter_check") or []])
-                     else {})},
+            info=info,
         )
 
 

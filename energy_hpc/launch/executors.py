@@ -112,10 +112,14 @@ def run_plan(plan: Plan, outcome: SweepRun | None = None,
         try:
             executors[kind].run(plan.jobs_of(kind), plan, outcome, run_here)
         except CellInterrupted as exc:
-            exc.not_run += [f"{c.cell_id} ({c.label()})" for later in order[n + 1:]
-                            for job in plan.jobs_of(later) for c in job]
+            exc.not_run += _named([c for later in order[n + 1:] for job in plan.jobs_of(later)
+                                   for c in job])
             raise
     return outcome
+
+
+def _named(cells: list[Cell]) -> list[str]:
+    return [f"{c.cell_id} ({c.label()})" for c in cells]
 
 
 def _failure(plan: Plan, cell: Cell, exc: BaseException) -> str:
@@ -142,7 +146,7 @@ class LocalExecutor:
             try:
                 (run_here or (lambda _cell, fn: fn()))(cell, body)
             except CellInterrupted as exc:
-                exc.not_run = [f"{c.cell_id} ({c.label()})" for c in cells[n + 1:]]
+                exc.not_run = _named(cells[n + 1:])
                 raise
 
 
@@ -173,15 +177,14 @@ class SlurmExecutor:
 
     def run(self, jobs: list[Job], plan: Plan, outcome: SweepRun,
             run_here: RunHere | None = None) -> None:
+        from energy_hpc.launch.plan import by_shape
         from energy_hpc.launch.slurm import submit, wait
 
         cells = [cell for job in jobs for cell in job]
         if not cells:
             return
         first = cells[0].settings
-        arrays: dict[Any, list[list[Cell]]] = {}
-        for job in jobs:
-            arrays.setdefault(job.shape, []).append(list(job))
+        arrays = by_shape(jobs)
         try:
             submitted = submit(arrays, first.out_dir, first.sweep)
         except UserError as exc:

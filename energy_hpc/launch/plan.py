@@ -42,6 +42,9 @@ class Job:
     def __len__(self) -> int:
         return len(self.cells)
 
+    def __getitem__(self, index: int) -> Cell:
+        return self.cells[index]
+
 
 @dataclass
 class Plan:
@@ -60,11 +63,7 @@ class Plan:
 
     def arrays(self) -> dict[JobShape, list[Job]]:
         """Slurm jobs by shape (its ``--time`` included): one job array each."""
-        out: dict[JobShape, list[Job]] = defaultdict(list)
-        for job in self.jobs:
-            if job.shape is not None:
-                out[job.shape].append(job)
-        return dict(out)
+        return by_shape(self.jobs)
 
     def job_times(self) -> dict[str, int]:
         return {cell.cell_id: job.time_min for job in self.jobs if job.time_min is not None
@@ -74,7 +73,7 @@ class Plan:
         """What a dry run prints: where each cell would run and what it would cost, the Slurm
         job arrays with their flags, each job's ``--time`` and why, the sweep's total."""
         from energy_hpc.estimate import total
-        from energy_hpc.launch.packing import describe, time_warning
+        from energy_hpc.launch.packing import time_warning
 
         lines: list[str] = []
         for job in self.jobs:
@@ -89,9 +88,15 @@ class Plan:
                         lines.append(f"      {line}")
         arrays = self.arrays()
         if arrays:
-            lines.append(format_arrays(arrays, describe, time_warning))
+            lines.append(format_arrays(arrays))
         lines.append(total([c.estimate for c in self.cells if c.estimate is not None]))
         return "\n".join(lines)
+
+    def print_dry_run(self) -> None:
+        """A dry run's output: the plan, and where the estimate CSV went when one was asked for."""
+        print(self.show())
+        if path := self.write_csv():
+            print(f"estimates of {len(self.cells)} cell(s): {path}")
 
     def write_csv(self) -> str | None:
         """The estimate CSV (``estimate_csv``), when the cells ask for one; its path."""
@@ -106,9 +111,20 @@ class Plan:
             raise UserError(f"estimate_csv={path}: cannot write it ({exc.strerror or exc})") from None
 
 
-def format_arrays(arrays: dict[JobShape, list[Job]], describe, time_warning) -> str:
+def by_shape(jobs: list[Job]) -> dict[JobShape, list[Job]]:
+    """Jobs that ask for an allocation, grouped by their shape (``--time`` included), in order."""
+    out: dict[JobShape, list[Job]] = defaultdict(list)
+    for job in jobs:
+        if job.shape is not None:
+            out[job.shape].append(job)
+    return dict(out)
+
+
+def format_arrays(arrays: dict[JobShape, list[Job]]) -> str:
     """Per job array its sbatch flags, per job its ``--time`` and why, per cell its placement and
     (when it carries one) its estimate."""
+    from energy_hpc.launch.packing import describe, time_warning
+
     lines = []
     for i, (shape, jobs) in enumerate(arrays.items()):
         lines.append(f"job array {i}: {describe([list(j) for j in jobs])}  "

@@ -10,7 +10,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -104,8 +104,8 @@ def _executor(folder: Path, shape: JobShape, name: str, parallelism: int) -> Any
     return ex
 
 
-def submit(groups: dict[JobShape, list[list[Cell]]], out_dir: str,
-           sweep: str) -> list[tuple[list[Cell], Any]]:
+def submit(groups: dict[JobShape, Sequence[Sequence[Cell]]], out_dir: str,
+           sweep: str) -> list[tuple[Sequence[Cell], Any]]:
     """One job array per shape; each job gets exactly its cells' allocation and runs them one
     after another."""
     from energy_hpc.launch.job import CellJob
@@ -113,14 +113,14 @@ def submit(groups: dict[JobShape, list[list[Cell]]], out_dir: str,
     # once per cluster, before anything is submitted (the check asks the controller)
     for cluster in dict.fromkeys(packed[0][0].settings.cluster.name for packed in groups.values()):
         require_slurm(cluster)
-    submitted: list[tuple[list[Cell], Any]] = []
+    submitted: list[tuple[Sequence[Cell], Any]] = []
     for shape, packed in groups.items():
         folder = slurm_folder(out_dir, sweep)
         ex = _executor(folder, shape, f"ehpc-{sweep}", max(1, len(packed)))
         said: list[str] = []
         try:
             with _secrets_in_environment(shape.secret_env), _stderr_into(said), ex.batch():
-                jobs = [ex.submit(CellJob(), cells) for cells in packed]
+                jobs = [ex.submit(CellJob(), list(cells)) for cells in packed]
         except UserError:
             raise
         except Exception as exc:  # noqa: BLE001 - submitit wraps sbatch failures in several types
@@ -190,7 +190,7 @@ def results_through_requeues(job: Any, poll_s: float = 3.0) -> Any:
             time.sleep(poll_s)
 
 
-def wait(submitted: list[tuple[list[Cell], Any]]) -> list[str]:
+def wait(submitted: list[tuple[Sequence[Cell], Any]]) -> list[str]:
     """Wait for every job; return one line per failed cell (the others, in its job too, are
     unaffected: a packed job reports which of its cells failed)."""
     failures = []
@@ -209,7 +209,7 @@ def wait(submitted: list[tuple[list[Cell], Any]]) -> list[str]:
     return failures
 
 
-def keep_accounting(cells: list[Cell], job_id: str) -> None:
+def keep_accounting(cells: Sequence[Cell], job_id: str) -> None:
     """The site's energy accounting of a finished job (``energy_hpc.cluster.accounting``), kept
     in the meta.json of each of its cells; records gain it as ``slurm_*`` columns on loading."""
     from energy_hpc.cluster.accounting import read_job_accounting

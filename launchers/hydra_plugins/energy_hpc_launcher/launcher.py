@@ -132,9 +132,7 @@ class EnergyHpcLauncher(Launcher):
         if self.config.get("dry_run"):
             try:
                 if plan.cells:
-                    print(plan.show())
-                    if path := plan.write_csv():
-                        print(f"estimates of {len(plan.cells)} cell(s): {path}")
+                    plan.print_dry_run()
             except UserError as exc:
                 self.outcome.fail(str(exc))
         else:
