@@ -75,7 +75,16 @@ class FolderCache:
         self._served: dict[str, str] = {}  # name -> the path it was asked for
         self._read()
 
+    def _linked(self) -> bool:
+        """A link where the cache or its files should be: never followed; the cache is unused."""
+        linked = [p for p in (self.dir, self.dir / MANIFEST, self.dir / DATA_FILE) if p.is_symlink()]
+        if linked:
+            log.warning("%s is a symbolic link; the records cache is not used (remove it)", linked[0])
+        return bool(linked)
+
     def _read(self) -> None:
+        if self._linked():
+            return
         try:
             manifest = json.loads((self.dir / MANIFEST).read_text())
             if manifest.get("version") != CACHE_VERSION:
@@ -160,16 +169,30 @@ class FolderCache:
             null_columns = [c for c in frame.columns if c not in json_columns
                             and frame[c].dtype == object and frame[c].isna().all()]
             self.dir.mkdir(exist_ok=True)
-            tmp = self.dir / f".{DATA_FILE}.{os.getpid()}.tmp"
+            if self._linked():
+                return
+            tmp = _fresh_file(self.dir, DATA_FILE)
             frame.to_parquet(tmp, index=False)
             os.replace(tmp, self.dir / DATA_FILE)
             manifest = {"version": CACHE_VERSION, "json_columns": json_columns,
                         "null_columns": null_columns, "files": keys}
-            tmp_m = self.dir / f".{MANIFEST}.{os.getpid()}.tmp"
+            tmp_m = _fresh_file(self.dir, MANIFEST)
             tmp_m.write_text(json.dumps(manifest))
             os.replace(tmp_m, self.dir / MANIFEST)
         except Exception as exc:  # noqa: BLE001 - a read-only out_dir, a full disk: no cache
             log.debug("records cache in %s not written: %s", self.dir, exc)
+
+
+def _fresh_file(folder: Path, name: str) -> Path:
+    """A new file of ours (``O_EXCL``, so nobody's link) to write and rename over ``name``."""
+    import tempfile
+
+    fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=folder)
+    mask = os.umask(0)
+    os.umask(mask)
+    os.fchmod(fd, 0o666 & ~mask)  # as a plain open would: a group's out_dir stays readable
+    os.close(fd)
+    return Path(tmp)
 
 
 def _encoded(frame: pd.DataFrame, force: set[str] = frozenset()) -> tuple[pd.DataFrame, set[str]]:  # type: ignore[assignment]

@@ -30,6 +30,7 @@ from energy_hpc.analysis.tables import (
     write_table,
 )
 from energy_hpc.results import find_record_files, load
+from energy_hpc.safe_paths import file_name
 
 log = logging.getLogger("energy_hpc.report")
 
@@ -117,7 +118,7 @@ def build_report(folders: list[str], out: Path, floor: float | None = None,
     for ds in datasets:
         b1 = table_b1(summary, ds, with_paper=with_paper)
         paper = " (paper columns: Capella H100)" if "Paper Energy (Wh)" in b1 else ""
-        tables.append((f"table_b1_{ds}", f"Table B1 shape: all models on {ds}, single node{paper}",
+        tables.append((f"table_b1_{file_name(ds)}", f"Table B1 shape: all models on {ds}, single node{paper}",
                        b1))
     tables += [("table_b2", "Table B2 shape: single vs double node", b2),
                ("table_b3", "Table B3 shape: GPU architectures, single node (cells whose model "

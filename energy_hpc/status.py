@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
+from energy_hpc.errors import UserError
 from energy_hpc.launch.slurm import sweep_status
 
 
@@ -14,7 +16,16 @@ def main(argv: list[str] | None = None) -> int:
                     help="the sweep's out_dir (default: %(default)s)")
     ap.add_argument("--sweep", default="default", help="sweep name (the sweep= option)")
     args = ap.parse_args(argv)
-    rows = sweep_status(args.out_dir, args.sweep)
+    if not Path(args.out_dir).is_dir():
+        print(f"energy_hpc.status: error: {args.out_dir} does not exist or is not a folder; give "
+              "the out_dir of a run (out_dir=, default energy_results)", file=sys.stderr)
+        return 2
+    try:
+        rows = sweep_status(args.out_dir, args.sweep)
+    except UserError as exc:
+        print(f"energy_hpc.status: error: {str(exc).replace('sweep=', '--sweep ', 1)}",
+              file=sys.stderr)
+        return 2
     if not rows:
         print(f"no cells recorded for sweep {args.sweep!r} under {args.out_dir}/sweeps/", file=sys.stderr)
         return 2

@@ -10,7 +10,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "energy_hpc"
 
 # bottom to top; a module belongs to the first layer whose prefix it matches (longest wins)
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
-    ("foundation", ("energy_hpc", "energy_hpc.errors", "energy_hpc.interrupts",
+    ("foundation", ("energy_hpc", "energy_hpc.errors", "energy_hpc.interrupts", "energy_hpc.safe_paths",
                     "energy_hpc.records_cache", "energy_hpc.columns")),
     ("meters and kinds", ("energy_hpc.energy", "energy_hpc.kinds", "energy_hpc.provenance",
                           "energy_hpc.classifiers.llm.prompt", "energy_hpc.classifiers.llm.parsing")),

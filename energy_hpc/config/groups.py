@@ -18,6 +18,7 @@ from energy_hpc.errors import ConfigError
 from energy_hpc.kinds import (
     cluster_kinds,
 )
+from energy_hpc.safe_paths import check_name
 
 
 @dataclass
@@ -42,6 +43,7 @@ class DatasetConfig:
     description: str = not_in_cell_id("")
 
     def __post_init__(self) -> None:
+        check_name("dataset.name", self.name)
         _one_of("dataset", "source", self.source, DATA_SOURCES)
         if self.source == "file" and not self.path:
             raise ConfigError(
@@ -114,6 +116,7 @@ class ClusterConfig:
     slurm_extra: dict[str, Any] = not_in_cell_id(factory=dict)
 
     def __post_init__(self) -> None:
+        check_name("cluster.name", self.name)
         _one_of("cluster", "kind", self.kind, cluster_kinds())
         _positive("cluster", "nodes_available", self.nodes_available)
         _positive("cluster", "gpus_per_node", self.gpus_per_node, allow_zero=True)

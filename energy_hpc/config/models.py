@@ -28,6 +28,7 @@ from energy_hpc.kinds import (
     kind_names,
     register_kind,
 )
+from energy_hpc.safe_paths import check_name
 
 
 @dataclass(frozen=True)
@@ -54,6 +55,7 @@ class ModelConfig:
     family: str = "traditional"
 
     def __post_init__(self) -> None:
+        check_name("model.name", self.name)
         _one_of("model", "family", self.family, MODEL_FAMILIES)
         if not self.display_name:
             self.display_name = self.name

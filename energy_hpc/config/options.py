@@ -22,6 +22,7 @@ from energy_hpc.errors import ConfigError
 from energy_hpc.kinds import (
     registered_kinds,
 )
+from energy_hpc.safe_paths import check_name
 
 
 def _field_defaults(cls: type) -> dict[str, Any]:
@@ -99,7 +100,7 @@ class RunOptions:
             self.seed = int(self.seed)
         except (TypeError, ValueError):
             raise ConfigError(f"seed={self.seed!r} is not valid; give a whole number") from None
-        self.out_dir, self.sweep = str(self.out_dir), str(self.sweep)
+        self.out_dir, self.sweep = str(self.out_dir), check_name("sweep", str(self.sweep))
         self.force, self.progress = bool(self.force), bool(self.progress)
         self.dry_run, self.wait = bool(self.dry_run), bool(self.wait)
         self.time_safety_factor = float(factor) if factor is not None else None

@@ -18,6 +18,7 @@ counts as overlapping it (it may have run until it was found dead).
 from __future__ import annotations
 
 import json
+import logging
 import os
 import socket
 import time
@@ -29,6 +30,7 @@ LEDGER_ENV = "ENERGY_HPC_LEDGER_DIR"
 DEFAULT_DIR = "/tmp/energy_hpc-windows"
 OVERLAP_FLAG = "overlapping_window"
 NOTE = "note-"  # note-<open window>--<label hash>.json: "<label> overlapped you"
+log = logging.getLogger("energy_hpc.ledger")
 
 
 @dataclass
@@ -43,14 +45,66 @@ def ledger_dir() -> Path:
     return Path(os.environ.get(LEDGER_ENV) or DEFAULT_DIR)
 
 
-def _alive(pid: int) -> bool:
+# an entry is at most this large; anything bigger is not one of ours
+_MAX_ENTRY_BYTES = 64 * 1024
+# a process's start time (psutil, from /proc) is rounded; a window cannot open before it
+_START_SLACK_S = 2.0
+
+
+def _process_alive(pid: int, owner_uid: int | None, start: float) -> bool:
+    """Whether ``pid`` is the live process that wrote this entry: it exists, belongs to the
+    entry file's owner and started before the window did (else the pid was reused, or the entry
+    was planted naming another process)."""
+    if pid <= 0:
+        return False
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
-    except PermissionError:  # another user's live process
+    except PermissionError:  # another user's live process: checked below
+        pass
+    try:
+        import psutil
+
+        proc = psutil.Process(pid)
+        if proc.create_time() > start + _START_SLACK_S:
+            return False
+        if owner_uid is not None and proc.uids().real != owner_uid:
+            return False
+    except Exception:  # noqa: BLE001 - gone meanwhile, or /proc unreadable: judged by kill alone
+        return _pid_exists(pid)
+    return True
+
+
+def _pid_exists(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
         return True
     return True
+
+
+def _schema_problem(data: Any) -> str | None:
+    """Why a parsed entry is not a window entry (None: it is one)."""
+    import math
+
+    if not isinstance(data, dict):
+        return "not a JSON object"
+    if not isinstance(data.get("label"), str) or not data["label"]:
+        return "label must be a non-empty string"
+    if not isinstance(data.get("pid"), int) or isinstance(data["pid"], bool) or data["pid"] <= 0:
+        return "pid must be a whole number > 0"
+    if not isinstance(data.get("host"), str):
+        return "host must be a string"
+    for key in ("start", "end"):
+        value = data.get(key)
+        if key == "end" and value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+            return f"{key} must be a time in seconds" + (" or null" if key == "end" else "")
+    return None
 
 
 class WindowLedger:
@@ -59,8 +113,10 @@ class WindowLedger:
     def __init__(self, directory: str | Path | None = None) -> None:
         self.dir = Path(directory) if directory is not None else ledger_dir()
         self.host = socket.gethostname()
+        self.uid = os.getuid()
         self._seq = 0
         self._ready = False
+        self._warned: set[str] = set()
 
     def _prepare(self) -> None:
         if self._ready:
@@ -74,9 +130,70 @@ class WindowLedger:
         self._ready = True
 
     def _write(self, path: Path, data: dict[str, Any]) -> None:
-        tmp = path.with_name(f".{path.name}.tmp")
-        tmp.write_text(json.dumps(data))
-        os.replace(tmp, path)
+        """Written to a new file of ours (``O_EXCL``: never through a link someone planted) and
+        renamed into place."""
+        import tempfile
+
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=self.dir)
+        try:
+            os.fchmod(fd, 0o644)
+            with os.fdopen(fd, "w") as fh:
+                fh.write(json.dumps(data))
+            os.replace(tmp, path)
+        except BaseException:
+            _unlink(Path(tmp))
+            raise
+
+    def _read(self, path: Path, schema: bool = True) -> dict[str, Any] | None:
+        """An entry (or a note, ``schema=False``) with its file's owner as ``owner_uid``; None when
+        it is gone, or is no entry (a link, a non-file, unparsable, failing the schema: warned
+        once, naming the file, and otherwise ignored)."""
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            return self._ignore(path, f"cannot be opened as a file ({exc.strerror})")
+        try:
+            import stat
+
+            st = os.fstat(fd)
+            if not stat.S_ISREG(st.st_mode) or st.st_size > _MAX_ENTRY_BYTES:
+                return self._ignore(path, "not a small regular file")
+            raw = os.read(fd, _MAX_ENTRY_BYTES)
+        finally:
+            os.close(fd)
+        try:
+            data = json.loads(raw)
+        except ValueError:
+            return self._ignore(path, "not JSON")
+        if schema:
+            problem = _schema_problem(data)
+            if problem:
+                return self._ignore(path, problem)
+        elif not isinstance(data, dict) or not isinstance(data.get("label"), str):
+            return self._ignore(path, "not a note (a JSON object with a label)")
+        data["owner_uid"] = st.st_uid
+        return data
+
+    def _ignore(self, path: Path, why: str) -> None:
+        if path.name not in self._warned:
+            self._warned.add(path.name)
+            log.warning("ignoring %s in the window ledger: %s (not an energy_hpc window entry; "
+                        "docs/measurement.md#isolation)", path, why)
+        return None
+
+    def _who(self, data: dict[str, Any]) -> str:
+        """The label an overlap is recorded under: another user's entry says whose it is."""
+        uid = data.get("owner_uid")
+        label = str(data.get("label", "?"))
+        return label if uid in (None, self.uid) else f"{label} (uid {uid})"
+
+    def _alive(self, data: dict[str, Any]) -> bool:
+        """Entries of other hosts (a ledger on a shared file system) cannot be checked: alive."""
+        if data.get("host") != self.host:
+            return True
+        return _process_alive(int(data["pid"]), data.get("owner_uid"), float(data["start"]))
 
     def open(self, label: str) -> WindowEntry | None:
         """Enter a window that starts now; None (and nothing flagged) when the ledger cannot be
@@ -94,10 +211,18 @@ class WindowLedger:
             return None
         return WindowEntry(path=path, label=label, start=start, pid=pid)
 
+    def _entries(self, names: list[str]) -> list[tuple[Path, dict[str, Any]]]:
+        out = []
+        for name in names:
+            data = self._read(self.dir / name)
+            if data is not None:
+                out.append((self.dir / name, data))
+        return out
+
     def _clear_dead(self) -> None:
-        """Windows whose process died (killed inside its window) before this one starts: they
-        cannot overlap it. Each still-open window is told (it may have overlapped them), then the
-        entries and their notes go."""
+        """Windows whose process died (killed inside its window), or that closed by their own
+        stated end, before this one starts: they cannot overlap it. Each still-open window is
+        told of a dead one (it may have overlapped them), then the entries and their notes go."""
         try:
             listed = os.listdir(self.dir)
         except OSError:
@@ -107,19 +232,24 @@ class WindowLedger:
         for note in listed:  # notes left for a window that has closed meanwhile: nobody reads them
             if note.startswith(NOTE) and note[len(NOTE):].split("--", 1)[0] not in stems:
                 _unlink(self.dir / note)
-        entries = [(self.dir / n, _read(self.dir / n)) for n in names]
-        dead = [(p, d) for p, d in entries if d.get("host") == self.host and "pid" in d
-                and not _alive(int(d["pid"]))]
+        entries = self._entries(names)
+        now = time.time()
+        ended = [(p, d) for p, d in entries if d.get("end") is not None and d["end"] <= now]
+        for path, _ in ended:
+            self._remove(path)
+        entries = [(p, d) for p, d in entries if (p, d) not in ended]
+        dead = [(p, d) for p, d in entries if not self._alive(d)]
         if not dead:
             return
-        alive = [(p, d) for p, d in entries if (p, d) not in dead and "start" in d]
+        alive = [(p, d) for p, d in entries if (p, d) not in dead]
         for path, data in dead:
             self._retire(path, data, [other for other, _ in alive])
 
     def close(self, entry: WindowEntry | None) -> list[str]:
         """Close a window that ends now: the labels of the other windows on this host that
         overlapped it (sorted, each once; windows under the same label are one measurement, e.g.
-        a multi-node cell's head and its node meter on the same host).
+        a multi-node cell's head and its node meter on the same host; another user's window
+        carries its owner, ``label (uid N)``).
 
         Those are the windows open now and the ones that closed while this one was open (each
         left a note for it). This one leaves a note for every window still open and is removed:
@@ -141,21 +271,24 @@ class WindowLedger:
             path = self.dir / name
             if name.startswith(NOTE):
                 if name.startswith(f"{NOTE}{mine}--"):
-                    overlapped.add(_read(path).get("label", "?"))
+                    note = self._read(path, schema=False)
+                    if note is not None:
+                        overlapped.add(self._who(note))
                     _unlink(path)
                 continue
             if path == entry.path:
                 continue
-            data = _read(path)
-            if "start" not in data or data["start"] >= end:
+            data = self._read(path)
+            if data is None or data["start"] >= end:
                 continue
+            if data.get("end") is not None and data["end"] <= entry.start:
+                continue  # ended, by its own word, before this window began
             open_now.append((path, data))
-        dead = [(p, d) for p, d in open_now if d.get("host") == self.host
-                and not _alive(int(d.get("pid", 0)))]
+        dead = [(p, d) for p, d in open_now if not self._alive(d)]
         alive = [(p, d) for p, d in open_now if (p, d) not in dead]
         for path, data in dead:  # died inside its window: it closes now, as it would have
             self._retire(path, data, [other for other, _ in alive])
-        overlapped |= {data.get("label", "?") for _, data in open_now}
+        overlapped |= {self._who(data) for _, data in open_now}
         for path, data in alive:
             if data.get("label") != entry.label:
                 self._note(path, mine, entry.label)
@@ -163,14 +296,17 @@ class WindowLedger:
         overlapped.discard(entry.label)
         return sorted(overlapped)
 
+    def _remove(self, path: Path) -> None:
+        _unlink(path)
+        for note in self.dir.glob(f"{NOTE}{path.stem}--*.json"):
+            _unlink(note)
+
     def _retire(self, path: Path, data: dict[str, Any], open_windows: list[Path]) -> None:
         """A dead process's window: tell every open window it may have overlapped them, then
         remove its entry and the notes left for it."""
         for other in open_windows:
-            self._note(other, path.stem, data.get("label", "?"))
-        _unlink(path)
-        for note in self.dir.glob(f"{NOTE}{path.stem}--*.json"):
-            _unlink(note)
+            self._note(other, path.stem, self._who(data))
+        self._remove(path)
 
     def _note(self, target: Path, writer: str, label: str) -> None:
         """Tell the open window ``target`` that ``label`` overlapped it (one note per label: a
@@ -182,14 +318,6 @@ class WindowLedger:
             self._write(self.dir / f"{NOTE}{target.stem}--{key}.json", {"label": label})
         except OSError:
             pass
-
-
-def _read(path: Path) -> dict[str, Any]:
-    try:
-        data = json.loads(path.read_text())
-        return data if isinstance(data, dict) else {}
-    except (OSError, ValueError):
-        return {}  # removed meanwhile, or half a foreign file: not ours to judge
 
 
 def _unlink(path: Path) -> None:

@@ -21,6 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from energy_hpc.errors import UserError
+from energy_hpc.results import atomic_write_text
+from energy_hpc.safe_paths import open_file, read_text
 
 log = logging.getLogger(__name__)
 
@@ -146,7 +148,7 @@ def _common_args(address: str, node: str, cpus: int, gpus: int, temp_dir: Path) 
 
 def _start(args: list[str], env: dict[str, str], log_path: Path, node: str) -> RayNode:
     log_path.parent.mkdir(parents=True, exist_ok=True)
-    fh = open(log_path, "w")
+    fh = open_file(log_path, "w")
     proc = subprocess.Popen(args, stdout=fh, stderr=subprocess.STDOUT, env=env,
                             start_new_session=True)
     return RayNode(node, proc, log_path)
@@ -159,11 +161,10 @@ def ray_env(job_dir: Path, create: bool) -> dict[str, str]:
     if ray_auth_supported():
         if create:
             job_dir.mkdir(parents=True, exist_ok=True)
-            fd = os.open(token_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-            with os.fdopen(fd, "w") as fh:
+            with open_file(token_file, "w", perm=0o600) as fh:
                 fh.write(secrets.token_hex(32))
         env["RAY_AUTH_MODE"] = "token"
-        env["RAY_AUTH_TOKEN"] = token_file.read_text().strip()
+        env["RAY_AUTH_TOKEN"] = read_text(token_file).strip()
         os.environ["RAY_AUTH_MODE"] = env["RAY_AUTH_MODE"]
         os.environ["RAY_AUTH_TOKEN"] = env["RAY_AUTH_TOKEN"]
     return env
@@ -200,7 +201,7 @@ def start_head(job_dir: Path, node: str, cpus: int, gpus: int) -> tuple[RayNode,
     head = _start(args, env, job_dir / f"ray-{node}.log", node)
     gcs = f"{address}:{port}"
     _wait_port(address, port, head, timeout=60)
-    (job_dir / RAY_ADDRESS_FILE).write_text(json.dumps({"address": gcs, "node": node}))
+    atomic_write_text(job_dir / RAY_ADDRESS_FILE, json.dumps({"address": gcs, "node": node}))
     return head, gcs
 
 
@@ -212,7 +213,7 @@ def start_worker(job_dir: Path, node: str, cpus: int, gpus: int, timeout: float 
             raise RayStartError(f"node {node}: the Ray head did not publish its address in {timeout:.0f} s "
                                 f"({head_file}); see the head's log in {job_dir}")
         time.sleep(0.2)
-    gcs = json.loads(head_file.read_text())["address"]
+    gcs = json.loads(read_text(head_file))["address"]
     address = node_address(node)
     temp_dir = ray_temp_dir(f"ehr-{job_key()}-{node}")
     args = [_ray_bin(), "start", f"--address={gcs}", *_common_args(address, node, cpus, gpus, temp_dir)]

@@ -19,6 +19,7 @@ from energy_hpc.results.store import (
     out_dir_of,
     read_records_file,
 )
+from energy_hpc.safe_paths import UnsafePathError, read_text
 
 log = logging.getLogger("energy_hpc.results")
 
@@ -65,7 +66,7 @@ def load(paths_or_globs: str | Path | Iterable[str | Path], *, on_error: str = "
         before = len(skipped)
         try:
             file_rows = read_records_file(path, on_error=on_error, skipped=skipped)
-        except OSError as exc:
+        except (OSError, UnsafePathError) as exc:
             if on_error == "raise":
                 raise
             log.warning("skipping unreadable %s: %s", path, exc)
@@ -123,8 +124,8 @@ def _slurm_columns(records_file: Path) -> dict[str, Any]:
     job-level, so the same for every split and every cell of a packed job."""
     meta_path = Path(records_file).with_name(META_FILE)
     try:
-        acct = json.loads(meta_path.read_text()).get("slurm_accounting") if meta_path.exists() else None
-    except (OSError, ValueError):
+        acct = json.loads(read_text(meta_path)).get("slurm_accounting") if meta_path.exists() else None
+    except (OSError, ValueError, UnsafePathError, AttributeError):
         acct = None
     if not acct:
         return {}

@@ -22,6 +22,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from energy_hpc.errors import UserError
+from energy_hpc.safe_paths import check_name, inside, open_file, read_text, refuse_link
+
 log = logging.getLogger(__name__)
 
 # The layout on disk, named here only (no other module builds these paths):
@@ -69,6 +72,8 @@ def atomic_write_text(path: Path, text: str) -> None:
     results in a group project directory stay readable by the group.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
+    refuse_link(path.parent)
+    refuse_link(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
         os.fchmod(fd, 0o666 & ~_umask())
@@ -84,8 +89,6 @@ def atomic_write_text(path: Path, text: str) -> None:
 
 def check_writable(out_dir: str | Path) -> None:
     """Fail before any work when results could not be written (read-only, immutable, full)."""
-    from energy_hpc.errors import UserError
-
     path = Path(out_dir).expanduser()
     blocking = next((p for p in (path, *path.parents) if p.exists() and not p.is_dir()), None)
     if blocking is not None:
@@ -115,20 +118,20 @@ class CellStore:
     """The records and metadata of one cell."""
 
     def __init__(self, out_dir: str | Path, cell_id: str) -> None:
-        self.cell_id = cell_id
-        self.dir = Path(out_dir) / CELLS_DIR / cell_id
-        self.records_path = self.dir / RECORDS_FILE
-        self.meta_path = self.dir / META_FILE
+        self.cell_id = check_name("cell_id", cell_id)
+        self.dir = inside(out_dir, CELLS_DIR, cell_id)
+        self.records_path = inside(self.dir, RECORDS_FILE)
+        self.meta_path = inside(self.dir, META_FILE)
         # beside the cells, not in one: a cell that fails before its first record leaves no folder
-        self.lock_path = Path(out_dir) / ".locks" / f"{cell_id}.lock"
+        self.lock_path = inside(out_dir, ".locks", f"{cell_id}.lock")
 
     def raw_answers_path(self, split: int) -> Path:
         """An LLM cell's raw answers of one split (one JSON line per test text)."""
-        return self.dir / "raw" / f"split{split:03d}.jsonl"
+        return inside(self.dir, "raw", f"split{split:03d}.jsonl")
 
     def ray_dir(self, job_id: str) -> Path:
         """The Ray cluster folder of one Slurm job of this cell (head address, logs)."""
-        return self.dir / "ray" / str(job_id)
+        return inside(self.dir, "ray", check_name("job id", str(job_id)))
 
     def took_s(self) -> float | None:
         """How long a complete earlier run of this cell took (meta.json's start and end); None
@@ -147,6 +150,7 @@ class CellStore:
     def records(self) -> list[dict[str, Any]]:
         """The readable records; a corrupt line is skipped (with a warning), so its split counts
         as missing and is measured again."""
+        refuse_link(self.records_path)
         if not self.records_path.exists():
             return []
         return read_records_file(self.records_path, on_error="warn")
@@ -155,9 +159,10 @@ class CellStore:
         return {int(r["split"]) for r in self.records()}
 
     def meta(self) -> dict[str, Any]:
+        refuse_link(self.meta_path)
         if not self.meta_path.exists():
             return {}
-        return json.loads(self.meta_path.read_text())
+        return json.loads(read_text(self.meta_path))
 
     def is_complete(self, repetitions: int) -> bool:
         return self.meta().get("complete", False) and len(self.done_splits()) >= repetitions
@@ -168,11 +173,11 @@ class CellStore:
         Corrupt lines are moved to ``records.jsonl.corrupt`` beside the file, not dropped unseen.
         """
         skipped: list[SkippedLine] = []
+        refuse_link(self.records_path)
         existing = (read_records_file(self.records_path, on_error="warn", skipped=skipped)
                     if self.records_path.exists() else [])
         if skipped:
-            with open(self.records_path.with_name(RECORDS_FILE + ".corrupt"), "a",
-                      encoding="utf-8") as fh:
+            with open_file(inside(self.dir, RECORDS_FILE + ".corrupt"), "a") as fh:
                 fh.writelines(line.text + "\n" for line in skipped)
         kept = [r for r in existing if int(r["split"]) != int(record["split"])]
         kept.append(record)
@@ -197,7 +202,8 @@ class CellStore:
         import fcntl
 
         self.lock_path.parent.mkdir(parents=True, exist_ok=True)
-        with open(self.lock_path, "a+") as fh:
+        refuse_link(self.lock_path.parent)
+        with open_file(self.lock_path, "a+") as fh:
             try:
                 fcntl.lockf(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except OSError:
@@ -214,12 +220,12 @@ class CellStore:
 
     def lock_holder(self) -> str:
         try:
-            return self.lock_path.read_text().strip() or "unknown"
-        except OSError:
+            return read_text(self.lock_path).strip() or "unknown"
+        except (OSError, UserError):
             return "unknown"
 
     def clear(self) -> None:
-        self.records_path.unlink(missing_ok=True)
+        self.records_path.unlink(missing_ok=True)  # a link is removed, never followed
         if self.meta_path.exists():
             self.update_meta(complete=False)
 
@@ -237,7 +243,7 @@ def read_records_file(path: Path, *, on_error: str = "raise",
     """Parse one records file. A bad line raises :class:`RecordError` naming the file and line,
     or, with ``on_error="warn"``, is skipped alone (warned, and added to ``skipped``)."""
     rows = []
-    with open(path, encoding="utf-8", errors="replace") as fh:
+    with open_file(path, errors="replace") as fh:
         for lineno, line in enumerate(fh, 1):
             if not line.strip():
                 continue
@@ -293,17 +299,18 @@ def out_dir_of(records_file: Path) -> Path | None:
 
 def slurm_folder(out_dir: str | Path, sweep: str) -> Path:
     """Where submitit keeps a sweep's job scripts and logs (``%j``: the job id)."""
-    return Path(out_dir) / "slurm" / sweep / "%j"
+    return inside(out_dir, "slurm", check_name("sweep", sweep)) / "%j"
 
 
 def sweep_manifest_path(out_dir: str | Path, sweep: str) -> Path:
-    return Path(out_dir) / "sweeps" / f"{sweep}.jsonl"
+    return inside(out_dir, "sweeps", f"{check_name('sweep', sweep)}.jsonl")
 
 
 def append_sweep_manifest(out_dir: str | Path, sweep: str, entry: dict[str, Any]) -> None:
     path = sweep_manifest_path(out_dir, sweep)
     path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a", encoding="utf-8") as fh:
+    refuse_link(path.parent)
+    with open_file(path, "a") as fh:
         fh.write(dumps(entry) + "\n")
 
 
@@ -313,11 +320,14 @@ def read_sweep_manifest(out_dir: str | Path, sweep: str) -> list[dict[str, Any]]
     if not path.exists():
         return []
     cells: dict[str, dict[str, Any]] = {}
-    for line in path.read_text().splitlines():
+    for lineno, line in enumerate(read_text(path, errors="replace").splitlines(), 1):
         try:
             entry = json.loads(line)
         except json.JSONDecodeError:
-            log.warning("%s: skipping a corrupt line", path)
+            log.warning("%s: skipping corrupt line %d", path, lineno)
+            continue
+        if not isinstance(entry, dict) or not isinstance(entry.get("cell_id"), str):
+            log.warning("%s: skipping line %d: not an entry with a cell_id", path, lineno)
             continue
         cells.setdefault(entry["cell_id"], {}).update(entry)
     return list(cells.values())
