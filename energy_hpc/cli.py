@@ -206,8 +206,11 @@ def shipped_defaults() -> dict[str, str]:
 
 
 def main() -> None:
+    from energy_hpc.config import redact_output
     from energy_hpc.interrupts import signals_interrupt
     from energy_hpc.kinds import load_plugins
+
+    redact_output()  # --cfg job, --info config, verbose logs: no secret value printed
 
     try:
         if load_plugins():  # their kinds' fields join the schema

@@ -83,3 +83,70 @@ def test_no_secret_in_any_file_of_a_slurm_job_which_still_gets_it(dev_slurm, tmp
     assert len(list(out.glob("cells/*/records.jsonl"))) == 1
     assert list(out.glob("slurm/*/*/*.sh")) or list(out.glob("slurm/*/*/*.pkl"))
     assert not _files_holding_a_secret(out)
+
+
+SHAPED = {"HFTOKEN": "hf_PLANTEDwithoutSeparator", "GITHUB_PAT": "ghp_PLANTEDgithubClassic01",
+          "DEPLOY": "glpat-PLANTEDgitlabToken99", "AWS_ID": "AKIAPLANTED0AWS0KEY1",
+          "RANDOMISH": "aB3dE5fG7hJ9kL1mN3pQ5rS7tU9vW1xY3zPLANTED", "MY_PASSWORD": "PLANTEDhunter2"}
+
+
+def _shaped_site(tmp_path: Path) -> Path:
+    folder = tmp_path / "hydra_conf" / "cluster"
+    folder.mkdir(parents=True)
+    env = ", ".join(f"{k}: {v}" for k, v in SHAPED.items())
+    (folder / "sec.yaml").write_text(
+        f"name: sec\nkind: local\nenv: {{{env}, HFTOKENISH: kept-PLANTED-not, EHPC_PLAIN: visible}}\n"
+        "setup: ['export RAY_AUTH_TOKEN=PLANTEDrayAuth', "
+        "'huggingface-cli login --token hf_PLANTEDinsideALine', 'export EHPC_OTHER=1']\n")
+    return tmp_path
+
+
+SECRET_VALUES = (*SHAPED.values(), "PLANTEDrayAuth", "hf_PLANTEDinsideALine")
+
+
+@pytest.mark.parametrize("how", [["--cfg", "job"], ["--info", "config"], ["--cfg", "all"],
+                                 ["hydra.verbose=true", "repetitions=1", "progress=false"]],
+                         ids=["cfg-job", "info-config", "cfg-all", "verbose-run"])
+def test_printed_config_and_logs_show_no_secret(tmp_path, how):
+    cwd = _shaped_site(tmp_path)
+    proc = run_cli("cluster=sec", f"out_dir={tmp_path / 'out'}", *how, cwd=cwd)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    printed = proc.stdout + proc.stderr
+    assert [v for v in SECRET_VALUES if v in printed] == []
+    files = [p for p in (tmp_path / "out").rglob("*") if p.is_file()]
+    assert [f"{p}: {v}" for p in files for v in SECRET_VALUES if v.encode() in p.read_bytes()] == []
+    if how[0].startswith("--"):
+        assert "HF" + "TOKEN: <redacted>" in printed and "EHPC_PLAIN: visible" in printed
+        assert "huggingface-cli login --token <redacted>" in printed
+        assert "max_tokens: 32" in printed
+
+
+def test_token_shaped_values_are_withheld_whatever_their_name_and_secretish_names_warned(
+        tmp_path, caplog):
+    import logging
+
+    from energy_hpc.config import compose_settings, looks_like_token, secret_env
+
+    for value in SHAPED.values():
+        if value != "PLANTEDhunter2":
+            assert looks_like_token(value), value
+    for plain in ("visible", "linear_tfidf-demo-local-g0n1-378a9757c340", "/data/Reviews2024.csv",
+                  "0123456789abcdef" * 4, "paraphrase-multilingual-mpnet-base-v2"):
+        assert not looks_like_token(plain), plain
+    import os
+
+    cwd = os.getcwd()
+    os.chdir(_shaped_site(tmp_path))
+    try:
+        with caplog.at_level(logging.WARNING, logger="energy_hpc.config"):
+            settings = compose_settings(["cluster=sec", f"out_dir={tmp_path / 'out'}"])
+    finally:
+        os.chdir(cwd)
+    env = settings.cluster.env
+    assert all(env[k] == "<redacted>" for k in SHAPED), env
+    assert env["HFTOKENISH"] == "kept-PLANTED-not" and env["EHPC_PLAIN"] == "visible"
+    assert any("cluster.env.HFTOKENISH is kept" in r.getMessage() for r in caplog.records)
+    [line] = [ln for ln in settings.cluster.setup if "login" in ln]
+    var = line.split("${", 1)[1].rstrip("}")
+    assert secret_env()[var] == "hf_PLANTEDinsideALine" and env[var] == "<redacted>"
+    assert secret_env()["RAY_AUTH_TOKEN"] == "PLANTEDrayAuth"

@@ -63,7 +63,9 @@ from energy_hpc.config.secrets import (
     REDACTED,
     SECRET_WORDS,
     is_secret,
+    looks_like_token,
     redact,
+    redact_output,
     redact_text,
     redact_tree,
     secret_env,
@@ -73,4 +75,4 @@ from energy_hpc.config.secrets import (
 from energy_hpc.errors import ConfigError
 from energy_hpc.kinds import GpuMemory, MeasurementPolicy, ModelKind, register_kind
 
-__all__ = ["ConfigError", "GpuMemory", "MeasurementPolicy", "ModelKind", "register_kind", "BATCHINGS", "BYTES_PER_PARAM", "CUDA_CONTEXT_GB", "ClusterConfig", "Config", "DATA_SOURCES", "DECODINGS", "DatasetConfig", "ENGINES", "ESTIMATORS", "EnergyConfig", "FEATURES", "FinetuneModelConfig", "HEADROOM", "HFClassifierModelConfig", "ID_EXEMPT", "LLMModelConfig", "MIXED_PRECISION", "MODEL_FAMILIES", "ModelConfig", "OFFLINE_BODY", "RAM_MODELS", "REDACTED", "RUN_OPTIONS", "RoughSeconds", "RunOptions", "SECRET_WORDS", "SetFitModelConfig", "Settings", "TRAINING_ACTIVATIONS", "TRAINING_BYTES_PER_PARAM", "TraditionalModelConfig", "build_model", "build_section", "compose_settings", "identity_dict", "is_secret", "model_config_class", "model_kinds", "not_in_cell_id", "redact", "redact_text", "redact_tree", "register_configs", "secret_env", "settings_from_cfg", "top_level_keys", "unknown_top_level_key", "without_hydra"]
+__all__ = ["ConfigError", "GpuMemory", "MeasurementPolicy", "ModelKind", "register_kind", "BATCHINGS", "BYTES_PER_PARAM", "CUDA_CONTEXT_GB", "ClusterConfig", "Config", "DATA_SOURCES", "DECODINGS", "DatasetConfig", "ENGINES", "ESTIMATORS", "EnergyConfig", "FEATURES", "FinetuneModelConfig", "HEADROOM", "HFClassifierModelConfig", "ID_EXEMPT", "LLMModelConfig", "MIXED_PRECISION", "MODEL_FAMILIES", "ModelConfig", "OFFLINE_BODY", "RAM_MODELS", "REDACTED", "RUN_OPTIONS", "RoughSeconds", "RunOptions", "SECRET_WORDS", "SetFitModelConfig", "Settings", "TRAINING_ACTIVATIONS", "TRAINING_BYTES_PER_PARAM", "TraditionalModelConfig", "build_model", "build_section", "compose_settings", "identity_dict", "is_secret", "looks_like_token", "redact_output", "model_config_class", "model_kinds", "not_in_cell_id", "redact", "redact_text", "redact_tree", "register_configs", "secret_env", "settings_from_cfg", "top_level_keys", "unknown_top_level_key", "without_hydra"]

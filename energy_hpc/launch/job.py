@@ -61,6 +61,9 @@ def run_cells(cells: list[Cell], nodes: list[str], meters_for: Any = None,
 def run_in_allocation(cells: list[Cell]) -> dict[str, Any]:
     """Entry point on every node: rank 0 measures the job's cells, other ranks host a Ray worker
     until rank 0 is done. A multi-node job brings Ray up once for all its cells."""
+    from energy_hpc.config import redact_output
+
+    redact_output()  # the job's log: a secret handed through the environment is never printed
     logging.basicConfig(level=logging.INFO, format="[%(asctime)s][%(name)s][%(levelname)s] - %(message)s")
     node = os.environ.get("SLURMD_NODENAME", "localhost")
     first = cells[0]
