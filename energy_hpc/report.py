@@ -194,6 +194,9 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
     if args.floor is not None and not 0 <= args.floor <= 1:
         ap.error(f"--floor={args.floor} must be an accuracy between 0 and 1")
+    if args.within is not None and not 0 <= args.within <= 1:
+        ap.error(f"--within={args.within} must be an accuracy difference between 0 and 1 (e.g. "
+                 "0.02: accept two points below the best)")
     if args.volume is not None and args.volume <= 0:
         ap.error(f"--volume={args.volume} must be a number of texts > 0")
     report = build_report(args.folders, Path(args.out), args.floor, args.within, not args.no_paper,

@@ -77,6 +77,10 @@ def recommend_all(summary: pd.DataFrame, accuracy_floor: float | None = None,
     or ``within``, ``within`` is :data:`DEFAULT_WITHIN` (and the sentence says so)."""
     from energy_hpc.analysis.payback import payback_sentence  # payback imports this module
 
+    for name, value in (("accuracy_floor", accuracy_floor), ("within", within)):
+        if value is not None and not 0 <= value <= 1:  # one rule for both: an accuracy's range
+            raise ValueError(f"{name}={value} must lie between 0 and 1 (accuracies and their "
+                             "differences are fractions)")
     said = accuracy_floor is not None or within is not None
     if not said:
         within = DEFAULT_WITHIN

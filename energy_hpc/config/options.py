@@ -46,6 +46,9 @@ def _model_field_defaults() -> dict[str, Any]:
     return out
 
 
+SEED_MAX = 2**32 - 1
+
+
 @dataclass
 class RunOptions:
     """The top-level options of a run, declared once: their defaults here are the only ones
@@ -94,12 +97,27 @@ class RunOptions:
                               "Slurm job's --time = its cells' estimated time x this, never above "
                               "the cluster's time_limit_min) or null (every job asks for "
                               "time_limit_min)")
+        if isinstance(reps, float) and reps.is_integer() and reps > 0:
+            raise ConfigError(f"repetitions={reps!r} is not valid: write it as a whole number "
+                              f"without a decimal point or exponent (repetitions={int(reps)})")
         if not isinstance(reps, int) or isinstance(reps, bool) or reps <= 0:
             raise ConfigError(f"repetitions={reps!r} is not valid; it must be a whole number > 0")
+        seed = self.seed
+        if isinstance(seed, float) and seed.is_integer():
+            raise ConfigError(f"seed={seed!r} is not valid: write it as a whole number without a "
+                              f"decimal point or exponent (seed={int(seed)})")
+        if isinstance(seed, bool) or not isinstance(seed, int | str):
+            raise ConfigError(f"seed={seed!r} is not valid; give a whole number")
         try:
-            self.seed = int(self.seed)
+            self.seed = int(seed)
         except (TypeError, ValueError):
-            raise ConfigError(f"seed={self.seed!r} is not valid; give a whole number") from None
+            raise ConfigError(f"seed={seed!r} is not valid; give a whole number") from None
+        # split i uses seed + i as a NumPy/scikit-learn seed: every one must lie in 0 … 2**32 - 1
+        if not 0 <= self.seed <= SEED_MAX - (reps - 1):
+            raise ConfigError(
+                f"seed={self.seed} is not valid with repetitions={reps}: split i uses seed + i, and "
+                f"each must lie in 0 … {SEED_MAX} (NumPy's seed range); give a seed from 0 to "
+                f"{SEED_MAX - (reps - 1)}")
         self.out_dir, self.sweep = str(self.out_dir), check_name("sweep", str(self.sweep))
         self.force, self.progress = bool(self.force), bool(self.progress)
         self.dry_run, self.wait = bool(self.dry_run), bool(self.wait)
