@@ -165,6 +165,24 @@ class CellRunner:
         self.held_by: str | None = None  # set when another run holds the cell's lock
 
     def run(self) -> list[dict[str, Any]]:
+        try:
+            return self._run_locked()
+        except OSError as exc:  # the lock, a record, meta.json: the out_dir filled or turned read-only
+            if not self._out_dir_fault(exc):
+                raise
+            try:
+                kept = len(self.store.done_splits())
+            except (OSError, UserError):
+                kept = 0
+            raise UserError(
+                f"out_dir={self.settings.out_dir}: cannot write cell {self.cell.cell_id} "
+                f"({self.cell.label()}): {exc.strerror or exc}"
+                f"{f' ({exc.filename})' if exc.filename else ''}; "
+                f"{kept} of {self.settings.repetitions} split(s) "
+                "are kept in its records. Free space there (or use out_dir=PATH) and rerun "
+                "the same command to resume") from None
+
+    def _run_locked(self) -> list[dict[str, Any]]:
         with self.store.lock() as mine:
             if not mine:
                 self.held_by = self.store.lock_holder()
@@ -180,16 +198,6 @@ class CellRunner:
                 raise CellInterrupted(as_interrupted(exc).signum, self.cell.cell_id,
                                       self.cell.label(), len(self.store.done_splits()),
                                       self.settings.repetitions) from None
-            except OSError as exc:
-                if not self._out_dir_fault(exc):
-                    raise
-                raise UserError(
-                    f"out_dir={self.settings.out_dir}: cannot write cell {self.cell.cell_id} "
-                    f"({self.cell.label()}): {exc.strerror or exc}"
-                    f"{f' ({exc.filename})' if exc.filename else ''}; "
-                    f"{len(self.store.done_splits())} of {self.settings.repetitions} split(s) "
-                    "are kept in its records. Free space there (or use out_dir=PATH) and rerun "
-                    "the same command to resume") from None
 
     def _out_dir_fault(self, exc: OSError) -> bool:
         """Whether an OSError is the out_dir's (full, quota, read-only; denied there), not,

@@ -389,3 +389,26 @@ def test_every_named_column_is_what_the_runner_writes(settings_for):
     missing = sorted(named - set(rec) - set(only_some))
     assert not missing, f"named in columns.py but not written by the runner: {missing}"
     assert set(columns.CELL_KEYS + columns.METRICS) <= set(rec)
+
+
+def test_a_disk_full_before_the_first_split_is_one_line_not_a_traceback(small_filesystem):
+    """Full after the start-up check: the lock's own write is where it fails."""
+    from energy_hpc.cell import compose_cell
+    from energy_hpc.errors import UserError
+
+    out = small_filesystem / "out"
+    cell = compose_cell([f"out_dir={out}", "repetitions=2", "progress=false"])
+    (out / ".locks").mkdir(parents=True)
+    fd = os.open(small_filesystem / "filler", os.O_WRONLY | os.O_CREAT)
+    try:  # every free block taken
+        while True:
+            os.write(fd, b"\0" * 4096)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+    with pytest.raises(UserError, match=r"cannot write cell .*No space left on device; 0 of 2 "
+                                        r"split\(s\) are kept.*rerun the same command"):
+        from energy_hpc.runner import CellRunner
+
+        CellRunner(cell).run()
