@@ -43,6 +43,16 @@ def missing_modules(names: tuple[str, ...]) -> list[str]:
     return [name for name in names if importlib.util.find_spec(name) is None]
 
 
+def mixed_input_cells(records: pd.DataFrame) -> list[str]:
+    """Cells whose records disagree on what defines the measurement but is not in the cell id
+    (written before resumes were checked, or merged by hand)."""
+    keys = [k for k in ("dataset_fingerprint", "model_weights") if k in records]
+    if not keys or "cell_id" not in records:
+        return []
+    counts = records.groupby("cell_id")[keys].nunique()
+    return sorted(counts.index[(counts > 1).any(axis=1)])
+
+
 def build_report(folders: list[str], out: Path, floor: float | None = None,
                  within: float | None = None, with_paper: bool = True,
                  progress: bool = True, volume: int | None = None,
@@ -100,6 +110,14 @@ def build_report(folders: list[str], out: Path, floor: float | None = None,
         for (ds, reason), group in other.groupby(["dataset", "paper_mismatch"], sort=False):
             names = ", ".join(dict.fromkeys(model_labels(group)))
             sections += [f"Not compared with the paper on {ds} ({names}): {reason}.", ""]
+    mixed = mixed_input_cells(records)
+    if mixed:
+        names = ", ".join(mixed[:5]) + (f" and {len(mixed) - 5} more" if len(mixed) > 5 else "")
+        sections += [f"**{len(mixed)} cell(s) hold splits measured on different inputs** (their "
+                     f"records disagree on the dataset's fingerprint or the weights): {names}. "
+                     "Their numbers mix two measurements; rerun them with `force=true`.", ""]
+        print(f"energy_hpc.report: warning: {len(mixed)} cell(s) mix splits of different inputs: "
+              f"{names}; rerun them with force=true", file=sys.stderr)
     lost = {"corrupt record line(s)": records.attrs.get("skipped_lines", 0),
             "unreadable record file(s)": records.attrs.get("unreadable_files", 0)}
     for what, count in lost.items():

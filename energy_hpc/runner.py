@@ -199,6 +199,23 @@ class CellRunner:
                                       self.cell.label(), len(self.store.done_splits()),
                                       self.settings.repetitions) from None
 
+    def _check_resume(self, recorded: list[dict[str, Any]], now: dict[str, Any]) -> None:
+        """Refuse to add splits measured on other inputs than the recorded ones: what defines the
+        measurement but is not in the cell id (the dataset file's rows, the weights resolved)."""
+        changed = []
+        for key, value in now.items():
+            before = {r.get(key) for r in recorded if r.get(key) is not None}
+            if before and before != {value}:
+                was = ", ".join(sorted(map(str, before)))
+                changed.append(f"{key} was {was} in the {len(recorded)} recorded split(s), now "
+                               f"{value}")
+        if changed:
+            raise UserError(
+                f"cell {self.cell.cell_id} ({self.cell.label()}): its inputs changed since its "
+                f"splits were recorded ({'; '.join(changed)}); resuming would mix two inputs in one "
+                "cell. Rerun with force=true to measure it again from split 0 (or restore the "
+                "inputs to resume)")
+
     def _out_dir_fault(self, exc: OSError) -> bool:
         """Whether an OSError is the out_dir's (full, quota, read-only; denied there), not,
         say, a dataset or weights file that could not be read."""
@@ -222,7 +239,11 @@ class CellRunner:
         if self.cell.estimate is None:  # planned without one (a notebook's compose_cell)
             self.cell = self.cell.with_estimate(estimate(self.cell, records_for(s.out_dir)))
         corpus, splits = _data(s)
-        done = self.store.done_splits()
+        recorded = self.store.records()
+        done = {int(r["split"]) for r in recorded}
+        if recorded:
+            self._check_resume(recorded, {"dataset_fingerprint": corpus.fingerprint,
+                                          col.MODEL_WEIGHTS: weights_of(s.model)})
         n_todo = len(splits) - sum(0 <= i < len(splits) for i in done)
         # drawn one at a time: memory does not grow with the repetition count
         todo = (splits[i] for i in range(len(splits)) if i not in done)

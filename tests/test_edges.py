@@ -233,3 +233,40 @@ def test_another_users_entry_is_named_with_its_owner_in_the_overlap(tmp_path):
         assert ledger.close(entry) == ["liar-cell (uid 5555)", "their-cell (uid 4321)"]
     finally:
         child.kill()
+
+
+# ------------------------------------------------------------------------------ data integrity
+
+def test_a_resume_whose_dataset_changed_is_refused_and_the_report_flags_mixed_cells(tmp_path):
+    import pandas as pd
+
+    from energy_hpc.report import mixed_input_cells
+    from energy_hpc.results import load
+
+    data = tmp_path / "x.csv"
+    rows = [(f"text {i} about {'good' if i % 2 else 'bad'} things", "good" if i % 2 else "bad")
+            for i in range(120)]
+    pd.DataFrame(rows, columns=["text", "label"]).to_csv(data, index=False)
+    out = tmp_path / "out"
+    args = ["dataset=file", "dataset.name=x", f"dataset.path={data}", "dataset.n_train=40",
+            "dataset.n_test=40", "repetitions=3", f"out_dir={out}", "progress=false",
+            "energy.min_window_s=0.05"]
+    assert run_cli(*args).returncode == 0
+    [cell] = (out / "cells").iterdir()
+    records = (cell / "records.jsonl").read_text().splitlines()
+    (cell / "records.jsonl").write_text(records[0] + "\n")  # stopped after split 0
+    meta = json.loads((cell / "meta.json").read_text())
+    (cell / "meta.json").write_text(json.dumps({**meta, "complete": False}))
+    data.write_text(data.read_text().replace("things", "stuff"))
+    proc = run_cli(*args)
+    assert proc.returncode == 2
+    line = proc.stderr.strip().splitlines()[-1]
+    assert "inputs changed" in line and "dataset_fingerprint" in line and "force=true" in line
+    assert len((cell / "records.jsonl").read_text().splitlines()) == 1  # nothing added
+    forced = run_cli(*args, "force=true")
+    assert forced.returncode == 0, forced.stderr[-2000:]
+    assert load(out, cache=False)["dataset_fingerprint"].nunique() == 1
+    # records mixed by an older version (or by hand) are named by the report
+    (cell / "records.jsonl").write_text(records[0] + "\n" + "\n".join(
+        (cell / "records.jsonl").read_text().splitlines()[1:]) + "\n")
+    assert mixed_input_cells(load(out, cache=False)) == [cell.name]
