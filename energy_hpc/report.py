@@ -29,8 +29,9 @@ from energy_hpc.analysis.tables import (
     table_site_accounting,
     write_table,
 )
+from energy_hpc.errors import UserError
 from energy_hpc.results import find_record_files, load
-from energy_hpc.safe_paths import file_name
+from energy_hpc.safe_paths import file_name, open_file
 
 log = logging.getLogger("energy_hpc.report")
 
@@ -57,16 +58,75 @@ def build_report(folders: list[str], out: Path, floor: float | None = None,
                  within: float | None = None, with_paper: bool = True,
                  progress: bool = True, volume: int | None = None,
                  overlapping_splits: str = "exclude") -> Path:
+    """Build the report in a folder beside ``out`` and put it in place whole: an existing report
+    there is replaced only by a complete one; a failure or Ctrl-C leaves it as it was."""
+    import shutil
+    import tempfile
+
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise UserError(f"--out {out} is a file; the report is a folder (report.md, tables/, "
+                        "figures/): choose a folder name")
+    if out.is_dir() and any(out.iterdir()) and not (out / "report.md").is_file():
+        raise UserError(f"--out {out} is a folder that holds no energy_hpc report (no report.md); "
+                        "it would be replaced: choose an empty or new folder")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    stage = Path(tempfile.mkdtemp(prefix=f".{out.name}.building-", dir=out.parent))
+    try:
+        _write_report(folders, stage, floor, within, with_paper, progress, volume,
+                      overlapping_splits)
+        _put_in_place(stage, out)
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
+    return out / "report.md"
+
+
+def _put_in_place(stage: Path, out: Path) -> None:
+    """Swap the built report in under a lock, so two reports into one ``--out`` never mix: the
+    later one wins whole."""
+    import fcntl
+    import os
+    import shutil
+    import tempfile
+
+    with open_file(out.parent / f".{out.name}.report-lock", "a") as lock:
+        fcntl.lockf(lock, fcntl.LOCK_EX)
+        if out.exists() and not out.is_dir():
+            raise UserError(f"--out {out} is a file; the report is a folder: choose a folder name")
+        if out.is_dir() and any(out.iterdir()) and not (out / "report.md").is_file():
+            raise UserError(f"--out {out} holds no energy_hpc report (no report.md); it would be "
+                            "replaced: choose an empty or new folder")
+        old = None
+        if out.exists():
+            old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
+            os.rename(out, old / "report")
+        os.chmod(stage, 0o777 & ~_umask())  # mkdtemp's 0700: as a plain mkdir would
+        os.rename(stage, out)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+
+
+def _umask() -> int:
+    import os
+
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def _write_report(folders: list[str], out: Path, floor: float | None, within: float | None,
+                  with_paper: bool, progress: bool, volume: int | None,
+                  overlapping_splits: str) -> Path:
     try:
         files = find_record_files(folders)
     except FileNotFoundError as exc:
-        raise SystemExit(f"energy_hpc.report: error: {exc}") from None
+        raise UserError(str(exc)) from None
     if not files:
-        raise SystemExit(f"energy_hpc.report: error: no records.jsonl under {', '.join(folders)}; "
+        raise UserError(f"no records.jsonl under {', '.join(folders)}; "
                          "point it at an out_dir of energy_hpc (default energy_results)")
     records = load(files, progress=progress)
     if records.empty:
-        raise SystemExit(f"energy_hpc.report: error: {len(files)} record file(s) found but none readable "
+        raise UserError(f"{len(files)} record file(s) found but none readable "
                          "(see the warnings above)")
     summary = summarize(records, overlapping_splits)
     out.mkdir(parents=True, exist_ok=True)
@@ -217,11 +277,45 @@ def main(argv: list[str] | None = None) -> int:
                  "0.02: accept two points below the best)")
     if args.volume is not None and args.volume <= 0:
         ap.error(f"--volume={args.volume} must be a number of texts > 0")
-    report = build_report(args.folders, Path(args.out), args.floor, args.within, not args.no_paper,
-                          progress=not args.no_progress, volume=args.volume,
-                          overlapping_splits=args.overlapping)
+    out = Path(args.out)
+    try:
+        report = build_report(args.folders, out, args.floor, args.within, not args.no_paper,
+                              progress=not args.no_progress, volume=args.volume,
+                              overlapping_splits=args.overlapping)
+    except UserError as exc:
+        print(f"energy_hpc.report: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"energy_hpc.report: interrupted; no report written ({_kept(out)})", file=sys.stderr)
+        return 130
+    except Exception as exc:  # noqa: BLE001 - a full disk surfaces through matplotlib too
+        full = _write_fault(exc)
+        if full is None:
+            raise
+        print(f"energy_hpc.report: error: cannot write the report beside {out}: {full}; no report "
+              f"written ({_kept(out)}). Free space there or choose another --out", file=sys.stderr)
+        return 2
     print(f"report: {report}")
     return 0
+
+
+def _kept(out: Path) -> str:
+    return f"the report in {out} is unchanged" if (out / "report.md").is_file() else \
+        f"{out} is as it was"
+
+
+def _write_fault(exc: BaseException) -> str | None:
+    """The full-disk or read-only error behind an exception (matplotlib raises its own after
+    the OSError), or None."""
+    import errno
+
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, OSError) and seen.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS,
+                                                        errno.EACCES):
+            return seen.strerror or str(seen)
+        seen = seen.__cause__ or seen.__context__
+    return None
 
 
 if __name__ == "__main__":

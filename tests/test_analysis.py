@@ -195,6 +195,59 @@ def test_report_bad_inputs(small_sweep, tmp_path):
     assert "2 corrupt record line(s) skipped" in proc.stderr
 
 
+@NEEDS_ANALYSIS
+def test_a_report_appears_whole_or_not_at_all(small_sweep, tmp_path, monkeypatch, capsys):
+    import shutil
+    import subprocess
+    import sys
+
+    from energy_hpc import report
+
+    out = tmp_path / "rep"
+    assert report.main([str(small_sweep), "--out", str(out), "--no-progress"]) == 0
+    before = {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    # Ctrl-C, and a disk that fills, half way: one line each, the report in place unchanged
+    for fault, code, said in ((KeyboardInterrupt(), 130, "interrupted; no report written"),
+                              (OSError(28, "No space left on device"), 2,
+                               "No space left on device; no report written")):
+        def broken(*args, fault=fault, **kwargs):
+            raise fault
+
+        monkeypatch.setattr(report, "make_figures", broken)
+        assert report.main([str(small_sweep), "--out", str(out), "--no-progress"]) == code
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and said in err[0] and "unchanged" in err[0], err
+        after = {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()}
+        assert after == before
+        assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".rep.") and
+                not p.name.endswith("report-lock")] == []
+    monkeypatch.undo()
+    # --out a file, or a folder that is not a report: refused, nothing touched
+    (tmp_path / "afile").write_text("mine")
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "thesis.tex").write_text("mine")
+    for target in ("afile", "mine"):
+        assert report.main([str(small_sweep), "--out", str(tmp_path / target)]) == 2
+        assert len(capsys.readouterr().err.strip().splitlines()) == 1
+    assert (tmp_path / "afile").read_text() == "mine"
+    assert (tmp_path / "mine" / "thesis.tex").read_text() == "mine"
+    # two reports of different sweeps into one --out at once: the folder is wholly one of them
+    other = tmp_path / "other"
+    shutil.copytree(small_sweep, other)
+    for cell in list((other / "cells").iterdir())[1:]:
+        shutil.rmtree(cell)
+    procs = [subprocess.Popen([sys.executable, "-m", "energy_hpc.report", str(src), "--out",
+                               str(out), "--no-progress"], stderr=subprocess.PIPE)
+             for src in (small_sweep, other)]
+    assert [p.wait(timeout=300) for p in procs] == [0, 0]
+    text = (out / "report.md").read_text()
+    cells = pd.read_csv(out / "cells.csv")
+    n_cells = int(text.split(" records of ", 1)[1].split(" cells", 1)[0])
+    assert len(cells) == n_cells
+    b1 = pd.read_csv(out / "tables" / "table_b1_demo.csv")
+    assert len(b1) == n_cells
+
+
 def test_report_without_the_analysis_extra_names_it(monkeypatch, capsys, tmp_path):
     from energy_hpc import report
 
