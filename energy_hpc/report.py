@@ -160,6 +160,18 @@ def _write_report(folders: list[str], out: Path, floor: float | None, within: fl
         sections += [f"**{n} split(s) of {cells_hit} configuration(s) were measured while another "
                      "measurement or Slurm job ran on the same host** (flags `overlapping_window`, "
                      f"`node_shared_with_jobs`): {how}; docs/measurement.md#isolation.", ""]
+    if "incomplete" in summary and summary["incomplete"].fillna(False).astype(bool).any():
+        partial = summary[summary["incomplete"].fillna(False).astype(bool)]
+        names = ", ".join(f"{label} on {ds} @ {cl} ({int(n)} of {int(p)} splits)" for label, ds, cl,
+                          n, p in zip(model_labels(partial), partial["dataset"], partial["cluster"],
+                                      partial["splits"] + partial.get("overlapping_left_out", 0),
+                                      partial["splits_planned"], strict=True))
+        sections += [f"**{len(partial)} configuration(s) are incomplete** — fewer splits recorded "
+                     f"than planned (still running, stopped or failed): {names}. Their intervals "
+                     "and the recommendation use only the splits recorded so far; rerunning the "
+                     "sweep completes them (column *Incomplete* below).", ""]
+        print(f"energy_hpc.report: warning: {len(partial)} configuration(s) incomplete: {names}",
+              file=sys.stderr)
     if {"cluster", "nodes"} <= set(records.columns) and (
             (records["cluster"] == "dev_slurm") & (pd.to_numeric(records["nodes"]) > 1)).any():
         sections += ["Note: `dev_slurm`'s two nodes are one machine, so a 2-node cell there "
@@ -239,7 +251,8 @@ def _write_report(folders: list[str], out: Path, floor: float | None, within: fl
     for name, why in skipped.items():
         sections += [f"### {name}", "", f"*Not drawn: {why}.*", ""]
     sections += ["## Cells", "", as_markdown(summary[[c for c in summary.columns if c in (
-        "model", "dataset", "cluster", "gpus", "nodes", "splits", "overlapping_left_out",
+        "model", "dataset", "cluster", "gpus", "nodes", "splits", "splits_planned", "incomplete",
+        "overlapping_left_out",
         "overlapping_kept", "accuracy_mean", "accuracy_ci_low", "accuracy_ci_high",
         "energy_wh_mean", "energy_wh_ci_low", "energy_wh_ci_high", "energy_wh_dex",
         "duration_s_mean", "duration_s_dex", "measurement", "modelled_share_mean")]]), ""]

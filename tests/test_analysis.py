@@ -248,6 +248,29 @@ def test_a_report_appears_whole_or_not_at_all(small_sweep, tmp_path, monkeypatch
     assert len(b1) == n_cells
 
 
+@NEEDS_ANALYSIS
+def test_a_report_over_a_sweep_still_being_written_marks_incomplete_cells(small_sweep, tmp_path):
+    import shutil
+
+    from energy_hpc.analysis.summary import summarize
+    from energy_hpc.report import build_report
+    from energy_hpc.results import load
+
+    partial = tmp_path / "partial"
+    shutil.copytree(small_sweep, partial)
+    victim = next(p for p in sorted(partial.glob("cells/*/records.jsonl")) if "linear_bow" in str(p))
+    victim.write_text(victim.read_text().splitlines()[0] + "\n")  # 1 of its 2 splits so far
+    summary = summarize(load(partial, cache=False))
+    row = summary.set_index("model").loc["linear_bow"]
+    assert bool(row["incomplete"]) and int(row["splits"]) == 1 and int(row["splits_planned"]) == 2
+    assert not summary.set_index("model").loc["linear_tfidf", "incomplete"]
+    text = build_report([str(partial)], tmp_path / "rep", progress=False).read_text()
+    assert "**1 configuration(s) are incomplete**" in text
+    assert "(1 of 2 splits)" in text and "Linear BoW on demo @ local" in text
+    full = build_report([str(small_sweep)], tmp_path / "rep2", progress=False).read_text()
+    assert "incomplete**" not in full
+
+
 def test_report_without_the_analysis_extra_names_it(monkeypatch, capsys, tmp_path):
     from energy_hpc import report
 

@@ -91,6 +91,19 @@ def summarize(records: pd.DataFrame, overlapping_splits: str = "exclude") -> pd.
     groups = [frame[k] for k in keys]
     out = frame.groupby(keys, sort=False).size().rename("splits").to_frame()
     out = out.reindex(flagged.index, fill_value=0)
+    if "cell_repetitions" in records and "cell_id" in records:
+        # planned: each cell's repetitions (meta.json), summed over the cells pooled in a row;
+        # recorded: its records, overlapping or not. Fewer recorded than planned: incomplete.
+        every = records.copy()
+        for k in keys:
+            every[k] = every[k].astype(object).where(every[k].notna(), "-")
+        per_cell = every.groupby([*keys, "cell_id"], sort=False).agg(
+            recorded=("split", "size"), planned=("cell_repetitions", "max"))
+        per_cell["planned"] = pd.to_numeric(per_cell["planned"], errors="coerce")
+        per_cell["planned"] = per_cell["planned"].fillna(per_cell["recorded"])
+        totals = per_cell.groupby(level=list(range(len(keys))), sort=False).sum()
+        out["splits_planned"] = totals["planned"].reindex(out.index).astype(int)
+        out["incomplete"] = (totals["recorded"] < totals["planned"]).reindex(out.index)
     out["overlapping_left_out" if overlapping_splits == "exclude" else "overlapping_kept"] = flagged
     for metric in METRICS + EXTRA_MEANS:
         if metric not in frame.columns:

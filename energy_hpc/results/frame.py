@@ -120,16 +120,21 @@ SLURM_COLUMNS = ("slurm_job_id", "slurm_consumed_energy_wh", "slurm_energy_scope
 
 
 def _slurm_columns(records_file: Path) -> dict[str, Any]:
-    """The site's accounting of the job that measured this cell (its meta.json), for each record:
-    job-level, so the same for every split and every cell of a packed job."""
+    """From the cell's meta.json, for each record: the splits planned (``cell_repetitions``: a
+    cell with fewer records is incomplete) and the site's accounting of the job that measured it
+    (job-level, so the same for every split and every cell of a packed job)."""
     meta_path = Path(records_file).with_name(META_FILE)
     try:
-        acct = json.loads(read_text(meta_path)).get("slurm_accounting") if meta_path.exists() else None
-    except (OSError, ValueError, UnsafePathError, AttributeError):
-        acct = None
-    if not acct:
-        return {}
-    return {"slurm_job_id": acct.get("job_id"),
+        meta = json.loads(read_text(meta_path)) if meta_path.exists() else {}
+        meta = meta if isinstance(meta, dict) else {}
+    except (OSError, ValueError, UnsafePathError):
+        meta = {}
+    planned = meta.get("repetitions")
+    cell = {"cell_repetitions": planned} if isinstance(planned, int) else {}
+    acct = meta.get("slurm_accounting")
+    if not isinstance(acct, dict) or not acct:
+        return cell
+    return {**cell, "slurm_job_id": acct.get("job_id"),
             "slurm_consumed_energy_wh": acct.get("consumed_energy_wh"),
             "slurm_energy_scope": acct.get("scope"), "slurm_energy_plugin": acct.get("plugin"),
             "slurm_energy_reason": acct.get("reason"), "slurm_job_elapsed_s": acct.get("elapsed_s"),
