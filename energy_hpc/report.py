@@ -203,7 +203,7 @@ def _write_report(folders: list[str], out: Path, floor: float | None, within: fl
     sections.append("")
 
     b2, b3 = table_b2(summary), table_b3(summary)
-    by_cell = estimates_by_cell(records)
+    by_cell = estimates_by_cell(records, overlapping_splits)
     tables = []
     for ds in datasets:
         b1 = table_b1(summary, ds, with_paper=with_paper)

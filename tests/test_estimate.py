@@ -157,6 +157,13 @@ def test_the_report_compares_estimated_and_measured_per_cell():
     assert list(table["Basis"]) == ["first principles", "first principles"]
     assert list(table["Duration inside"]) == ["yes", "no"] and table["Duration estimated (s)"][0] == "10–40"
     assert estimates_by_cell(records.drop(columns=[c for c in records if c.startswith("est_")])).empty
+    # an overlapping split: left out (Splits counts the rest) or kept with --overlapping mark,
+    # as in the summary and Table B1
+    flagged = records.assign(flags=[[], ["overlapping_window"], [], []])
+    left = estimates_by_cell(flagged).set_index("cell_id").loc["a"]
+    kept = estimates_by_cell(flagged, "mark").set_index("cell_id").loc["a"]
+    assert left["splits"] == 1 and left["energy_wh_mean"] == pytest.approx(2.0)
+    assert kept["splits"] == 2 and kept["energy_wh_mean"] == pytest.approx(4.0)
 
 
 @pytest.mark.parametrize(("override", "pattern"), [

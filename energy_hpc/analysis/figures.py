@@ -335,6 +335,7 @@ def grade_note(cells: pd.DataFrame) -> str | None:
 def make_figures(records: pd.DataFrame, out_dir: Path, with_paper: bool = True,
                  summary: pd.DataFrame | None = None, by_cell: pd.DataFrame | None = None,
                  drawn: dict[str, pd.DataFrame] | None = None,
+                 overlapping_splits: str = "exclude",
                  ) -> tuple[dict[str, list[Path]], dict[str, str]]:
     """Draw every figure the records allow; return the files and, per skipped figure, why.
 
@@ -345,9 +346,9 @@ def make_figures(records: pd.DataFrame, out_dir: Path, with_paper: bool = True,
     from energy_hpc.analysis.tables import estimates_by_cell, table_b2, table_b3
 
     if summary is None:
-        summary = summarize(records)
+        summary = summarize(records, overlapping_splits)
     if by_cell is None:
-        by_cell = estimates_by_cell(records)
+        by_cell = estimates_by_cell(records, overlapping_splits)
     if drawn is None:
         drawn = drawn_configurations(summary, by_cell)
     b2, b3 = table_b2(summary), table_b3(summary)

@@ -177,9 +177,11 @@ def table_b6(summary: pd.DataFrame) -> pd.DataFrame:
     return out.reset_index()
 
 
-def estimates_by_cell(records: pd.DataFrame) -> pd.DataFrame:
+def estimates_by_cell(records: pd.DataFrame, overlapping_splits: str = "exclude") -> pd.DataFrame:
     """Per cell id: the estimate it was planned with (per pass) beside its measured means; the
-    estimate's geometric middle ÷ the measurement; empty when no record kept an estimate."""
+    estimate's geometric middle ÷ the measurement; empty when no record kept an estimate.
+    Overlapping splits are left out or kept as in :func:`summarize` (``overlapping_splits``), and
+    ``splits`` counts the splits the means are over."""
     from energy_hpc.analysis.summary import CELL_KEYS
 
     needed = {rc.CELL_ID, "est_duration_s_low", "est_duration_s_high"}
@@ -190,14 +192,17 @@ def estimates_by_cell(records: pd.DataFrame) -> pd.DataFrame:
         return pd.DataFrame()
     keys = [k for k in CELL_KEYS if k in frame.columns]
     first = frame.groupby(rc.CELL_ID, sort=False)[[*keys, "est_basis"]].first()
-    out = first.assign(splits=frame.groupby(rc.CELL_ID, sort=False).size())
+    from energy_hpc.analysis.summary import overlapping, t_interval
+
+    hit = overlapping(frame)
+    used = frame[~hit] if overlapping_splits == "exclude" else frame
+    out = first.assign(splits=used.groupby(rc.CELL_ID, sort=False).size().reindex(
+        first.index, fill_value=0))
     if {rc.SEED, rc.SPLIT} <= set(frame.columns):  # split i has seed + i: the cell's own seed
         seeds = pd.to_numeric(frame[rc.SEED], errors="coerce") - pd.to_numeric(frame[rc.SPLIT],
                                                                              errors="coerce")
         out["cell_seed"] = seeds.groupby(frame[rc.CELL_ID], sort=False).min().astype("Int64")
-    from energy_hpc.analysis.summary import overlapping, t_interval
-
-    frame = frame[~overlapping(frame)]  # as the summary: overlapped splits measured others' work
+    frame = used  # as the summary: overlapped splits measured others' work
     for metric in (rc.DURATION_S, rc.ENERGY_WH):
         values = pd.to_numeric(frame[metric], errors="coerce")
         out[f"{metric}_mean"] = values.groupby(frame[rc.CELL_ID], sort=False).mean()
