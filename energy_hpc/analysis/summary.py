@@ -127,9 +127,14 @@ def summarize(records: pd.DataFrame, overlapping_splits: str = "exclude") -> pd.
         out["measurement"] = quality["grade"].groupby(groups, sort=False).agg(worst)
         out["modelled_share_mean"] = pd.to_numeric(quality["modelled_share"]).groupby(
             groups, sort=False).mean()
-    for column in SETUP:  # constant within a cell: what the paper comparison checks
-        if column in frame.columns:
-            out[column] = frame.groupby(groups, sort=False)[column].first()
+    # constant within a cell: what the paper comparison checks, from every record (a cell whose
+    # splits were all left out is still the setup it is)
+    every = records.copy()
+    for k in keys:
+        every[k] = every[k].astype(object).where(every[k].notna(), "-")
+    for column in SETUP:
+        if column in every.columns:
+            out[column] = every.groupby(keys, sort=False)[column].first().reindex(out.index)
     out = out.reset_index()
     out["paper_mismatch"] = [paper_mismatch_of(row) for _, row in out.iterrows()]
     for k in ("gpus", "nodes"):

@@ -47,9 +47,11 @@ def table_b1(summary: pd.DataFrame, dataset: str, cluster: str | None = None,
             other = out["mismatch"].notna()
             for column in ("Paper Energy (Wh)", "Paper Accuracy"):
                 out[column] = out[column].astype(object).where(~other, NOT_COMPARABLE)
+            # one rule, whatever was measured or left out: a row of ours says whether it is the
+            # paper's setup; a paper-only row (no cell of ours) says nothing
             out["Paper setup"] = [
-                "" if pd.isna(e) else ("same" if pd.isna(m) else m)
-                for e, m in zip(out["Energy (Wh)"], out["mismatch"], strict=True)]
+                "" if pd.isna(c) else ("same" if pd.isna(m) else m)
+                for c, m in zip(out["Cluster"], out["mismatch"], strict=True)]
     return out.drop(columns=[rc.MODEL, "mismatch"]).reset_index(drop=True)
 
 
