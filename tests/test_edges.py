@@ -270,3 +270,26 @@ def test_a_resume_whose_dataset_changed_is_refused_and_the_report_flags_mixed_ce
     (cell / "records.jsonl").write_text(records[0] + "\n" + "\n".join(
         (cell / "records.jsonl").read_text().splitlines()[1:]) + "\n")
     assert mixed_input_cells(load(out, cache=False)) == [cell.name]
+
+
+# --------------------------------------------------------------------- what a new user met
+
+def test_accuracy_is_shown_when_every_split_is_left_out_of_the_energy_figures(capsys):
+    import pandas as pd
+
+    from energy_hpc.analysis.summary import format_summary, summarize
+    from energy_hpc.launch.executors import print_summary
+
+    rows = [{"model": "linear_bow", "dataset": "demo", "cluster": "local", "gpus": 0, "nodes": 1,
+             "split": i, "accuracy": acc, "energy_wh": 1e-4, "duration_s": 0.01,
+             "avg_power_w": 20.0, "energy_per_sample_wh": 1e-7, "flags": ["overlapping_window"]}
+            for i, acc in enumerate((0.8, 0.9))]
+    summary = summarize(pd.DataFrame(rows)).iloc[0]
+    assert summary["accuracy_mean"] == pytest.approx(0.85) and summary["accuracy_splits"] == 2
+    assert pd.isna(summary["energy_wh_mean"]) and summary["splits"] == 0
+    text = format_summary(summarize(pd.DataFrame(rows)))
+    assert "2 (0 for energy)" in text and "0.85" in text
+    print_summary(rows, "title")
+    closing = capsys.readouterr().out.strip().splitlines()[-1]
+    assert closing.startswith("2 of 2 split(s) left out of the energy figures")
+    assert "--overlapping mark" in closing and "force=true" in closing

@@ -13,6 +13,8 @@ __all__ = ["CELL_KEYS", "METRICS", "summarize", "pareto_front"]
 EXTRA_MEANS = [col.CPU_WH, col.GPU_WH, col.RAM_WH, col.MACRO_F1, col.INVALID_RATE,
                col.EMISSIONS_KG, col.FIT_ENERGY_WH, col.FIT_DURATION_S]
 DEX = [col.ENERGY_WH, col.DURATION_S]
+# quality: over every split, overlapping or not (the energy figures leave those out)
+ACCURACY_METRICS = [col.ACCURACY, col.MACRO_F1, col.INVALID_RATE]
 SETUP = [col.MODEL_WEIGHTS, col.N_CLASSES, col.N_TRAIN, col.N_TEST, col.GPUS_IDLE,
          col.CARBON_INTENSITY]
 
@@ -84,6 +86,7 @@ def summarize(records: pd.DataFrame, overlapping_splits: str = "exclude") -> pd.
     for k in keys:
         frame[k] = frame[k].astype(object).where(frame[k].notna(), "-")
     flagged = frame.groupby(keys, sort=False)["_overlapping"].sum().astype(int)
+    every = frame.drop(columns="_overlapping")  # every split, overlapping or not
     if overlapping_splits == "exclude":
         frame = frame[~frame["_overlapping"]]
         if frame.empty:  # every split overlapped: the cells stay, with their counts and no figures
@@ -94,9 +97,6 @@ def summarize(records: pd.DataFrame, overlapping_splits: str = "exclude") -> pd.
     if "cell_repetitions" in records and "cell_id" in records:
         # planned: each cell's repetitions (meta.json), summed over the cells pooled in a row;
         # recorded: its records, overlapping or not. Fewer recorded than planned: incomplete.
-        every = records.copy()
-        for k in keys:
-            every[k] = every[k].astype(object).where(every[k].notna(), "-")
         per_cell = every.groupby([*keys, "cell_id"], sort=False).agg(
             recorded=("split", "size"), planned=("cell_repetitions", "max"))
         per_cell["planned"] = pd.to_numeric(per_cell["planned"], errors="coerce")
@@ -105,16 +105,21 @@ def summarize(records: pd.DataFrame, overlapping_splits: str = "exclude") -> pd.
         out["splits_planned"] = totals["planned"].reindex(out.index).astype(int)
         out["incomplete"] = (totals["recorded"] < totals["planned"]).reindex(out.index)
     out["overlapping_left_out" if overlapping_splits == "exclude" else "overlapping_kept"] = flagged
+    out["accuracy_splits"] = every.groupby(keys, sort=False).size().reindex(out.index, fill_value=0)
     for metric in METRICS + EXTRA_MEANS:
-        if metric not in frame.columns:
+        # accuracy does not depend on what else ran on the host: over every split, always
+        source = every if metric in ACCURACY_METRICS else frame
+        if metric not in source.columns:
             continue
-        values = pd.to_numeric(frame[metric], errors="coerce")
-        grouped = values.groupby(groups, sort=False)
+        values = pd.to_numeric(source[metric], errors="coerce")
+        grouped = values.groupby([source[k] for k in keys], sort=False)
         out[f"{metric}_mean"] = grouped.mean()
         if metric in METRICS:
             out[f"{metric}_std"] = grouped.std(ddof=1)
             lo, hi = RANGE.get(metric, (0.0, np.inf))
-            ci = grouped.apply(t_interval)
+            ci = grouped.apply(t_interval).reindex(out.index)
+            nan = (float("nan"), float("nan"))
+            ci = ci.map(lambda pair: pair if isinstance(pair, tuple) else nan)
             out[f"{metric}_ci_low"] = ci.map(lambda pair: pair[0]).clip(lower=lo, upper=hi)
             out[f"{metric}_ci_high"] = ci.map(lambda pair: pair[1]).clip(lower=lo, upper=hi)
         if metric in DEX:
@@ -129,9 +134,6 @@ def summarize(records: pd.DataFrame, overlapping_splits: str = "exclude") -> pd.
             groups, sort=False).mean()
     # constant within a cell: what the paper comparison checks, from every record (a cell whose
     # splits were all left out is still the setup it is)
-    every = records.copy()
-    for k in keys:
-        every[k] = every[k].astype(object).where(every[k].notna(), "-")
     for column in SETUP:
         if column in every.columns:
             out[column] = every.groupby(keys, sort=False)[column].first().reindex(out.index)
@@ -164,9 +166,13 @@ def format_summary(summary: pd.DataFrame) -> str:
                "energy Wh/pass", "duration s/pass", "avg power W", "Wh/sample"]
     rows = []
     for _, r in summary.iterrows():
+        splits = str(r["splits"])
+        every = r.get("accuracy_splits")
+        if every is not None and not pd.isna(every) and int(every) != int(r["splits"]):
+            splits = f"{int(every)} ({int(r['splits'])} for energy)"
         rows.append([
             str(r.get("model_display", r["model"])), str(r["dataset"]), str(r["cluster"]),
-            str(r.get("nodes", "-")), str(r.get("gpus", "-")), str(r["splits"]),
+            str(r.get("nodes", "-")), str(r.get("gpus", "-")), splits,
             *(_fmt(r.get(f"{m}_mean"), r.get(f"{m}_std")) for m in METRICS),
         ])
     widths = [max(len(h), *(len(row[i]) for row in rows)) for i, h in enumerate(headers)]

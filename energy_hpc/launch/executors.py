@@ -93,10 +93,14 @@ def print_summary(records: list[dict[str, Any]] | Any, title: str) -> None:
     print(format_summary(summary))
     left_out = int(summary.get("overlapping_left_out", pd.Series(dtype=int)).sum())
     if left_out:
-        print(f"{left_out} split(s) left out of these figures: measured while another measurement "
-              "(or another Slurm job on the node) ran on the same host, so their energy includes "
-              "its work (records: flags overlapping_window / node_shared_with_jobs, "
-              "overlapped_with; docs/measurement.md#isolation)")
+        total = int(summary.get("accuracy_splits", summary["splits"]).sum())
+        print(f"{left_out} of {total} split(s) left out of the energy figures (accuracy uses every "
+              "split): measured while another measurement (or another Slurm job on the node) ran "
+              "on the same host, so their energy includes its work (records: flags "
+              "overlapping_window / node_shared_with_jobs, overlapped_with). To see them: "
+              "python -m energy_hpc.report OUT_DIR --overlapping mark keeps them, marked; to "
+              "measure them alone: rerun with force=true when the host is quiet "
+              "(docs/measurement.md#isolation)")
 
 
 def run_plan(plan: Plan, outcome: SweepRun | None = None,
