@@ -17,6 +17,7 @@ N_TRAIN = "n_train"
 N_TEST = "n_test"
 N_CLASSES = "n_classes"
 TEXT_CHARS_MEAN = "text_chars_mean"
+TIME_KEY = "time_key"  # what sets the time besides sizes (estimate.calibrated.time_key)
 DECODING = "decoding"
 BATCHING = "batching"
 # where

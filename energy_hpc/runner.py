@@ -27,6 +27,7 @@ from energy_hpc.energy.ledger import OVERLAP_FLAG, overlaps_of
 from energy_hpc.energy.window import measure_idle, net_of_idle
 from energy_hpc.errors import UserError
 from energy_hpc.estimate import estimate, record_columns, records_for
+from energy_hpc.estimate.calibrated import time_key
 from energy_hpc.interrupts import CellInterrupted, as_interrupted, signals_interrupt
 from energy_hpc.kinds import kind_of
 from energy_hpc.paper_setup import display_name, weights_of
@@ -129,6 +130,7 @@ def build_record(cell: Cell, split: Split, corpus: Corpus, readings: list[Readin
         "train_fingerprint": split.train_fingerprint,
         "test_fingerprint": split.test_fingerprint,
         col.TEXT_CHARS_MEAN: float(split.test["text"].str.len().mean()) if n_test else None,
+        col.TIME_KEY: time_key(settings),
         **record_columns(cell.estimate),
         col.STARTED_AT: started,
         col.ENDED_AT: _now(),

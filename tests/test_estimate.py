@@ -86,6 +86,8 @@ def test_without_datasheet_facts_the_estimate_says_so_and_never_blocks():
 def test_calibrated_from_records_of_the_same_model_and_cluster():
     from energy_hpc.estimate.calibrated import CALIBRATED_SPREAD as k
 
+    from energy_hpc.estimate.calibrated import time_key
+
     cell = compose_cell(["cluster=capella", "model=llama8b", "repetitions=10"])  # demo: 200 texts
     records = pd.DataFrame([
         {"cell_id": "a", "model": "llama8b", "cluster": "capella", "gpus": 1, "nodes": 1,
@@ -94,7 +96,12 @@ def test_calibrated_from_records_of_the_same_model_and_cluster():
          "duration_s": 50.0, "energy_wh": 8.0, "n_test": 200, "engine_load_s": 60.0},  # 0.25 s, 0.04 Wh per text
         {"cell_id": "c", "model": "llama8b", "cluster": "clara", "gpus": 1, "nodes": 1,
          "duration_s": 1.0, "energy_wh": 1.0, "n_test": 200},  # another cluster: not used
-    ])
+    ]).assign(time_key=time_key(cell.settings))
+    other = compose_cell(["cluster=capella", "model=llama8b", "model.decoding=choice"])
+    records = pd.concat([records, pd.DataFrame([
+        {"cell_id": "d", "model": "llama8b", "cluster": "capella", "gpus": 1, "nodes": 1,
+         "duration_s": 1.0, "energy_wh": 0.1, "n_test": 200,
+         "time_key": time_key(other.settings)}])], ignore_index=True)  # other decoding: not used
     est = estimate(cell, records)
     assert est.basis == "calibrated from 2 cell(s)"
     assert est.pass_s == pytest.approx((40.0 / k, 50.0 * k)) and est.pass_wh == pytest.approx((6.0 / k, 8.0 * k))
@@ -107,6 +114,45 @@ def test_calibrated_from_records_of_the_same_model_and_cluster():
     # records from an old schema (no n_test): first principles instead, not a failed estimate
     old = estimate(cell, records.drop(columns=["n_test"]))
     assert old.basis.startswith("first principles") and old.available
+
+
+def test_calibration_only_from_cells_whose_time_defining_settings_match(tmp_path):
+    """Two max_steps values: each calibrates only itself, and the whole cell counts every
+    split's fit (the time recorded outside the window) for every split."""
+    from energy_hpc.estimate.calibrated import time_key
+
+    twenty = compose_cell(["model=setfit_minilm", "model.max_steps=20", "repetitions=10"])
+    default = compose_cell(["model=setfit_minilm", "repetitions=10"])
+    assert time_key(twenty.settings) != time_key(default.settings)
+    assert time_key(twenty.settings) != time_key(compose_cell(
+        ["model=setfit_minilm", "model.max_steps=20", "dataset.n_train=100"]).settings)
+    assert time_key(twenty.settings) == time_key(compose_cell(
+        ["model=setfit_minilm", "model.max_steps=20", "seed=7"]).settings)
+    # a max_steps=20 cell: 2 s windows, 110 s of training per split (started to ended: 112 s)
+    records = pd.DataFrame([
+        {"cell_id": "a", "model": "setfit_minilm", "cluster": "local", "gpus": 0, "nodes": 1,
+         "duration_s": 0.7, "energy_wh": 0.005, "n_test": 200, "n_train": 200,
+         "window_s": 2.0, "fit_duration_s": 110.0, "fit_energy_wh": 0.9,
+         "started_at": f"2026-12-01T10:{2 * i:02d}:00+00:00",
+         "ended_at": f"2026-12-01T10:{2 * i + 1:02d}:52+00:00",
+         "time_key": time_key(twenty.settings)} for i in range(3)])
+    est = estimate(twenty, records)
+    assert est.basis == "calibrated from 1 cell(s)"
+    assert est.wall_s[0] >= 10 * 110.0, est.wall_s  # every split's fit, all ten
+    assert not estimate(default, records).basis.startswith("calibrated")
+    # records from before the key: not a basis for any calibration
+    assert not estimate(twenty, records.drop(columns=["time_key"])).basis.startswith("calibrated")
+
+
+def test_a_time_is_never_below_what_an_earlier_run_of_the_cell_needed(tmp_path):
+    from energy_hpc.launch.packing import known_s
+    from energy_hpc.results import CellStore
+
+    cell = compose_cell(["model=linear_bow", "repetitions=10", f"out_dir={tmp_path}"])
+    store = CellStore(tmp_path, cell.cell_id)
+    store.add_record({"schema_version": 1, "split": 0, "started_at": "2026-12-01T10:00:00+00:00",
+                      "ended_at": "2026-12-01T10:05:00+00:00"})  # then killed at its --time
+    assert known_s(cell) >= 10 * 300.0
 
 
 def cell_chars(cell):

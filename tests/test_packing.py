@@ -69,10 +69,12 @@ def test_each_job_asks_for_its_estimate_times_the_safety_factor(tmp_path):
     high = cell.estimate.wall_s[1]
     minutes, why = job_time([cell], 240, 1.5)
     assert minutes == 5 * math.ceil((STARTUP_S + high) * 1.5 / 60 / 5) < 240
-    assert why.startswith(f"estimate {(STARTUP_S + high) / 60:.3g} min x 1.5")
+    assert why.startswith(f"estimate {(STARTUP_S + high) / 60:.3g} min (the cells' "
+                          f"{high / 60:.3g} min + the job's {STARTUP_S:.0f} s start-up) x 1.5")
     assert job_time([cell], 240, 3.0)[0] > minutes  # a larger factor asks for more
     wanted = (STARTUP_S + high) * 1.5 / 60
-    said = f"estimate {(STARTUP_S + high) / 60:.3g} min x 1.5 = {wanted:.3g} min"
+    said = (f"estimate {(STARTUP_S + high) / 60:.3g} min (the cells' {high / 60:.3g} min + the "
+            f"job's {STARTUP_S:.0f} s start-up) x 1.5 = {wanted:.3g} min")
     assert job_time([cell], 10, 1.5) == (10, f"the cluster's time_limit_min ({said} would exceed it)")
     # below the limit, but not once rounded up to whole 5 minutes: the rounding is what exceeds it
     limit = math.ceil(wanted) + 1 if math.ceil(wanted) % 5 else math.ceil(wanted) - 1

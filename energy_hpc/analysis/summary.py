@@ -33,6 +33,7 @@ def paper_mismatch_of(cell: pd.Series) -> str | None:
 OVERLAP_FLAGS = ("overlapping_window", "node_shared_with_jobs")
 OVERLAPPING = ("exclude", "mark")
 CI_LEVEL = 0.95
+NO_INTERVAL = (float("nan"), float("nan"))
 
 
 def overlapping(records: pd.DataFrame) -> pd.Series:
@@ -118,8 +119,7 @@ def summarize(records: pd.DataFrame, overlapping_splits: str = "exclude") -> pd.
             out[f"{metric}_std"] = grouped.std(ddof=1)
             lo, hi = RANGE.get(metric, (0.0, np.inf))
             ci = grouped.apply(t_interval).reindex(out.index)
-            nan = (float("nan"), float("nan"))
-            ci = ci.map(lambda pair: pair if isinstance(pair, tuple) else nan)
+            ci = ci.map(lambda pair: pair if isinstance(pair, tuple) else NO_INTERVAL)
             out[f"{metric}_ci_low"] = ci.map(lambda pair: pair[0]).clip(lower=lo, upper=hi)
             out[f"{metric}_ci_high"] = ci.map(lambda pair: pair[1]).clip(lower=lo, upper=hi)
         if metric in DEX:

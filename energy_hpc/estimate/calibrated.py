@@ -19,8 +19,28 @@ if TYPE_CHECKING:
 CALIBRATED_SPREAD = 1.25  # calibrated ranges widened by this factor each way: run-to-run variation
 
 
+def time_key(settings: Any) -> str:
+    """What sets a cell's time besides its sizes: every field of the model that defines the
+    measurement (steps, epochs, body, decoding, batching, max tokens, …), the embedding model, and
+    for models trained per split (adapted) the training size, which does not scale a fixed number
+    of steps. Records carry it (``time_key``); calibration uses only records with the same key."""
+    import hashlib
+    import json
+
+    from energy_hpc.config import identity_dict
+
+    model = identity_dict(settings.model)
+    basis: dict[str, Any] = {"model": model}
+    if settings.model.family == "adapted":
+        basis["n_train"] = settings.dataset.n_train
+        basis["test_fraction"] = settings.dataset.test_fraction
+    payload = json.dumps(basis, sort_keys=True, default=str)
+    return hashlib.sha256(payload.encode()).hexdigest()[:12]
+
+
 def from_records(cell: Cell, records: Any) -> Estimate | str:
-    """Per-text cost of the same model on the same cluster and placement, scaled to this cell."""
+    """Per-text cost of the same model on the same cluster and placement, scaled to this cell,
+    from records whose time-defining settings (:func:`time_key`) are this cell's."""
     if records is None or len(records) == 0:
         return "nothing measured yet"
     needed = {col.CELL_ID, col.MODEL, col.CLUSTER, col.GPUS, col.NODES, col.DURATION_S, col.ENERGY_WH, col.N_TEST}
@@ -33,6 +53,15 @@ def from_records(cell: Cell, records: Any) -> Estimate | str:
     same = same[same[col.N_TEST] > 0]
     if same.empty:
         return f"nothing measured yet for {s.model.name} on {s.cluster.name} with this placement"
+    key = time_key(s)
+    if col.TIME_KEY in same:
+        matching = same[same[col.TIME_KEY] == key]
+    else:
+        matching = same.iloc[0:0]
+    if matching.empty:  # records from before the key was kept say nothing about the settings
+        return (f"nothing measured yet for {s.model.name} on {s.cluster.name} with these "
+                "settings (earlier cells of it ran other steps, epochs, sizes or decoding)")
+    same = matching
     # texts of another length: between "no effect" and "proportional" (per record, when known)
     low_f = high_f = 1.0
     mine = text_facts(cell)
@@ -77,7 +106,8 @@ def from_records(cell: Cell, records: Any) -> Estimate | str:
 def pd_seconds(stamps: Any) -> Any:
     import pandas as pd
 
-    return pd.to_datetime(stamps, errors="coerce", utc=True).astype("int64") / 1e9
+    times = pd.to_datetime(stamps, errors="coerce", utc=True)
+    return (times - pd.Timestamp(0, tz="UTC")).dt.total_seconds()  # whatever unit pandas chose
 
 
 def records_for(out_dir: str | Path) -> Any:

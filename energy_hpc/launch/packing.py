@@ -34,11 +34,12 @@ TIME_STEP_MIN = 5  # --time is rounded up to this (and is at least this): backfi
 
 def known_s(cell: Cell) -> float | None:
     """Estimated run time of one cell inside a job: the time it took before, else the high end
-    of its estimate (the one it carries, else one made here without records); None when
-    nothing can estimate it."""
+    of its estimate (the one it carries, else one made here without records) but never less than
+    its recorded splits' wall time scaled to every split; None when nothing can estimate it."""
     from energy_hpc.results import CellStore
 
-    own = CellStore(cell.out_dir, cell.cell_id).took_s()
+    store = CellStore(cell.out_dir, cell.cell_id)
+    own = store.took_s()
     if own is not None:
         return own
     guess = cell.estimate
@@ -46,7 +47,14 @@ def known_s(cell: Cell) -> float | None:
         from energy_hpc.estimate import estimate
 
         guess = estimate(cell)
-    return guess.wall_s[1] if guess.wall_s is not None else None
+    high = guess.wall_s[1] if guess.wall_s is not None else None
+    # an earlier run that stopped (killed at its --time, say): its splits' own wall time for
+    # every split, so a --time is never below what this cell was seen to need
+    partial = store.split_wall_s()
+    if partial is not None:
+        seen = partial * cell.settings.repetitions
+        return max(seen, high) if high is not None else seen
+    return high
 
 
 def estimate_s(cell: Cell) -> float:
@@ -66,17 +74,19 @@ def job_time(cells: list[Cell], limit_min: int, factor: float | None) -> tuple[i
     unknown = sum(t is None for t in times)
     if unknown:
         return limit_min, f"the cluster's time_limit_min ({unknown} cell(s) without an estimate)"
-    need = STARTUP_S + (RAY_STARTUP_S if cells[0].placement.nodes > 1 else 0.0) + sum(
-        t for t in times if t is not None)
+    overhead = STARTUP_S + (RAY_STARTUP_S if cells[0].placement.nodes > 1 else 0.0)
+    need = overhead + sum(t for t in times if t is not None)
     wanted = need * factor / 60
     minutes = max(TIME_STEP_MIN, math.ceil(wanted / TIME_STEP_MIN) * TIME_STEP_MIN)
-    said = f"estimate {need / 60:.3g} min x {factor:g} = {wanted:.3g} min"
+    said = (f"estimate {need / 60:.3g} min (the cells' {(need - overhead) / 60:.3g} min + the "
+            f"job's {overhead:.0f} s start-up{' and Ray' if overhead > STARTUP_S else ''}) "
+            f"x {factor:g} = {wanted:.3g} min")
     if wanted >= limit_min:
         return limit_min, f"the cluster's time_limit_min ({said} would exceed it)"
     if minutes >= limit_min:
         return limit_min, (f"the cluster's time_limit_min ({said}; rounded up to whole "
                            f"{TIME_STEP_MIN} min it would be {minutes} min, past the limit)")
-    return minutes, f"{said}, rounded up to {TIME_STEP_MIN} min"
+    return minutes, f"{said}, rounded up to a multiple of {TIME_STEP_MIN} min"
 
 
 MAX_REQUEUES = 3  # submitit's max_num_timeout in slurm._executor: a job runs at most 4 times

@@ -147,6 +147,22 @@ class CellStore:
         except (OSError, ValueError, TypeError):
             return None
 
+    def split_wall_s(self) -> float | None:
+        """The longest wall time of one recorded split (start to end: its fit, warm-up and
+        window), or None when none is recorded."""
+        from datetime import datetime
+
+        walls = []
+        try:
+            for rec in self.records():
+                start, end = rec.get("started_at"), rec.get("ended_at")
+                if start and end:
+                    walls.append((datetime.fromisoformat(end)
+                                  - datetime.fromisoformat(start)).total_seconds())
+        except (OSError, ValueError, TypeError, UserError):
+            return None
+        return max(walls) if walls else None
+
     def records(self) -> list[dict[str, Any]]:
         """The readable records; a corrupt line is skipped (with a warning), so its split counts
         as missing and is measured again."""
