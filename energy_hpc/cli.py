@@ -177,6 +177,32 @@ def check_override_keys(args: list[str]) -> str | None:
     return None
 
 
+def check_group_options(args: list[str]) -> str | None:
+    """A group option that no config file provides (``model=lamma8b``): one line naming the
+    closest ones, as for a misspelled key, instead of Hydra's multi-line error."""
+    import difflib
+
+    from energy_hpc.site_configs import GROUPS, shipped_folder, site_folders
+
+    if any(a.startswith(("--config-dir", "-cd", "--config-path", "-cp", "hydra.searchpath",
+                         "+hydra.searchpath")) for a in args):
+        return None  # folders of the user's own: Hydra knows what they hold
+    for arg in args:
+        key, sep, value = arg.lstrip("+").partition("=")
+        if not sep or key not in GROUPS or "(" in value or "$" in value:
+            continue
+        folders = (shipped_folder(), *site_folders().folders)
+        known = sorted({p.stem for folder in folders for p in (folder / key).glob("*.yaml")})
+        for option in (v.strip() for v in value.split(",")):
+            if option and option not in known:
+                close = difflib.get_close_matches(option, known, n=3, cutoff=0.5)
+                hint = f"did you mean {' or '.join(close)}? " if close else ""
+                return (f"{arg}: no {key} named {option!r}; {hint}the {key}s are "
+                        f"{', '.join(known)} (a site adds one as hydra_conf/{key}/NAME.yaml; "
+                        f"python -m energy_hpc --info searchpath lists where)")
+    return None
+
+
 def check_site_yaml(args: list[str]) -> str | None:
     """A site file that is not valid YAML: one line with its file, line, column and what the
     parser expected, when the command uses it (a warning when it does not)."""
@@ -219,7 +245,7 @@ def main() -> None:
         print(f"energy_hpc: error: {exc}", file=sys.stderr)
         sys.exit(2)
 
-    for check in (check_override_keys, check_site_yaml):
+    for check in (check_override_keys, check_group_options, check_site_yaml):
         if problem := check(sys.argv[1:]):
             print(f"energy_hpc: error: {problem}", file=sys.stderr)
             sys.exit(2)

@@ -123,6 +123,25 @@ def test_an_unknown_top_level_key_is_refused_with_or_without_plus(tmp_path, arg,
     assert not (tmp_path / "cells").exists()  # refused before anything ran
 
 
+@pytest.mark.parametrize("args,said", [
+    (["model=lamma8b"], "model=lamma8b: no model named 'lamma8b'; did you mean llama8b"),
+    (["-m", "model=linear_bow,lnear_tfidf"], "no model named 'lnear_tfidf'; did you mean linear_tfidf"),
+    (["cluster=capela"], "cluster=capela: no cluster named 'capela'; did you mean capella"),
+    (["dataset=nws"], "dataset=nws: no dataset named 'nws'; did you mean news"),
+])
+def test_an_unknown_group_option_is_one_line_with_the_closest(tmp_path, args, said):
+    proc = run_cli(*args, f"out_dir={tmp_path}", *FAST)
+    lines = proc.stderr.strip().splitlines()
+    assert proc.returncode == 2 and len(lines) == 1 and said in lines[0], proc.stderr
+    assert "hf_classifier" in lines[0] or "cluster" in args[0] or "dataset" in args[0]
+    # a site's own option is known
+    site = tmp_path / "site" / "hydra_conf" / "cluster"
+    site.mkdir(parents=True)
+    (site / "capela.yaml").write_text("name: capela\nkind: local\n")
+    ok = run_cli("cluster=capela", f"out_dir={tmp_path}", "dry_run=true", cwd=tmp_path / "site")
+    assert ok.returncode == 0, ok.stderr
+
+
 def test_unknown_top_level_key_refused_when_composed_in_a_notebook():
     from energy_hpc.config import compose_settings
     from energy_hpc.errors import ConfigError

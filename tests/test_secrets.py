@@ -97,11 +97,11 @@ def _shaped_site(tmp_path: Path) -> Path:
     (folder / "sec.yaml").write_text(
         f"name: sec\nkind: local\nenv: {{{env}, HFTOKENISH: kept-PLANTED-not, EHPC_PLAIN: visible}}\n"
         "setup: ['export RAY_AUTH_TOKEN=PLANTEDrayAuth', "
-        "'huggingface-cli login --token hf_PLANTEDinsideALine', 'export EHPC_OTHER=1']\n")
+        "'huggingface-cli login --token hf_PLANTEDinsideALine0001', 'export EHPC_OTHER=1']\n")
     return tmp_path
 
 
-SECRET_VALUES = (*SHAPED.values(), "PLANTEDrayAuth", "hf_PLANTEDinsideALine")
+SECRET_VALUES = (*SHAPED.values(), "PLANTEDrayAuth", "hf_PLANTEDinsideALine0001")
 
 
 @pytest.mark.parametrize("how", [["--cfg", "job"], ["--info", "config"], ["--cfg", "all"],
@@ -148,5 +148,5 @@ def test_token_shaped_values_are_withheld_whatever_their_name_and_secretish_name
     assert any("cluster.env.HFTOKENISH is kept" in r.getMessage() for r in caplog.records)
     [line] = [ln for ln in settings.cluster.setup if "login" in ln]
     var = line.split("${", 1)[1].rstrip("}")
-    assert secret_env()[var] == "hf_PLANTEDinsideALine" and env[var] == "<redacted>"
+    assert secret_env()[var] == "hf_PLANTEDinsideALine0001" and env[var] == "<redacted>"
     assert secret_env()["RAY_AUTH_TOKEN"] == "PLANTEDrayAuth"

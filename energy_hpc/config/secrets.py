@@ -22,9 +22,10 @@ _KEY_VALUE = re.compile(r"(?m)^(\s*-?\s*['\"]?)([A-Za-z_][\w.-]*)(['\"]?\s*:[ \t
 # tokens by their well-known shapes, whatever they are called: Hugging Face, GitHub (classic and
 # fine-grained), GitLab, Slack, AWS access key ids, OpenAI-style keys
 TOKEN_VALUE = re.compile(
-    r"(?<![A-Za-z0-9])(?:hf_[A-Za-z0-9]{10,}|gh[pousr]_[A-Za-z0-9]{10,}|github_pat_[A-Za-z0-9_]{10,}"
-    r"|glpat-[A-Za-z0-9_-]{10,}|xox[abposr]-[A-Za-z0-9-]{10,}|(?:AKIA|ASIA)[A-Z0-9]{16}"
-    r"|sk-[A-Za-z0-9_-]{20,})(?![A-Za-z0-9])")
+    # (a digit or capital inside, and 20+ characters: hf_classifier is a config name, not a token)
+    r"(?<![A-Za-z0-9_])(?:(?:hf_|gh[pousr]_)(?=[a-z]*[A-Z0-9])[A-Za-z0-9]{20,}"
+    r"|github_pat_[A-Za-z0-9_]{20,}|glpat-[A-Za-z0-9_-]{20,}|xox[abposr]-[A-Za-z0-9-]{10,}"
+    r"|(?:AKIA|ASIA)[A-Z0-9]{16}|sk-(?=[a-z-]*[A-Z0-9])[A-Za-z0-9_-]{20,})(?![A-Za-z0-9])")
 # a name holding a secret word without separators (HFTOKEN, MYPASSWORD): kept, but warned about
 _SECRETISH_NAME = re.compile(r"(?i)" + "|".join(w for w in SECRET_WORDS if len(w) > 3))
 
