@@ -85,7 +85,6 @@ def test_without_datasheet_facts_the_estimate_says_so_and_never_blocks():
 
 def test_calibrated_from_records_of_the_same_model_and_cluster():
     from energy_hpc.estimate.calibrated import CALIBRATED_SPREAD as k
-
     from energy_hpc.estimate.calibrated import time_key
 
     cell = compose_cell(["cluster=capella", "model=llama8b", "repetitions=10"])  # demo: 200 texts
