@@ -122,7 +122,7 @@ def test_nothing_left_is_an_error(csv_file):
 def test_class_too_small_lists_classes_and_counts(csv_file):
     rows = [(f"t{i}", "big") for i in range(30)] + [("lonely", "tiny")]
     cfg = DatasetConfig(name="f", source="file", path=str(csv_file(rows)), n_train=10, n_test=10)
-    with pytest.raises(DataError, match=r"\['tiny'\].*big: 30, tiny: 1"):
+    with pytest.raises(DataError, match=r"\('tiny'\).*tiny: 1, big: 30"):
         make_splits(load_corpus(cfg), cfg, 1, 0)
 
 
@@ -259,3 +259,75 @@ def test_splits_are_drawn_on_demand_and_equal_the_ones_drawn_up_front():
     assert huge[10**9 - 1].seed == 42 + 10**9 - 1 and huge[-1].index == 10**9 - 1
     with pytest.raises(IndexError):
         huge[10**9]
+
+
+# --- issue 24, item 19 ---------------------------------------------------------------------
+
+
+def test_labels_one_and_one_point_zero_are_named_as_twins(tmp_path, caplog):
+    import logging
+
+    path = tmp_path / "mixed.csv"
+    path.write_text("text,label\n" + "".join(f"t{i},{lab}\n" for i, lab in
+                                             enumerate(["1", "1.0", "neg", "neg"] * 10)))
+    with caplog.at_level(logging.WARNING):
+        corpus = load_corpus(DatasetConfig(name="m", path=str(path), n_train=10, n_test=10))
+    assert corpus.labels == ["1", "1.0", "neg"]  # kept as the file says
+    assert any("'1' vs '1.0'" in r.getMessage() and "how a number is written" in r.getMessage()
+               for r in caplog.records)
+
+
+def test_a_workbook_with_several_sheets_reads_the_named_one(tmp_path, caplog):
+    import logging
+
+    import pandas as pd
+
+    path = tmp_path / "book.xlsx"
+    with pd.ExcelWriter(path) as writer:
+        pd.DataFrame({"text": ["a"] * 4 + ["b"] * 4, "label": ["x"] * 4 + ["y"] * 4}).to_excel(
+            writer, sheet_name="notes", index=False)
+        pd.DataFrame({"text": [f"t{i}" for i in range(20)], "label": ["p", "q"] * 10}).to_excel(
+            writer, sheet_name="data", index=False)
+    with caplog.at_level(logging.WARNING):
+        first = load_corpus(DatasetConfig(name="b", path=str(path), n_train=4, n_test=4))
+    assert first.labels == ["x", "y"]
+    assert any("has 2 sheets ('notes', 'data')" in r.getMessage() for r in caplog.records)
+    named = load_corpus(DatasetConfig(name="b", path=str(path), sheet="data", n_train=4, n_test=4))
+    assert named.labels == ["p", "q"]
+    with pytest.raises(DataError, match=r"no sheet named 'dta'; its sheets are 'notes', 'data'"):
+        load_corpus(DatasetConfig(name="b", path=str(path), sheet="dta", n_train=4, n_test=4))
+    # the sheet is part of the cell id only when set: earlier cells keep their ids
+    plain = compose_settings(["dataset=file", f"dataset.path={path}", "dataset.name=b"])
+    sheet = compose_settings(["dataset=file", f"dataset.path={path}", "dataset.name=b",
+                              "+dataset.sheet=data"])
+    from energy_hpc.config import identity_dict
+
+    assert "sheet" not in identity_dict(plain.dataset)
+    assert identity_dict(sheet.dataset)["sheet"] == "data"
+
+
+def test_a_malformed_jsonl_line_is_named_by_its_line_number(tmp_path):
+    path = tmp_path / "d.jsonl"
+    path.write_text('{"text": "a", "label": "x"}\n{"text": "b", "label": "y"}\n{"text": "c", lab\n')
+    with pytest.raises(DataError, match=r"d.jsonl, line 3: not a JSON object"):
+        load_corpus(DatasetConfig(name="j", path=str(path), n_train=1, n_test=1))
+
+
+def test_text_column_equal_to_label_column_is_refused():
+    from energy_hpc.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="both 'label'; the label cannot be the text"):
+        DatasetConfig(name="d", path="x.csv", text_column="label", label_column="label")
+
+
+def test_a_thousand_classes_are_summarised_with_the_remedy(tmp_path):
+    path = tmp_path / "ids.csv"
+    path.write_text("text,label\n" + "".join(f"t{i},id{i}\n" for i in range(1000)))
+    with pytest.raises(DataError) as exc:
+        make_splits(load_corpus(DatasetConfig(name="ids", path=str(path), n_train=100,
+                                              n_test=100)), DatasetConfig(name="ids", path=str(path),
+                                                                          n_train=100, n_test=100),
+                    1, 0)
+    message = str(exc.value)
+    assert len(message) < 800 and "1000 classes" in message and "and 995 more" in message
+    assert "dataset.label_column" in message and "min_class_size" in message

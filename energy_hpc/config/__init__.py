@@ -28,6 +28,7 @@ from energy_hpc.config.fields import (
     MODEL_FAMILIES,
     RAM_MODELS,
     identity_dict,
+    in_cell_id_when_set,
     not_in_cell_id,
 )
 from energy_hpc.config.groups import (
@@ -75,4 +76,4 @@ from energy_hpc.config.secrets import (
 from energy_hpc.errors import ConfigError
 from energy_hpc.kinds import GpuMemory, MeasurementPolicy, ModelKind, register_kind
 
-__all__ = ["ConfigError", "GpuMemory", "MeasurementPolicy", "ModelKind", "register_kind", "BATCHINGS", "BYTES_PER_PARAM", "CUDA_CONTEXT_GB", "ClusterConfig", "Config", "DATA_SOURCES", "DECODINGS", "DatasetConfig", "ENGINES", "ESTIMATORS", "EnergyConfig", "FEATURES", "FinetuneModelConfig", "HEADROOM", "HFClassifierModelConfig", "ID_EXEMPT", "LLMModelConfig", "MIXED_PRECISION", "MODEL_FAMILIES", "ModelConfig", "OFFLINE_BODY", "RAM_MODELS", "REDACTED", "RUN_OPTIONS", "RoughSeconds", "RunOptions", "SECRET_WORDS", "SetFitModelConfig", "Settings", "TRAINING_ACTIVATIONS", "TRAINING_BYTES_PER_PARAM", "TraditionalModelConfig", "build_model", "build_section", "compose_settings", "identity_dict", "is_secret", "looks_like_token", "redact_output", "model_config_class", "model_kinds", "not_in_cell_id", "redact", "redact_text", "redact_tree", "register_configs", "secret_env", "settings_from_cfg", "top_level_keys", "unknown_top_level_key", "without_hydra"]
+__all__ = ["ConfigError", "GpuMemory", "MeasurementPolicy", "ModelKind", "register_kind", "BATCHINGS", "BYTES_PER_PARAM", "CUDA_CONTEXT_GB", "ClusterConfig", "Config", "DATA_SOURCES", "DECODINGS", "DatasetConfig", "ENGINES", "ESTIMATORS", "EnergyConfig", "FEATURES", "FinetuneModelConfig", "HEADROOM", "HFClassifierModelConfig", "ID_EXEMPT", "LLMModelConfig", "MIXED_PRECISION", "MODEL_FAMILIES", "ModelConfig", "OFFLINE_BODY", "RAM_MODELS", "REDACTED", "RUN_OPTIONS", "RoughSeconds", "RunOptions", "SECRET_WORDS", "SetFitModelConfig", "Settings", "TRAINING_ACTIVATIONS", "TRAINING_BYTES_PER_PARAM", "TraditionalModelConfig", "build_model", "build_section", "compose_settings", "identity_dict", "is_secret", "looks_like_token", "redact_output", "model_config_class", "model_kinds", "in_cell_id_when_set", "not_in_cell_id", "redact", "redact_text", "redact_tree", "register_configs", "secret_env", "settings_from_cfg", "top_level_keys", "unknown_top_level_key", "without_hydra"]

@@ -14,6 +14,7 @@ FEATURES = ("bow", "tfidf", "embedding")
 ESTIMATORS = ("logreg", "xgboost")
 DATA_SOURCES = ("demo", "file", "hf")
 ID_EXEMPT = "not_in_cell_id"
+ID_WHEN_SET = "in_cell_id_when_set"
 RAM_MODELS = ("codecarbon", "paper_job", "paper_rss")
 DECODINGS = ("free", "choice")
 BATCHINGS = ("sequential", "batched")
@@ -45,10 +46,17 @@ def not_in_cell_id(default: Any = None, *, factory: Any = None) -> Any:
     return field(default=default, metadata=meta)
 
 
+def in_cell_id_when_set(default: Any = None) -> Any:
+    """A field added after cells were recorded: in the cell id only when set, so cells recorded
+    before it existed keep their ids (and stay complete) while a set value is a new cell."""
+    return field(default=default, metadata={ID_WHEN_SET: True})
+
+
 def identity_dict(section: Any) -> dict[str, Any]:
     """A config section's fields that define the measurement (the basis of the cell id)."""
     return {f.name: _plain(getattr(section, f.name)) for f in fields(section)
-            if not f.metadata.get(ID_EXEMPT)}
+            if not f.metadata.get(ID_EXEMPT)
+            and not (f.metadata.get(ID_WHEN_SET) and getattr(section, f.name) == f.default)}
 
 
 def _plain(value: Any) -> Any:

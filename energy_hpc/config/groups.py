@@ -12,6 +12,7 @@ from energy_hpc.config.fields import (
     RAM_MODELS,
     _one_of,
     _positive,
+    in_cell_id_when_set,
     not_in_cell_id,
 )
 from energy_hpc.errors import ConfigError
@@ -33,6 +34,7 @@ class DatasetConfig:
     text_column: str = "text"
     label_column: str = "label"
     sep: str | None = None  # delimited text files: detected among , ; tab | unless given
+    sheet: str | None = in_cell_id_when_set()  # XLSX: the sheet to read (the first, named, unless given)
     # text files' encoding (UTF-8 also reads a BOM); the dataset fingerprint records what was read
     encoding: str = not_in_cell_id("utf-8")
     label_map: dict[str, str] | None = None
@@ -50,6 +52,10 @@ class DatasetConfig:
                 "dataset.path is empty; set dataset.path=/path/to/data.csv "
                 "(CSV, TSV, XLSX, JSON, JSONL or Parquet)"
             )
+        if self.text_column == self.label_column:
+            raise ConfigError(f"dataset.text_column and dataset.label_column are both "
+                              f"{self.text_column!r}; the label cannot be the text (accuracy "
+                              "would be 1 by construction): name two different columns")
         if self.source == "hf" and not self.hf_id:
             raise ConfigError("dataset.hf_id is empty; give a Hugging Face dataset id")
         _positive("dataset", "min_class_size", self.min_class_size, allow_zero=True)

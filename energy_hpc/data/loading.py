@@ -77,19 +77,60 @@ def _read_delimited(path: Path, sep: str | None, default: str,
 def _read_json(path: Path, encoding: str, lines: bool) -> pd.DataFrame:
     check_text_file(path, encoding)
     try:
-        return pd.read_json(path, lines=lines, encoding=_python_encoding(encoding))
+        if lines:
+            return _read_jsonl(path, encoding)
+        return pd.read_json(path, lines=False, encoding=_python_encoding(encoding))
     except UnicodeDecodeError as exc:
         raise not_decodable(path, encoding, exc) from None
 
 
+def _read_jsonl(path: Path, encoding: str) -> pd.DataFrame:
+    """One JSON object per line; a line that is not one is named by its line number."""
+    import json
+
+    rows = []
+    with open(path, encoding=_python_encoding(encoding)) as fh:
+        for lineno, line in enumerate(fh, 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise DataError(f"dataset file {path}, line {lineno}: not a JSON object "
+                                f"({exc.msg} at column {exc.colno}); fix or remove that line"
+                                ) from None
+            if not isinstance(row, dict):
+                raise DataError(f"dataset file {path}, line {lineno}: a JSON "
+                                f"{type(row).__name__}, not an object with the text and label "
+                                "fields")
+            rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def _read_excel(path: Path, sheet: str | None) -> pd.DataFrame:
+    """One sheet of a workbook: the one named, else the first (with a warning naming the others
+    when there are several)."""
+    with pd.ExcelFile(path) as book:
+        names = [str(n) for n in book.sheet_names]
+        if sheet is not None and sheet not in names:
+            raise DataError(f"dataset file {path}: no sheet named {sheet!r}; its sheets are "
+                            f"{', '.join(map(repr, names))} (dataset.sheet=NAME)")
+        chosen = sheet if sheet is not None else names[0]
+        if sheet is None and len(names) > 1:
+            log.warning("dataset file %s has %d sheets (%s); reading the first, %r: choose "
+                        "another with dataset.sheet=NAME", path, len(names),
+                        ", ".join(map(repr, names)), chosen)
+        return pd.read_excel(book, sheet_name=chosen)
+
+
 READERS = {
-    ".csv": lambda p, sep, enc: _read_delimited(p, sep, ",", enc),
-    ".tsv": lambda p, sep, enc: _read_delimited(p, sep, "\t", enc),
-    ".xlsx": lambda p, sep, enc: pd.read_excel(p),
-    ".xls": lambda p, sep, enc: pd.read_excel(p),
-    ".json": lambda p, sep, enc: _read_json(p, enc, lines=False),
-    ".jsonl": lambda p, sep, enc: _read_json(p, enc, lines=True),
-    ".parquet": lambda p, sep, enc: pd.read_parquet(p),
+    ".csv": lambda p, sep, enc, sheet: _read_delimited(p, sep, ",", enc),
+    ".tsv": lambda p, sep, enc, sheet: _read_delimited(p, sep, "\t", enc),
+    ".xlsx": lambda p, sep, enc, sheet: _read_excel(p, sheet),
+    ".xls": lambda p, sep, enc, sheet: _read_excel(p, sheet),
+    ".json": lambda p, sep, enc, sheet: _read_json(p, enc, lines=False),
+    ".jsonl": lambda p, sep, enc, sheet: _read_json(p, enc, lines=True),
+    ".parquet": lambda p, sep, enc, sheet: pd.read_parquet(p),
 }
 
 
@@ -125,7 +166,8 @@ def demo_path() -> Path:
     return Path(str(resources.files("energy_hpc") / "data" / "bundled" / "demo.csv"))
 
 
-def read_table(path: str | Path, sep: str | None = None, encoding: str = "utf-8") -> pd.DataFrame:
+def read_table(path: str | Path, sep: str | None = None, encoding: str = "utf-8",
+               sheet: str | None = None) -> pd.DataFrame:
     path = Path(path).expanduser()
     if not path.exists():
         raise DataError(f"dataset file not found: {path} (set dataset.path to an existing file)")
@@ -142,7 +184,10 @@ def read_table(path: str | Path, sep: str | None = None, encoding: str = "utf-8"
             f"dataset file {path}: unsupported extension {path.suffix!r}; use one of {', '.join(READERS)}"
         )
     try:
-        return reader(path, sep, encoding)
+        if sheet is not None and path.suffix.lower() not in (".xlsx", ".xls"):
+            raise DataError(f"dataset.sheet={sheet!r} is for a workbook (.xlsx/.xls); "
+                            f"{path.name} is a {path.suffix} file: leave dataset.sheet unset")
+        return reader(path, sep, encoding, sheet)
     except DataError:
         raise
     except ImportError as exc:
@@ -202,18 +247,30 @@ _WARNED: set[str] = set()
 
 
 def _warn_whitespace_twins(labels: pd.Series, where: str) -> None:
-    """Labels that differ only in surrounding whitespace ('pos' and 'pos ') are kept as the
-    different classes the data says they are, but named: usually a typo in the file."""
+    """Labels that differ only in surrounding whitespace ('pos' and 'pos ') or in how a number is
+    written ('1' and '1.0') are kept as the different classes the data says they are, but named:
+    usually a typo in the file."""
     groups: dict[str, set[str]] = {}
     for label in labels.unique():
-        groups.setdefault(label.strip(), set()).add(label)
+        groups.setdefault(_label_key(label), set()).add(label)
     twins = [sorted(g) for g in groups.values() if len(g) > 1]
     key = f"{where}: {twins}"
     if twins and key not in _WARNED:  # planning and running load the same file: say it once
         _WARNED.add(key)
-        log.warning("%s: label(s) %s differ only in surrounding whitespace and count as different "
-                    "classes; clean the file or merge them with dataset.label_map", where,
+        log.warning("%s: label(s) %s differ only in surrounding whitespace or in how a number is "
+                    "written and count as different classes; clean the file or merge them with "
+                    "dataset.label_map", where,
                     "; ".join(" vs ".join(repr(v) for v in g) for g in twins))
+
+
+def _label_key(label: str) -> str:
+    """What two spellings of one label share: '1', '1.0' and ' 1 ' are one number."""
+    text = label.strip()
+    try:
+        number = float(text)
+    except ValueError:
+        return text
+    return repr(int(number)) if number.is_integer() else repr(number)
 
 
 def _load_hf(cfg: DatasetConfig) -> tuple[pd.DataFrame, pd.DataFrame | None]:
@@ -258,7 +315,7 @@ def load_corpus(cfg: DatasetConfig) -> Corpus:
         source = cfg.hf_id or ""
     else:
         path = demo_path() if cfg.source == "demo" and not cfg.path else Path(cfg.path or "")
-        raw = read_table(path, cfg.sep, cfg.encoding)
+        raw = read_table(path, cfg.sep, cfg.encoding, cfg.sheet)
         where = f"dataset file {path}"
         pool = clean(_select_columns(raw, cfg, where), cfg, where, dropped)
         test_pool = None

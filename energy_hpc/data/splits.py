@@ -38,8 +38,18 @@ class Split:
         return self._hash(self.test)
 
 
-def _class_counts(labels: pd.Series) -> str:
-    return ", ".join(f"{k}: {v}" for k, v in labels.value_counts().sort_index().items())
+def _class_counts(labels: pd.Series, shown: int = 8) -> str:
+    """The class counts, the smallest first; only a few when there are many."""
+    counts = labels.value_counts().sort_values(kind="stable")
+    head = ", ".join(f"{k}: {v}" for k, v in counts.head(shown).items())
+    if len(counts) <= shown:
+        return head
+    return f"{len(counts)} classes, the smallest {head}, …"
+
+
+def _names(values: list, shown: int = 5) -> str:
+    head = ", ".join(repr(v) for v in values[:shown])
+    return head if len(values) <= shown else f"{head} and {len(values) - shown} more"
 
 
 def _check_stratifiable(labels: pd.Series, where: str, n_a: int, n_b: int) -> None:
@@ -47,15 +57,19 @@ def _check_stratifiable(labels: pd.Series, where: str, n_a: int, n_b: int) -> No
     small = counts[counts < 2]
     if len(small):
         raise DataError(
-            f"{where}: class(es) {sorted(small.index)} have fewer than 2 rows, too few for a "
-            f"stratified split. Class counts: {_class_counts(labels)}. Drop them with "
-            "dataset.min_class_size=2 (or larger)."
+            f"{where}: {len(small)} class(es) have fewer than 2 rows, too few for a stratified "
+            f"split ({_names(sorted(small.index, key=str))}). Class counts: "
+            f"{_class_counts(labels)}. Drop them with dataset.min_class_size=2 (or larger)"
+            + (", or check dataset.label_column: this many classes looks like an id or text "
+               "column" if len(counts) > 100 else "") + "."
         )
     n_classes = len(counts)
     if min(n_a, n_b) < n_classes:
         raise DataError(
             f"{where}: a stratified split needs at least one row per class on each side, but "
-            f"train={n_a}, test={n_b} with {n_classes} classes. Class counts: {_class_counts(labels)}"
+            f"train={n_a}, test={n_b} with {n_classes} classes. Class counts: "
+            f"{_class_counts(labels)}. Raise dataset.n_train / dataset.n_test, merge classes with "
+            "dataset.label_map or drop the rare ones with dataset.min_class_size=N"
         )
 
 
