@@ -38,12 +38,14 @@ def run(cell: Cell) -> None:
     outcome = run_plan(plan)
     if outcome.failed:
         raise UserError("; ".join(outcome.failed))
-    if cell.on_slurm and cell.cell_id in outcome.ran:
+    if cell.on_slurm and (cell.cell_id in outcome.ran or cell.cell_id in outcome.complete):
         from energy_hpc.results import CellStore
 
+        how = ("complete from an earlier run: skipped, not submitted; force=true measures again"
+               if cell.cell_id in outcome.complete else "Slurm")
         print_summary(CellStore(cell.out_dir, cell.cell_id).records(),
                       f"{settings.model.display_name} on {settings.dataset.name} @ "
-                      f"{settings.cluster.name} (Slurm)")
+                      f"{settings.cluster.name} ({how})")
 
 
 @hydra.main(version_base="1.3", config_path="pkg://energy_hpc.hydra_conf", config_name="config")
@@ -114,9 +116,13 @@ def print_sweep_summary(outcome: Any, out_dir: str, sweep: str, dry_run: bool) -
     from energy_hpc.launch.executors import print_summary
 
     records = outcome.records()
+    complete = len(getattr(outcome, "complete", {}))
+    earlier = (f", {complete} complete from an earlier run (skipped, not submitted; force=true "
+               "measures again)") if complete else ""
     if records:
-        print_summary(records, f"sweep {sweep!r}: {len(outcome.ran)} cell(s) run by this command; "
-                               f"per pass over the test set; records under {out_dir}/cells/")
+        print_summary(records, f"sweep {sweep!r}: {len(outcome.ran)} cell(s) run by this "
+                               f"command{earlier}; per pass over the test set; records under "
+                               f"{out_dir}/cells/")
     elif dry_run:
         print("\ndry run: nothing was measured or submitted")
     if outcome.held:

@@ -36,8 +36,15 @@ def main(argv: list[str] | None = None) -> int:
     print("  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)))
     for t in table:
         print("  ".join(c.ljust(w) for c, w in zip(t, widths, strict=True)))
-    counts = {s: sum(r["status"] == s for r in rows) for s in ("pending", "running", "done", "failed")}
-    print(", ".join(f"{v} {k}" for k, v in counts.items()))
+    counts = {"pending": 0, "waiting": 0, "running": 0, "done": 0, "failed": 0,
+              "not started": 0}
+    for r in rows:
+        word = r["status"]
+        key = ("waiting" if word.startswith("waiting") else
+               "not started" if "before it started" in word else word)
+        counts[key] = counts.get(key, 0) + 1
+    print(", ".join(f"{v} {k}" for k, v in counts.items()
+                    if v or k in ("pending", "running", "done", "failed")))
     return 0
 
 

@@ -425,3 +425,48 @@ def test_a_job_beside_another_on_its_node_says_so_and_the_report_leaves_it_out(d
     text = build_report([str(out)], tmp_path / "report", progress=False).read_text()
     assert "**2 split(s) of 1 configuration(s) were measured while another measurement or Slurm " \
            "job ran on the same host**" in text
+
+
+# --- what a new user met (issue 24) ----------------------------------------------------------
+
+
+def test_status_names_waiting_and_cancelled_cells_and_a_complete_sweep_submits_nothing(
+        dev_slurm, tmp_path):
+    out = tmp_path / "out"
+    sweep = ["-m", "seed=1,2", "cluster=dev_slurm", "pack=2", "repetitions=2",
+             "energy.min_window_s=1.5", "energy.interval_s=1", "progress=false", f"out_dir={out}",
+             "sweep=w"]
+    proc = run_cli(*sweep, "wait=false")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    entries = read_sweep_manifest(out, "w")
+    [job_id] = {str(e["job_id"]) for e in entries}
+    deadline = time.time() + 180
+    while not any(CellStore(out, e["cell_id"]).meta() for e in entries):
+        assert time.time() < deadline, "the packed job started no cell in time"
+        time.sleep(0.2)
+    status = run_cli_status(out, "w")
+    while "waiting in job" not in status:  # Slurm's view of the job may lag its first cell
+        assert time.time() < deadline, status
+        time.sleep(0.5)
+        status = run_cli_status(out, "w")
+    assert f"waiting in job {job_id}" in status and "1 waiting" in status, status
+    assert "RUNNING 0/?" not in status
+    subprocess.run(["scancel", "--full", job_id], check=True)
+    while subprocess.run(["squeue", "-h", "-j", job_id], capture_output=True,
+                         text=True).stdout.strip():
+        time.sleep(0.3)
+    status = run_cli_status(out, "w")
+    assert "cancelled before it started — a rerun measures it" in status, status
+    again = run_cli(*sweep, timeout=600)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert "2 done" in run_cli_status(out, "w")
+    jobs_before = {e["cell_id"]: e["job_id"] for e in read_sweep_manifest(out, "w")}
+    # complete: the plan says so, nothing is submitted, the summary counts them as skipped
+    dry = run_cli(*sweep, "dry_run=true")
+    assert dry.stdout.count("complete, will skip") == 2 and "job array" not in dry.stdout
+    rerun = run_cli(*sweep, timeout=300)
+    assert rerun.returncode == 0, rerun.stderr[-3000:]
+    assert "submitted 0" not in rerun.stdout and " as 1 job(s)" not in rerun.stdout
+    assert ("0 cell(s) run by this command, 2 complete from an earlier run (skipped, not "
+            "submitted") in rerun.stdout
+    assert {e["cell_id"]: e["job_id"] for e in read_sweep_manifest(out, "w")} == jobs_before

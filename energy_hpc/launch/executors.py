@@ -36,6 +36,7 @@ class SweepRun:
     held: dict[str, str] = field(default_factory=dict)  # cell id -> "label: held by …"
     failed: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
+    complete: dict[str, str] = field(default_factory=dict)  # cell id -> out_dir: not submitted
 
     def mark_ran(self, cells: list[Cell]) -> None:
         for cell in cells:
@@ -50,7 +51,8 @@ class SweepRun:
     def records(self) -> list[dict[str, Any]]:
         from energy_hpc.results import CellStore
 
-        return [r for cell_id, out in self.ran.items() for r in CellStore(out, cell_id).records()]
+        return [r for cell_id, out in {**self.ran, **self.complete}.items()
+                for r in CellStore(out, cell_id).records()]
 
 
 class Executor(Protocol):
@@ -110,6 +112,8 @@ def run_plan(plan: Plan, outcome: SweepRun | None = None,
     from energy_hpc.interrupts import CellInterrupted
 
     outcome = outcome if outcome is not None else SweepRun()
+    for cell in plan.complete:
+        outcome.complete[cell.cell_id] = cell.out_dir
     executors = {kind: executor_for(kind) for kind in plan.kinds()}
     order = sorted(executors, key=lambda kind: not executors[kind].in_process)
     for n, kind in enumerate(order):

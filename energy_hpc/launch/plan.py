@@ -54,6 +54,8 @@ class Plan:
     cells: list[Cell]
     jobs: list[Job]
     origins: dict[str, str] = field(default_factory=dict)
+    # Slurm cells whose records are complete (and force=false): never submitted, only counted
+    complete: list[Cell] = field(default_factory=list)
 
     def kinds(self) -> list[str]:
         return list(dict.fromkeys(job.kind for job in self.jobs))
@@ -89,7 +91,12 @@ class Plan:
         arrays = self.arrays()
         if arrays:
             lines.append(format_arrays(arrays))
-        lines.append(total([c.estimate for c in self.cells if c.estimate is not None]))
+        for cell in self.complete:
+            lines.append(f"complete, will skip (force=true measures it again): {cell.cell_id}: "
+                         f"{cell.label()}")
+        done = {c.cell_id for c in self.complete}
+        lines.append(total([c.estimate for c in self.cells
+                            if c.estimate is not None and c.cell_id not in done]))
         return "\n".join(lines)
 
     def print_dry_run(self) -> None:
@@ -161,13 +168,28 @@ def build_plan(cells: list[Cell], origins: dict[str, str] | None = None) -> Plan
 
     cells = with_estimates(cells)
     jobs: list[Job] = [Job((cell,)) for cell in cells if not cell.on_slurm]
+    complete = [cell for cell in cells if cell.on_slurm and _complete(cell)]
+    done = {cell.cell_id for cell in complete}
     groups: dict[JobShape, list[Cell]] = defaultdict(list)
     for cell in cells:
-        if cell.on_slurm:
+        if cell.on_slurm and cell.cell_id not in done:
             groups[cell.shape].append(cell)
     for shape, group in groups.items():
         for packed in pack_jobs(group, group[0].settings.pack, shape.time_min):
             minutes, why = job_time(packed, shape.time_min, packed[0].settings.time_safety_factor)
             jobs.append(Job(tuple(packed), dataclasses.replace(shape, time_min=minutes), minutes,
                             why, packed.why))
-    return Plan(cells, jobs, dict(origins or {}))
+    return Plan(cells, jobs, dict(origins or {}), complete)
+
+
+def _complete(cell: Cell) -> bool:
+    """A cell whose records are complete and that is not forced: submitting it would only start
+    a job to skip it (a local cell is skipped by its runner, at no cost)."""
+    from energy_hpc.results import CellStore
+
+    if cell.settings.force:
+        return False
+    try:
+        return CellStore(cell.out_dir, cell.cell_id).is_complete(cell.settings.repetitions)
+    except (OSError, ValueError):
+        return False

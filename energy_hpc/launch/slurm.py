@@ -137,7 +137,8 @@ def submit(groups: dict[JobShape, Sequence[Sequence[Cell]]], out_dir: str,
                 append_sweep_manifest(out_dir, sweep, {
                     "cell_id": cell.cell_id, "job_id": job.job_id, "choices": cell.settings.choices,
                     "label": cell.label(), "placement": cell.placement.describe(),
-                    "shape": shape.sbatch_args(), "packed_with": len(cells) - 1})
+                    "shape": shape.sbatch_args(), "packed_with": len(cells) - 1,
+                    "repetitions": cell.settings.repetitions})
             submitted.append((cells, job))
     return submitted
 
@@ -255,20 +256,27 @@ def sweep_status(out_dir: str, sweep: str) -> list[dict[str, Any]]:
     for cell_id, e in latest.items():
         store = CellStore(out_dir, cell_id)
         meta = store.meta()
-        reps = meta.get("repetitions")
+        reps = meta.get("repetitions") or e.get("repetitions")
         done = len(store.done_splits())
         slurm = states.get(str(e.get("job_id")), "-") if e.get("job_id") else "local"
+        started = bool(meta)  # a cell writes meta.json when it starts measuring
+        ended = ("FAILED", "CANCELLED", "TIMEOUT", "OUT_OF_MEMORY", "NODE_FAIL", "PREEMPTED",
+                 "BOOT_FAIL", "DEADLINE", "COMPLETED")
         if meta.get("complete"):
             status = "done"
         elif slurm in ("PENDING", "REQUEUED", "CONFIGURING"):
             status = "pending"
         elif slurm in ("RUNNING", "COMPLETING"):
-            status = "running"
-        elif slurm in ("FAILED", "CANCELLED", "TIMEOUT", "OUT_OF_MEMORY", "NODE_FAIL", "PREEMPTED",
-                       "BOOT_FAIL", "DEADLINE") or (slurm == "COMPLETED" and not meta.get("complete")):
+            # a packed job runs its cells one after another: the later ones wait in it
+            status = "running" if started else f"waiting in job {e.get('job_id')}"
+        elif slurm.split()[0] in ended and not started:
+            status = (f"{slurm.split()[0].lower()} before it started — a rerun measures it"
+                      if slurm.startswith(("CANCELLED", "TIMEOUT", "PREEMPTED", "NODE_FAIL"))
+                      else "failed before it started — a rerun measures it")
+        elif slurm.split()[0] in ended:
             status = "failed"
         else:
-            status = "pending" if not meta else "running"
+            status = "pending" if not started else "running"
         rows.append({"cell_id": cell_id, "cell": e.get("label", ""), "job_id": e.get("job_id"),
                      "slurm_state": slurm,
                      "splits_done": done, "repetitions": reps, "status": status})
