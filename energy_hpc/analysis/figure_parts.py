@@ -30,8 +30,9 @@ def _save(fig, out_dir: Path, name: str) -> list[Path]:
     paths = [out_dir / f"{name}.png", out_dir / f"{name}.pdf"]
     fig.tight_layout()
     keys = [t for ax in fig.axes for t in ax.texts if getattr(t, "outside_key", False)]
-    if keys:  # given extra artists, the tight box must be told of the legends too
+    if keys:  # given extra artists, the tight box must be told of the legends and notes too
         keys += [ax.get_legend() for ax in fig.axes if ax.get_legend() is not None]
+        keys += list(fig.texts)
     for p in paths:  # tight: a legend, label or key outside the axes is never cut off
         fig.savefig(p, dpi=150, bbox_inches="tight", bbox_extra_artists=keys or None)
     _plt().close(fig)
@@ -143,6 +144,8 @@ def same_data(cells: pd.DataFrame) -> bool:
 
 
 CI_NOTE = "error bars: 95% t-interval of the mean over splits"
+LOG_CI_NOTE = (CI_NOTE + "; on a log axis an interval reaching 0 is drawn from its point "
+               "rightwards only")
 
 
 def _ci_err(cells: pd.DataFrame, metric: str) -> np.ndarray | None:
@@ -157,21 +160,71 @@ def _ci_err(cells: pd.DataFrame, metric: str) -> np.ndarray | None:
     return np.vstack([np.clip(below, 0, None), np.clip(above, 0, None)])
 
 
-def _ci_bars(ax: Any, cells: pd.DataFrame, x: str, y: str, color: str) -> None:
-    ax.errorbar(cells[f"{x}_mean"], cells[f"{y}_mean"], xerr=_ci_err(cells, x),
+def _ci_bars(ax: Any, cells: pd.DataFrame, x: str, y: str, color: str,
+             log_x: bool = False) -> None:
+    """Error bars; on a log x axis an interval whose low end is at or below 0 has no left arm
+    (a line to the axis' edge would read as a reference line): the caption says so."""
+    xerr = _ci_err(cells, x)
+    if log_x and xerr is not None:
+        low = pd.to_numeric(cells.get(f"{x}_ci_low"), errors="coerce").to_numpy(float)
+        xerr[0] = np.where(np.nan_to_num(low, nan=1.0) <= 0, 0.0, xerr[0])
+    ax.errorbar(cells[f"{x}_mean"], cells[f"{y}_mean"], xerr=xerr,
                 yerr=_ci_err(cells, y), fmt="none", ecolor=color, alpha=0.6, lw=1, capsize=2,
                 zorder=2)
+
+
+class DistinctTicks:
+    """Tick labels in short scientific form (``2e-4``) with as many significant digits as it
+    takes for the visible ticks to read differently (``1.9e-4, 2e-4, 2.1e-4``)."""
+
+    def __new__(cls) -> Any:
+        from matplotlib.ticker import Formatter
+
+        class _Distinct(Formatter):
+            digits = 1
+            seen: list[float] = []
+
+            def set_locs(self, locs: Any) -> None:
+                self.seen = sorted(set(self.seen) | {float(v) for v in locs if v > 0})
+                lo, hi = self.axis.get_view_interval() if self.axis is not None else (0, math.inf)
+                shown = [v for v in self.seen if lo <= v <= hi]
+                for digits in range(1, 6):
+                    self.digits = digits
+                    if len({_short(v, digits) for v in shown}) == len(shown):
+                        break
+
+            def __call__(self, x: float, pos: Any = None) -> str:
+                return _short(x, self.digits) if x > 0 else ""
+
+        return _Distinct()
+
+
+def _short(value: float, digits: int) -> str:
+    text = f"{value:.{digits - 1}e}"
+    mantissa, exponent = text.split("e")
+    if "." in mantissa:
+        mantissa = mantissa.rstrip("0").rstrip(".")
+    return f"{mantissa}e{int(exponent)}"
 
 
 def _log_ticks(ax) -> None:
     """Label minor ticks (2×, 5×) when the log axis spans under two decades, else decades only;
     a one-decade axis would otherwise show a single number."""
-    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+    from matplotlib.ticker import LogLocator, NullFormatter
 
     lo, hi = ax.get_xlim()
-    if lo > 0 and math.log10(hi / lo) < 2:
-        short = FuncFormatter(lambda x, _: f"{x:.0e}".replace("e-0", "e-").replace("e+0", "e"))
+    if lo > 0 and hi / lo < 3:  # too narrow for 1-2-5: a few evenly spaced ticks
+        from matplotlib.ticker import MaxNLocator, NullLocator
+
+        ax.xaxis.set_major_locator(MaxNLocator(nbins=4))
+        ax.xaxis.set_minor_locator(NullLocator())
+        ax.xaxis.set_major_formatter(DistinctTicks())
+        ax.tick_params(axis="x", which="both", labelsize=8)
+    elif lo > 0 and math.log10(hi / lo) < 2:
         ax.xaxis.set_minor_locator(LogLocator(subs=(2.0, 5.0)))
+        # one formatter for both: an axis narrower than a factor 2 gets linear ticks, which
+        # one significant digit would print as "2e-4, 2e-4, 2e-4"
+        short = DistinctTicks()
         ax.xaxis.set_major_formatter(short)
         ax.xaxis.set_minor_formatter(short)
         ax.tick_params(axis="x", which="both", labelsize=8)

@@ -16,6 +16,7 @@ import pandas as pd
 from energy_hpc import columns as rc
 from energy_hpc.analysis.figure_parts import (  # noqa: F401 - _nearest: tests read it here
     CI_NOTE,
+    LOG_CI_NOTE,
     _ci_bars,
     _ci_err,
     _duration_energy_bars,
@@ -27,7 +28,7 @@ from energy_hpc.analysis.figure_parts import (  # noqa: F401 - _nearest: tests r
     point_labels,
     same_data,
 )
-from energy_hpc.analysis.paper import paper_cells
+from energy_hpc.analysis.paper import display_name, paper_cells
 from energy_hpc.analysis.summary import model_labels, pareto_front
 
 FAMILY_STYLE = {"traditional": ("#1b9e77", "o"), "adapted": ("#e7298a", "D"), "llm": ("#d95f02", "s"),
@@ -48,16 +49,27 @@ def figure1(summary: pd.DataFrame, out_dir: Path, with_paper: bool = True) -> li
             if not part.empty:
                 ax.scatter(part["energy_wh_mean"], part["accuracy_mean"], c=color, marker=marker,
                            s=45, label=f"{fam} (this run)", zorder=3)
-                _ci_bars(ax, part, rc.ENERGY_WH, rc.ACCURACY, color)
-        front = pareto_front(sub)
-        if len(front) >= 2:  # one point is no line: no legend entry for a line not drawn
-            ax.step(front["energy_wh_mean"], front["accuracy_mean"], where="post", color="black",
-                    lw=1, ls="--", label="Pareto front", zorder=2)
+                _ci_bars(ax, part, rc.ENERGY_WH, rc.ACCURACY, color, log_x=True)
+        # a front per cluster: cells are compared only with their own cluster's (other hardware
+        # and meters), as the recommendation does
+        clusters = list(dict.fromkeys(sub[rc.CLUSTER]))
+        for n, cluster in enumerate(clusters):
+            front = pareto_front(sub[sub[rc.CLUSTER] == cluster])
+            if len(front) >= 2:  # one point is no line: no legend entry for a line not drawn
+                ax.step(front["energy_wh_mean"], front["accuracy_mean"], where="post",
+                        color="black", lw=1, ls=("--", ":", "-.")[n % 3], zorder=2,
+                        label="Pareto front" + (f" ({cluster})" if len(clusters) > 1 else ""))
+        xs, ys = sub["energy_wh_mean"].to_numpy(), sub["accuracy_mean"].to_numpy()
+        labels = list(point_labels(sub))
         if with_paper and same_data(sub):  # the paper's points only beside the paper's data
             ref = paper_cells(ds).dropna(subset=[rc.ENERGY_WH])
             if not ref.empty:
                 ax.scatter(ref[rc.ENERGY_WH], ref[rc.ACCURACY], facecolors="none", edgecolors="grey",
                            s=45, label="paper (Capella H100)", zorder=1)
+                # named with ours, placed together: a hollow point is not a riddle
+                xs = np.concatenate([xs, ref[rc.ENERGY_WH].to_numpy(float)])
+                ys = np.concatenate([ys, ref[rc.ACCURACY].to_numpy(float)])
+                labels += [f"paper: {display_name(m)}" for m in ref[rc.MODEL]]
         ax.set_xscale("log")
         ax.set_xlabel("energy per pass over the test set (Wh, log scale)")
         ax.set_ylabel(rc.ACCURACY)
@@ -65,10 +77,9 @@ def figure1(summary: pd.DataFrame, out_dir: Path, with_paper: bool = True) -> li
         ax.grid(True, which="both", alpha=0.3)
         ax.margins(x=0.35, y=0.12)
         _log_ticks(ax)
-        label_points(ax, sub["energy_wh_mean"].to_numpy(), sub["accuracy_mean"].to_numpy(),
-                     point_labels(sub))
+        label_points(ax, xs, ys, labels)
         ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.12), ncol=4)
-    fig.text(0.01, 0.01, CI_NOTE, fontsize=7, color="dimgrey")
+    fig.text(0.01, 0.01, LOG_CI_NOTE, fontsize=7, color="dimgrey")
     return _save(fig, out_dir, "figure1_accuracy_vs_energy")
 
 
@@ -76,7 +87,7 @@ def figure2(summary: pd.DataFrame, out_dir: Path) -> list[Path]:
     """Energy split into CPU, GPU and RAM per model (share of the total; total in the label).
     A device class no cell measured is left out of the bars and the legend."""
     plt = _plt()
-    cells = summary[summary[rc.NODES] == 1].copy()
+    cells = summary[(summary[rc.NODES] == 1) & summary["energy_wh_mean"].notna()].copy()
     parts = cells[["cpu_wh_mean", "gpu_wh_mean", "ram_wh_mean"]].astype(float)
     total = parts.sum(axis=1, min_count=1)
     share = parts.div(total, axis=0).fillna(0)
@@ -98,7 +109,8 @@ def figure2(summary: pd.DataFrame, out_dir: Path) -> list[Path]:
     ax.set_xlabel("share of the energy per pass over the test set (total per pass in the label; "
                   "unknown parts count as 0)", fontsize=8)
     ax.set_title("energy by device class", pad=26)  # room for the legend above the bars
-    ax.legend(fontsize=7, loc="lower center", bbox_to_anchor=(0.5, 1.01), ncol=3)
+    if ax.get_legend_handles_labels()[0]:  # no part measured anywhere: no legend to draw
+        ax.legend(fontsize=7, loc="lower center", bbox_to_anchor=(0.5, 1.01), ncol=3)
     return _save(fig, out_dir, "figure2_energy_parts")
 
 
@@ -247,10 +259,14 @@ def figure8(summary: pd.DataFrame, out_dir: Path) -> list[Path]:
     plt = _plt()
     cells = summary.dropna(subset=["fit_energy_wh_mean", "energy_per_sample_wh_mean"])
     panels = list(dict.fromkeys(zip(cells[rc.DATASET], cells[rc.CLUSTER], strict=True)))
-    fig, axes = plt.subplots(1, len(panels), figsize=(7 * len(panels), 5), squeeze=False)
+    columns = min(2, len(panels))  # two panels a row: three in a row were too small to read
+    rows = math.ceil(len(panels) / columns)
+    fig, axes = plt.subplots(rows, columns, figsize=(7.5 * columns, 5.8 * rows), squeeze=False)
+    for spare in axes.flat[len(panels):]:
+        spare.set_visible(False)
     texts = np.geomspace(1, 1e8, 200)
     pairs = frontier_pairs(cells) + adapted_pairs(cells)
-    for ax, (ds, cluster) in zip(axes[0], panels, strict=True):
+    for ax, (ds, cluster) in zip(axes.flat, panels, strict=False):
         sub = cells[(cells[rc.DATASET] == ds) & (cells[rc.CLUSTER] == cluster)]
         for label, (_, cell) in zip(point_labels(sub), sub.iterrows(), strict=True):
             ax.plot(texts, [total_wh(cell, n) for n in texts], lw=1.2, label=label)
@@ -269,6 +285,10 @@ def figure8(summary: pd.DataFrame, out_dir: Path) -> list[Path]:
         ax.set_title(f"cumulative energy: {ds} @ {cluster}")
         ax.grid(alpha=0.3, which="both")
         ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=2)
+    fig.text(0.01, -0.015, "x: break-even of a pair the table Break-even compares (neighbours on a "
+             "cluster's accuracy/energy frontier, or an adapted cell against one cheaper to fit); "
+             "curves that cross without an x are pairs the table does not compare (not "
+             "neighbours on a frontier: docs/adapted.md)", fontsize=7, color="dimgrey", wrap=True)
     return _save(fig, out_dir, "figure8_cumulative_energy")
 
 
@@ -283,9 +303,7 @@ def drawn_configurations(summary: pd.DataFrame, by_cell: pd.DataFrame | None = N
 
     empty = summary.iloc[0:0]
     measured = summary.dropna(subset=["energy_wh_mean", "duration_s_mean"])
-    single = summary[summary[rc.NODES] == 1]  # figure 2 shows an unmeasured one as n/a
-    if single["energy_wh_mean"].isna().all():
-        single = empty
+    single = summary[(summary[rc.NODES] == 1) & summary["energy_wh_mean"].notna()]
     multi_gpu = summary.groupby(FIGURE3_LINE, sort=False)[rc.GPUS].transform("nunique") > 1
     nodes = summary.groupby([rc.MODEL, rc.DATASET, rc.CLUSTER], sort=False)[rc.NODES]
     both_nodes = (nodes.transform(lambda n: (n == 1).any() and (n == 2).any())
@@ -306,7 +324,10 @@ def drawn_configurations(summary: pd.DataFrame, by_cell: pd.DataFrame | None = N
     }
     if by_cell is not None and not by_cell.empty:
         keys = [k for k in CELL_KEYS if k in by_cell.columns and k in summary.columns]
-        wanted = set(map(tuple, _key_text(by_cell[keys])))
+        # what figure 7 draws: cells with an estimate and a measured mean
+        shown = by_cell[(pd.to_numeric(by_cell[f"{rc.ENERGY_WH}_mean"], errors="coerce") > 0)
+                        | (pd.to_numeric(by_cell[f"{rc.DURATION_S}_mean"], errors="coerce") > 0)]
+        wanted = set(map(tuple, _key_text(shown[keys])))
         hit = [tuple(row) in wanted for row in _key_text(summary[keys])]
         drawn["figure7"] = summary[hit]
     return drawn

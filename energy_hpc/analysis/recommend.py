@@ -70,6 +70,18 @@ def apart(a: pd.Series, b: pd.Series, metric: str) -> bool | None:
 DEFAULT_WITHIN = 0.01  # without --floor or --within: what one accuracy point below the best buys
 
 
+def percents(point: float, low: float, high: float) -> tuple[str, str, str]:
+    """A point and its interval as percentages at one precision, fine enough that the interval
+    does not collapse onto one number while the point differs (99.94% in 99.91% to 99.97%, never
+    99.9% in 100% to 100%); rounding one way keeps the point inside."""
+    texts = ("", "", "")
+    for digits in range(0, 5):
+        texts = tuple(f"{v:.{digits}%}" for v in (point, low, high))  # type: ignore[assignment]
+        if texts[1] != texts[2] or low == high:
+            break
+    return texts
+
+
 def recommend_all(summary: pd.DataFrame, accuracy_floor: float | None = None,
                   within: float | None = None) -> list[Recommendation]:
     """One recommendation per dataset and cluster: a cell is compared with cells measured on the
@@ -136,12 +148,14 @@ def recommend(summary: pd.DataFrame, dataset: str, accuracy_floor: float | None 
         factor = e_t / e_c if e_c > 0 else float("inf")
         ci = ratio_interval(chosen, top)
         ci_text = ""
+        saving_text = f"{saving:.1%}"
         if ci is not None:
-            ci_text = f" (95% CI {1 - ci[1]:.0%} to {1 - ci[0]:.0%})"
+            saving_text, low, high = percents(saving, 1 - ci[1], 1 - ci[0])
+            ci_text = f" (95% CI {low} to {high})"
             if ci[0] <= 1 <= ci[1]:
                 ci_text += ", which the splits cannot tell apart from no saving"
         sentence = (f"On {where}, {_name(chosen)} reaches {chosen['accuracy_mean']:.3f} accuracy "
-                    f"(floor {floor:.3f}) for {e_c:.3g} Wh per pass over the test set: {saving:.1%} less energy"
+                    f"(floor {floor:.3f}) for {e_c:.3g} Wh per pass over the test set: {saving_text} less energy"
                     f"{ci_text} ({factor:.3g}x) than the most accurate, {_name(top)} "
                     f"({top['accuracy_mean']:.3f}, {e_t:.3g} Wh).")
         if apart(chosen, top, rc.ACCURACY) is False:
