@@ -188,7 +188,7 @@ def check_group_options(args: list[str]) -> str | None:
     closest ones, as for a misspelled key, instead of Hydra's multi-line error."""
     import difflib
 
-    from energy_hpc.site_configs import GROUPS, shipped_folder, site_folders
+    from energy_hpc.site_configs import GROUPS
 
     if any(a.startswith(("--config-dir", "-cd", "--config-path", "-cp", "hydra.searchpath",
                          "+hydra.searchpath")) for a in args):
@@ -197,8 +197,7 @@ def check_group_options(args: list[str]) -> str | None:
         key, sep, value = arg.lstrip("+").partition("=")
         if not sep or key not in GROUPS or "(" in value or "$" in value:
             continue
-        folders = (shipped_folder(), *site_folders().folders)
-        known = sorted({p.stem for folder in folders for p in (folder / key).glob("*.yaml")})
+        known = group_options(key)
         for option in (v.strip() for v in value.split(",")):
             if option and option not in known:
                 close = difflib.get_close_matches(option, known, n=3, cutoff=0.5)
@@ -207,6 +206,39 @@ def check_group_options(args: list[str]) -> str | None:
                         f"{', '.join(known)} (a site adds one as hydra_conf/{key}/NAME.yaml; "
                         f"python -m energy_hpc --info searchpath lists where)")
     return None
+
+
+def group_options(group: str) -> list[str]:
+    """The options of a config group: the shipped files' and the site folders'."""
+    from energy_hpc.site_configs import shipped_folder, site_folders
+
+    folders = (shipped_folder(), *site_folders().folders)
+    return sorted({p.stem for folder in folders for p in (folder / group).glob("*.yaml")})
+
+
+def print_help(args: list[str]) -> None:
+    """``--help``: the usage, the groups' options and the config these arguments compose, with
+    the chosen model kind's fields only (the schema holds every kind's: a SetFit option under a
+    TF-IDF model would only mislead). ``--hydra-help`` is Hydra's own."""
+    import yaml
+
+    from energy_hpc.config import RUN_OPTIONS, compose_settings
+    from energy_hpc.site_configs import GROUPS, shipped_folder
+
+    tree = yaml.safe_load((shipped_folder() / "config.yaml").read_text())
+    helps = tree.get("hydra", {}).get("help", {})
+    settings = compose_settings([a for a in args if not a.startswith("-")])
+    config = {name: getattr(settings, name) for name in RUN_OPTIONS}
+    config.update(settings.resolved_dict())
+    print(str(helps.get("header", "")).replace("$$", "$"))
+    print("== Configuration groups ==\nCompose your configuration from those groups "
+          "(group=option)\n")
+    for group in sorted(GROUPS):
+        print(f"{group}: {', '.join(group_options(group))}")
+    print(f"\n== Config ==\nThe config these arguments compose (model kind "
+          f"{settings.model.kind!r}: its fields only); override anything (foo.bar=value)\n")
+    print(yaml.safe_dump(config, sort_keys=False, allow_unicode=True).rstrip())
+    print("\n" + str(helps.get("footer", "")))
 
 
 def check_site_yaml(args: list[str]) -> str | None:
@@ -255,6 +287,13 @@ def main() -> None:
         if problem := check(sys.argv[1:]):
             print(f"energy_hpc: error: {problem}", file=sys.stderr)
             sys.exit(2)
+    if any(a in ("--help", "-h") for a in sys.argv[1:]):
+        try:
+            print_help(sys.argv[1:])
+        except UserError as exc:
+            print(f"energy_hpc: error: {exc}", file=sys.stderr)
+            sys.exit(2)
+        return
     for arg in sys.argv[1:]:
         if unquoted_non_ascii(arg):
             key, value = arg.split("=", 1)

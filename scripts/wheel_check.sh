@@ -2,11 +2,12 @@
 # What `pip install .`, `pip install git+URL` or a site's module build gets: build the wheel,
 # install it into a clean virtual environment away from the source tree, and run the embedded
 # default and --help from there. Fails when the wheel misses a package or a data file.
-#   bash scripts/wheel_check.sh [VENV_DIR]     (default /tmp/energy_hpc-wheel-check)
+#   bash scripts/wheel_check.sh [VENV_DIR]     (default .venv-wheel-check in this checkout: never
+#   a shared path another user or checkout could have made, or be using at the same moment)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 repo=$(pwd)
-venv=${1:-/tmp/energy_hpc-wheel-check}
+venv=${1:-$repo/.venv-wheel-check}
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 python -m pip wheel -q --no-deps -w "$work/dist" . >"$work/build.log" 2>&1 \

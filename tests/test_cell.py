@@ -275,6 +275,13 @@ def test_help_names_the_site_config_folders():
     assert proc.returncode == 0, proc.stderr
     assert "$ENERGY_HPC_CONFIG_PATH" in proc.stdout and "./hydra_conf/" in proc.stdout
     assert "--info searchpath" in proc.stdout
+    # the chosen model kind's fields only, for the model these arguments choose
+    assert "kind: traditional" in proc.stdout and "features: tfidf" in proc.stdout
+    assert "max_steps" not in proc.stdout and "max_tokens" not in proc.stdout
+    setfit = run_cli("--help", "model=setfit_minilm")
+    assert setfit.returncode == 0 and "max_steps: null" in setfit.stdout
+    assert "features:" not in setfit.stdout and "model kind 'setfit'" in setfit.stdout
+    assert "cluster: capella, clara, dev_slurm, local, paula" in setfit.stdout
 
 
 def test_an_unknown_option_in_a_sweep_is_refused_in_one_line_before_planning(tmp_path):

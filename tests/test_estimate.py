@@ -278,3 +278,22 @@ def test_power_counts_ram_as_the_energy_config_does():
     assert ram_w(rss)[:2] == (0.0, 288.0)
     e_paper, e_own = estimate(paper), estimate(own)
     assert e_paper.pass_s == e_own.pass_s and e_paper.pass_wh[0] > e_own.pass_wh[0]
+
+
+def test_the_admin_docs_worked_example_gets_an_estimate(tmp_path):
+    from tests.conftest import REPO, run_cli
+
+    text = (REPO / "docs" / "admin.md").read_text()
+    yaml_text = text.split("## Worked example", 1)[1].split("```yaml\n", 1)[1].split("```", 1)[0]
+    folder = tmp_path / "hydra_conf" / "cluster"
+    folder.mkdir(parents=True)
+    (folder / "alpha.yaml").write_text(yaml_text)
+    proc = run_cli("cluster=alpha", "cluster.account=p_llm", "model=llama70b", "gpus=auto",
+                   "dry_run=true", f"out_dir={tmp_path / 'out'}", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "first principles" in proc.stdout and "without an estimate" not in proc.stdout
+    # a cluster file lacking facts names only those it lacks
+    (folder / "alpha.yaml").write_text(yaml_text.replace("gpu_tflops_bf16: 312\n", ""))
+    lacking = run_cli("cluster=alpha", "model=llama70b", "dry_run=true",
+                      f"out_dir={tmp_path / 'out'}", cwd=tmp_path)
+    assert "the cluster file lacks gpu_tflops_bf16)" in lacking.stdout

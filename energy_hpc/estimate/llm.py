@@ -96,9 +96,12 @@ def inference(cell: Cell, text_chars: float | None = None,
     s, c, model = cell.settings, cell.settings.cluster, cell.settings.model
     if not getattr(model, "params_billion", None):
         return f"no first-principles model for {model.name}: model.params_billion is not stated"
-    if not (c.gpu_tflops_bf16 and c.gpu_mem_bandwidth_gbs and c.gpu_power_w) or not cell.placement.gpus:
-        return (f"no GPU datasheet facts for cluster {c.name} (gpu_tflops_bf16, "
-                "gpu_mem_bandwidth_gbs, gpu_power_w); first-principles estimate unavailable")
+    missing = [name for name in ("gpu_tflops_bf16", "gpu_mem_bandwidth_gbs", "gpu_power_w")
+               if not getattr(c, name)]
+    if missing or not cell.placement.gpus:
+        what = (f"no GPU datasheet facts for cluster {c.name} (the cluster file lacks "
+                f"{', '.join(missing)})" if missing else f"no GPUs placed on cluster {c.name}")
+        return f"{what}; first-principles estimate unavailable"
     tokens, note = prompt_tokens(cell, text_chars, categories)
     outs = output_tokens(model)
     n_test = s.dataset.n_test or 200
