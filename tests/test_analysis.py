@@ -68,6 +68,18 @@ def test_regression_without_gpu_variation_says_so():
     assert "insufficient data (2 cells)" in few["tomatoes"].tolist()
 
 
+@NEEDS_ANALYSIS
+def test_a_rank_deficient_regression_is_said_in_the_table_not_warned(recwarn):
+    # two GPU counts, each at one duration: duration and GPUs are one variable here
+    rows = [rec(f"m{i}", 1.0 + i, 0.5, 10.0 if i % 2 else 20.0, gpus=1 if i % 2 else 2)
+            for i in range(6)]
+    col = table_b6(summarize(pd.DataFrame(rows))).set_index("Dependent variable: Energy")["tomatoes"]
+    assert col["Duration"].startswith("rank-deficient design (2 of 4 terms")
+    assert col["Observations"] == "6"
+    assert not [w for w in recwarn if "rank" in str(w.message).lower()
+                or "Singular" in type(w.message).__name__]
+
+
 def test_b1_overlays_paper_and_keeps_missing_models():
     frame = pd.DataFrame([rec("linear_bow", 0.001, 0.58, 0.01), rec("linear_tfidf", 0.002, 0.60, 0.02)])
     b1 = table_b1(summarize(frame), "tomatoes")

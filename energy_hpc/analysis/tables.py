@@ -159,7 +159,17 @@ def table_b6(summary: pd.DataFrame) -> pd.DataFrame:
             col["Duration"] = f"insufficient data ({len(data)} cells)"
             columns[str(ds)] = col
             continue
-        fit = smf.ols(formula, data=data).fit()
+        import numpy as np
+
+        design = smf.ols(formula, data=data)
+        rank = int(np.linalg.matrix_rank(design.exog))
+        if rank < design.exog.shape[1]:  # e.g. GPUs fixed by duration: say so, fit nothing
+            col["Duration"] = (f"rank-deficient design ({rank} of {design.exog.shape[1]} terms "
+                               f"separable over {len(data)} cells): no unique fit")
+            col["Observations"] = str(len(data))
+            columns[str(ds)] = col
+            continue
+        fit = design.fit()
         names = {"duration": "Duration", rc.GPUS: "GPUs", "duration:gpus": "Duration:GPUs",
                  "Intercept": "Constant"}
         for term, label in names.items():
