@@ -399,7 +399,28 @@ def test_figure1_plots_every_cell_with_distinct_non_overlapping_labels(captured,
         nearest = _nearest_point(box, points)
         assert nearest in own or any(np.allclose(points[nearest], points[o]) for o in own), text
     legend = [t.get_text() for t in ax.get_legend().get_texts()]
-    assert "Pareto front" in legend  # the front here has two points: a line is drawn
+    # a front per cluster (cells are compared within their cluster): each cluster's front here
+    # is its TF-IDF cell alone, so no line joins the two clusters' TF-IDF cells
+    assert not any(text.startswith("Pareto front") for text in legend)
+
+
+@NEEDS_ANALYSIS
+def test_figure1_draws_a_pareto_front_per_cluster(captured, tmp_path):
+    from energy_hpc.analysis.figures import figure1
+
+    rows = []
+    for split in range(2):
+        for cluster, scale in (("capella", 1.0), ("clara", 1.4)):
+            rows += [rec("linear_bow", 1e-4 * scale, 0.60, 0.01, cluster=cluster, split=split),
+                     rec("linear_tfidf", 3e-4 * scale, 0.65, 0.02, cluster=cluster, split=split)]
+    figure1(summarize(pd.DataFrame(rows)), tmp_path)
+    ax = captured["figure1_accuracy_vs_energy"].axes[0]
+    legend = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert "Pareto front (capella)" in legend and "Pareto front (clara)" in legend
+    fronts = [line for line in ax.get_lines() if line.get_label().startswith("Pareto front")]
+    for line in fronts:  # each joins its own cluster's two cells only
+        xs = sorted(set(np.round(line.get_xdata(), 12)))
+        assert len(xs) == 2 and xs[1] / xs[0] == pytest.approx(3.0)
 
 
 @NEEDS_ANALYSIS
