@@ -36,7 +36,7 @@ def test_sweep_of_the_six_models(tmp_path):
 @pytest.mark.parametrize(
     ("args", "expected"),
     [
-        (["model=nosuch"], "Available options in 'model'"),
+        (["model=nosuch"], "no model named 'nosuch'; the models are"),
         (["dataset=file", "dataset.path=/nonexistent/x.csv"], "not found: /nonexistent/x.csv"),
         (["energy.interval_s=-1"], "energy.interval_s=-1"),
         (["model.estimater=svm"], "estimater"),
