@@ -2,12 +2,16 @@
 # What `pip install .`, `pip install git+URL` or a site's module build gets: build the wheel,
 # install it into a clean virtual environment away from the source tree, and run the embedded
 # default and --help from there. Fails when the wheel misses a package or a data file.
-#   bash scripts/wheel_check.sh [VENV_DIR]     (default .venv-wheel-check in this checkout: never
-#   a shared path another user or checkout could have made, or be using at the same moment)
+#   bash scripts/wheel_check.sh [VENV_DIR]     (default: in this user's cache, one per checkout,
+#   ~/.cache/energy_hpc/wheel-check-<hash of the checkout's path>: never a shared path another
+#   user or checkout could have made, or be using at the same moment; not inside the checkout,
+#   which the check must not import from)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 repo=$(pwd)
-venv=${1:-$repo/.venv-wheel-check}
+key=$(printf %s "$repo" | sha256sum | cut -c1-12)
+venv=${1:-${XDG_CACHE_HOME:-$HOME/.cache}/energy_hpc/wheel-check-$key}
+mkdir -p "$(dirname "$venv")" && chmod 700 "$(dirname "$venv")"
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 python -m pip wheel -q --no-deps -w "$work/dist" . >"$work/build.log" 2>&1 \
