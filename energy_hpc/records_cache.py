@@ -40,6 +40,7 @@ DATA_FILE = "records.parquet"
 MANIFEST = "manifest.json"
 CACHE_VERSION = 1
 FILE_COLUMN = "_cache_file"
+DECODE_ROWS = 10_000  # JSON text decoded this many rows at a time: one string per block, not all
 
 
 def available() -> bool:
@@ -118,28 +119,41 @@ class FolderCache:
         """The rows of every file served from the cache, decoded, with their ``record_file``."""
         if self.raw is None or not self._served:
             return None
-        if len(self._served) == len(self.manifest.get("files", {})):
-            rows = self.raw.copy()
+        # every stored row, and nothing to write back (no file read afresh): decoded in place,
+        # no copy; otherwise the stored text stays for the cache that is written again
+        whole = len(self._served) == len(self.manifest.get("files", {})) and not self.dirty
+        if whole:
+            rows = self.raw
         else:
             rows = self.raw[self.raw[FILE_COLUMN].isin(self._served)].copy()
         try:
             for column in self.manifest.get("json_columns", []):
-                if column in rows:  # one parse per column: "[v1,v2,...]"
-                    values = _loads("[" + ",".join(
-                        v if isinstance(v, str) else "null" for v in rows[column].tolist()) + "]")
+                if column in rows:  # one parse per block of rows: "[v1,v2,...]"
+                    texts = rows[column].tolist()
+                    values: list[Any] = []
+                    for start in range(0, len(texts), DECODE_ROWS):
+                        values += _loads("[" + ",".join(
+                            v if isinstance(v, str) else "null"
+                            for v in texts[start:start + DECODE_ROWS]) + "]")
+                    del texts
                     rows[column] = pd.Series(values, index=rows.index, dtype=object)
         except ValueError as exc:  # a damaged cache: these files are read from JSONL instead
             log.debug("records cache in %s undecodable (%s)", self.dir, exc)
             return None
+        finally:
+            if whole:  # decoded in place: the stored text is gone, and nothing is written back
+                self.raw = None
         for column in self.manifest.get("null_columns", []):
             rows[column] = pd.Series([None] * len(rows), index=rows.index, dtype=object)
         rows = rows.assign(record_file=rows[FILE_COLUMN].map(self._served))
         return rows.drop(columns=[FILE_COLUMN]).reset_index(drop=True)
 
-    def store(self, fresh: dict[str, tuple[list[int], list[dict[str, Any]]]]) -> None:
-        """Write the cache again: the files just read (name -> (key, rows)) and the cached files
-        this load did not read again (served, or not asked for), whose stored rows are reused
-        as stored; files that were read but could not be cached (a skipped line) drop out."""
+    def store(self, fresh: dict[str, list[int]], rows: pd.DataFrame | None = None) -> None:
+        """Write the cache again: the files just read (name -> key; their rows in ``rows``, with
+        the file's name in ``FILE_COLUMN``: the load's own frame, not a copy of its dicts) and the
+        cached files this load did not read again (served, or not asked for), whose stored rows
+        are reused as stored; files that were read but could not be cached (a skipped line) drop
+        out."""
         try:
             keys: dict[str, Any] = {}
             frames = []
@@ -151,11 +165,11 @@ class FolderCache:
                     frames.append(self.raw[self.raw[FILE_COLUMN].isin(keep)].copy())
                     keys.update({n: files[n] for n in keep})
             new_json: set[str] = set()
-            rows = [dict(row, **{FILE_COLUMN: name}) for name, (_, file_rows) in fresh.items()
-                    for row in file_rows]
-            if rows:
-                new, new_json = _encoded(pd.DataFrame(rows), force=old_json)
-                keys.update({name: key for name, (key, _) in fresh.items()})
+            if rows is not None and len(rows) and fresh:
+                # a shallow copy: _encoded replaces columns, never the caller's values
+                mine = rows[rows[FILE_COLUMN].isin(fresh)].copy(deep=False)
+                new, new_json = _encoded(mine, force=old_json)
+                keys.update(fresh)
                 if frames:  # a column the new rows need as JSON: the stored rows' too
                     for column in new_json - old_json:
                         if column in frames[0]:

@@ -112,3 +112,28 @@ def test_a_cache_that_cannot_be_written_leaves_loading_alone(out, tmp_path):
     frame = load(copy)  # read-only out_dir would: nothing can be written there
     assert len(frame) == 6 and (copy / CACHE_DIR).is_file()
     pd.testing.assert_frame_equal(_norm(frame), _norm(load(copy, cache=False)))
+
+
+def test_rows_made_in_blocks_and_a_new_cell_keep_the_cache_whole(out, monkeypatch, tmp_path):
+    """Records become frames CHUNK_ROWS at a time and cached text is decoded DECODE_ROWS at a
+    time (the memory bound at 10^5 records): the same frame; a cell added after a warm load
+    joins the cache beside the files served from it."""
+    import shutil
+
+    from energy_hpc import records_cache
+    from energy_hpc.results import frame as results_frame
+
+    monkeypatch.setattr(results_frame, "CHUNK_ROWS", 2)
+    monkeypatch.setattr(records_cache, "DECODE_ROWS", 2)
+    copy = tmp_path / "out"
+    shutil.copytree(out, copy)
+    shutil.rmtree(copy / CACHE_DIR, ignore_errors=True)
+    _same(copy)  # first load, in blocks of two rows
+    _same(copy)  # warm, decoded two rows at a time
+    src = sorted((copy / "cells").iterdir())[0]
+    shutil.copytree(src, copy / "cells" / "zz-added-cell")
+    frame = _same(copy)
+    assert len(frame) == 9
+    manifest = json.loads((copy / CACHE_DIR / MANIFEST).read_text())
+    assert len(manifest["files"]) == 3  # the two served ones stayed cached
+    assert len(_same(copy)) == 9

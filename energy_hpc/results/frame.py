@@ -23,6 +23,10 @@ from energy_hpc.safe_paths import UnsafePathError, read_text
 
 log = logging.getLogger("energy_hpc.results")
 
+# rows parsed before they become a frame: a record as a dict costs ~10 KB, as a frame's row far
+# less, so 10^5 records never sit in memory as dicts at once
+CHUNK_ROWS = 10_000
+
 
 def load(paths_or_globs: str | Path | Iterable[str | Path], *, on_error: str = "warn",
          progress: bool = False, cache: bool = True) -> pd.DataFrame:
@@ -34,14 +38,14 @@ def load(paths_or_globs: str | Path | Iterable[str | Path], *, on_error: str = "
     unchanged since the last load come from the out_dir's columnar cache
     (:mod:`energy_hpc.records_cache`; ``cache=False`` reads every JSONL line).
     """
-    from energy_hpc.records_cache import FolderCache, file_key
+    from energy_hpc.records_cache import FILE_COLUMN, FolderCache, file_key
 
     files = find_record_files(paths_or_globs)
     frames: list[pd.DataFrame] = []
     skipped: list[SkippedLine] = []
     unreadable = 0
     caches: dict[Path, FolderCache] = {}
-    kept: dict[Path, dict[str, tuple[list[int], pd.DataFrame]]] = {}
+    kept: dict[Path, dict[str, list[int]]] = {}  # per out_dir: files to cache -> their key
     iterator: Iterable[Path] = files
     if progress and len(files) > 1:
         from tqdm.auto import tqdm
@@ -49,6 +53,7 @@ def load(paths_or_globs: str | Path | Iterable[str | Path], *, on_error: str = "
         iterator = tqdm(files, desc="loading records", unit="file")
     order = {str(path): i for i, path in enumerate(files)}
     fresh: list[dict[str, Any]] = []  # rows read from JSONL now, with their record_file
+    chunks: list[pd.DataFrame] = []  # ... made into frames every CHUNK_ROWS rows
     for path in iterator:
         root = out_dir_of(path) if cache else None
         folder = None
@@ -75,15 +80,28 @@ def load(paths_or_globs: str | Path | Iterable[str | Path], *, on_error: str = "
         accounting = _slurm_columns(path)
         for row in file_rows:
             row.update(accounting)
+        cached_as = None
         if folder is not None:
             folder.dirty = True  # a file with a skipped line is dropped from the cache
             if key is not None and len(skipped) == before and file_rows:
-                kept[root][name] = (key, [dict(row) for row in file_rows])  # type: ignore[index]
+                kept[root][name] = key  # type: ignore[index]
+                cached_as = f"{root}\0{name}"
         for row in file_rows:
             row["record_file"] = str(path)
+            row[FILE_COLUMN] = cached_as
         fresh.extend(file_rows)
+        if len(fresh) >= CHUNK_ROWS:  # columns hold the values now: the dicts need not live on
+            chunks.append(pd.DataFrame(fresh))
+            fresh = []
     if fresh:
-        frames.append(pd.DataFrame(fresh))
+        chunks.append(pd.DataFrame(fresh))
+    del fresh
+    fresh_frame = None
+    if chunks:  # concatenating copies pointers, not the lists and mappings they point at
+        fresh_frame = chunks[0] if len(chunks) == 1 else pd.concat(chunks, ignore_index=True,
+                                                                   sort=False)
+        chunks.clear()
+        frames.append(fresh_frame)
     for root, folder in caches.items():
         served = folder.served_rows()
         if served is not None:
@@ -99,8 +117,14 @@ def load(paths_or_globs: str | Path | Iterable[str | Path], *, on_error: str = "
                 frames.append(pd.DataFrame(file_rows))
             folder.forget_served()
         if folder.dirty:
-            folder.store(kept[root])
-    frames = [f for f in frames if len(f)]
+            rows = None
+            if fresh_frame is not None and kept[root]:
+                prefix = f"{root}\0"
+                mine = fresh_frame[fresh_frame[FILE_COLUMN].str.startswith(prefix, na=False)]
+                rows = mine.assign(**{FILE_COLUMN: mine[FILE_COLUMN].str.slice(len(prefix))}).drop(
+                    columns=["record_file"])
+            folder.store(kept[root], rows)
+    frames = [f.drop(columns=[FILE_COLUMN], errors="ignore") for f in frames if len(f)]
     if not frames:
         frame = pd.DataFrame()
     elif len(frames) == 1:
