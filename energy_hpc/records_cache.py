@@ -129,12 +129,11 @@ class FolderCache:
         try:
             for column in self.manifest.get("json_columns", []):
                 if column in rows:  # one parse per block of rows: "[v1,v2,...]"
-                    texts = rows[column].tolist()
+                    texts = rows[column].astype(object).where(rows[column].notna(),
+                                                               "null").tolist()
                     values: list[Any] = []
                     for start in range(0, len(texts), DECODE_ROWS):
-                        values += _loads("[" + ",".join(
-                            v if isinstance(v, str) else "null"
-                            for v in texts[start:start + DECODE_ROWS]) + "]")
+                        values += _loads("[" + ",".join(texts[start:start + DECODE_ROWS]) + "]")
                     del texts
                     rows[column] = pd.Series(values, index=rows.index, dtype=object)
         except ValueError as exc:  # a damaged cache: these files are read from JSONL instead
@@ -221,7 +220,9 @@ def _encoded(frame: pd.DataFrame, force: set[str] = frozenset()) -> tuple[pd.Dat
             continue
         if column not in force and all(isinstance(v, str) for v in values):
             continue
-        frame[column] = frame[column].map(lambda v: None if _missing(v) else _dumps(v))
+        frame[column] = pd.Series([None if _missing(v) else _dumps(v)
+                                   for v in frame[column].tolist()], index=frame.index,
+                                  dtype=object)
         json_columns.add(column)
     return frame, json_columns
 
