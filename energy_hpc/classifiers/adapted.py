@@ -261,8 +261,9 @@ class FinetuneClassifier(_SequenceClassifier):
             if m.max_steps and steps >= m.max_steps:
                 break
         self.steps = steps
-        if not math.isfinite(float(loss)):
-            log.warning("%s: the training loss is %s after %d steps", m.display_name, loss, steps)
+        final = float(loss.detach()) if hasattr(loss, "detach") else float(loss)
+        if not math.isfinite(final):
+            log.warning("%s: the training loss is %s after %d steps", m.display_name, final, steps)
 
     def describe(self) -> dict[str, Any]:
         m = self.model
