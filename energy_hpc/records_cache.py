@@ -91,6 +91,9 @@ class FolderCache:
             if manifest.get("version") != CACHE_VERSION:
                 return
             raw = pd.read_parquet(self.dir / DATA_FILE)
+            import pyarrow as pa
+
+            pa.default_memory_pool().release_unused()  # the Arrow table is pandas' now
             if FILE_COLUMN not in raw:
                 return
         except Exception as exc:  # noqa: BLE001 - a cache is never needed: read the JSONL instead
@@ -166,7 +169,8 @@ class FolderCache:
             new_json: set[str] = set()
             if rows is not None and len(rows) and fresh:
                 # a shallow copy: _encoded replaces columns, never the caller's values
-                mine = rows[rows[FILE_COLUMN].isin(fresh)].copy(deep=False)
+                hit = rows[FILE_COLUMN].isin(fresh)
+                mine = (rows if hit.all() else rows[hit]).copy(deep=False)
                 new, new_json = _encoded(mine, force=old_json)
                 keys.update(fresh)
                 if frames:  # a column the new rows need as JSON: the stored rows' too
@@ -185,7 +189,7 @@ class FolderCache:
             if self._linked():
                 return
             tmp = _fresh_file(self.dir, DATA_FILE)
-            frame.to_parquet(tmp, index=False)
+            _write_parquet(frame, tmp)
             os.replace(tmp, self.dir / DATA_FILE)
             manifest = {"version": CACHE_VERSION, "json_columns": json_columns,
                         "null_columns": null_columns, "files": keys}
@@ -194,6 +198,29 @@ class FolderCache:
             os.replace(tmp_m, self.dir / MANIFEST)
         except Exception as exc:  # noqa: BLE001 - a read-only out_dir, a full disk: no cache
             log.debug("records cache in %s not written: %s", self.dir, exc)
+
+
+WRITE_ROWS = 20_000  # rows turned into Arrow at a time when the cache is written
+
+
+def _write_parquet(frame: pd.DataFrame, path: Path) -> None:
+    """The frame as Parquet, WRITE_ROWS rows at a time under one schema (inferred from the whole
+    frame): Arrow never holds a second copy of 10^5 rows at once."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    # text columns (JSON included: :func:`_encoded` left no other objects) are strings; the rest
+    # inferred from their dtypes, which costs no conversion (inferring an object column would
+    # convert all of it at once)
+    objects = [c for c in frame.columns if frame[c].dtype == object]
+    typed = pa.Schema.from_pandas(frame.drop(columns=objects), preserve_index=False)
+    fields = {f.name: f for f in typed} | {c: pa.field(c, pa.string()) for c in objects}
+    schema = pa.schema([fields[c] for c in frame.columns])
+    with pq.ParquetWriter(path, schema) as writer:
+        for start in range(0, len(frame), WRITE_ROWS):
+            part = frame.iloc[start:start + WRITE_ROWS]
+            writer.write_table(pa.Table.from_pandas(part, schema=schema, preserve_index=False))
+    pa.default_memory_pool().release_unused()
 
 
 def _fresh_file(folder: Path, name: str) -> Path:

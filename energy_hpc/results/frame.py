@@ -30,6 +30,23 @@ CHUNK_ROWS = 10_000
 
 def load(paths_or_globs: str | Path | Iterable[str | Path], *, on_error: str = "warn",
          progress: bool = False, cache: bool = True) -> pd.DataFrame:
+    """One DataFrame of every record under the given folders, files or globs (see
+    :func:`_load`). The cyclic garbage collector pauses meanwhile: decoding 10^5 records makes
+    millions of lists and dicts, none in a cycle, and each collection it would trigger walks every
+    object the caller already holds (a notebook's earlier frames) — up to half the load's time."""
+    import gc
+
+    paused = gc.isenabled()
+    gc.disable()
+    try:
+        return _load(paths_or_globs, on_error=on_error, progress=progress, cache=cache)
+    finally:
+        if paused:
+            gc.enable()
+
+
+def _load(paths_or_globs: str | Path | Iterable[str | Path], *, on_error: str = "warn",
+          progress: bool = False, cache: bool = True) -> pd.DataFrame:
     """One DataFrame of every record under the given folders, files or globs.
 
     A corrupt line is skipped alone, with a warning naming the file and line
@@ -120,7 +137,8 @@ def load(paths_or_globs: str | Path | Iterable[str | Path], *, on_error: str = "
             rows = None
             if fresh_frame is not None and kept[root]:
                 prefix = f"{root}\0"
-                mine = fresh_frame[fresh_frame[FILE_COLUMN].str.startswith(prefix, na=False)]
+                hit = fresh_frame[FILE_COLUMN].str.startswith(prefix, na=False)
+                mine = fresh_frame if hit.all() else fresh_frame[hit]  # a mask copies every column
                 rows = mine.assign(**{FILE_COLUMN: mine[FILE_COLUMN].str.slice(len(prefix))}).drop(
                     columns=["record_file"])
             folder.store(kept[root], rows)
