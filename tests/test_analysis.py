@@ -605,3 +605,72 @@ def test_figures_2_5_6_read_as_the_data_says(captured, tmp_path):
     assert [a.get_yscale() for a in fig5.axes] == ["linear", "log"]
     figure6(s, tmp_path)
     assert captured["figure6_energy_vs_duration"].axes[0].get_xscale() == "log"
+
+
+# --- issue 24, item 15: figures that read right ------------------------------------------------
+
+
+@NEEDS_ANALYSIS
+def test_figure1_narrow_axis_ticks_differ_paper_points_are_named_and_no_arm_runs_to_the_edge(
+        captured, tmp_path):
+    from energy_hpc.analysis.figures import figure1
+
+    rows = []
+    for split, (bow, tfidf) in enumerate(((1.8e-4, 1e-5), (2.2e-4, 2.1e-4), (1.6e-4, 1e-6))):
+        for model, wh in (("linear_bow", bow), ("linear_tfidf", tfidf)):
+            r = rec(model, wh, 0.6 + 0.01 * split, 0.01, dataset="tomatoes", split=split)
+            r.update(n_classes=2, n_train=200, n_test=200)
+            rows.append(r)
+    summary = summarize(pd.DataFrame(rows))
+    assert (summary["energy_wh_ci_low"] == 0).any()  # TF-IDF's interval reaches 0
+    figure1(summary, tmp_path)
+    fig = captured["figure1_accuracy_vs_energy"]
+    ax = fig.axes[0]
+    texts = [t.get_text() for t in ax.texts] + [t.get_text() for t in fig.texts]
+    assert any("paper: Linear Embedding" in t for t in texts)  # the hollow points are named
+    assert any("drawn from its point rightwards only" in t for t in texts)
+    left = ax.get_xlim()[0]
+    for collection in ax.collections:  # error bars: no segment starts at the axis' left edge
+        for seg in getattr(collection, "get_segments", lambda: [])():
+            assert min(p[0] for p in seg) > left * 1.01
+
+    # a narrow log axis: every tick label differs
+    narrow = summarize(pd.DataFrame([rec("linear_bow", wh, 0.6, 0.01, split=i)
+                                     for i, wh in enumerate((1.9e-4, 2.0e-4, 2.1e-4))]))
+    figure1(narrow, tmp_path)
+    ax = captured["figure1_accuracy_vs_energy"].axes[0]
+    shown = [t.get_text() for t in ax.get_xticklabels() if t.get_text()
+             and ax.get_xlim()[0] <= t.get_position()[0] <= ax.get_xlim()[1]]
+    assert len(shown) >= 2 and len(set(shown)) == len(shown), shown
+
+
+@NEEDS_ANALYSIS
+def test_figure8_puts_two_panels_a_row_and_explains_unmarked_crossings(captured, tmp_path):
+    from energy_hpc.analysis.figures import figure8
+
+    rows = []
+    for ds in ("a", "b", "c"):
+        for split in range(2):
+            for model, wh, acc, fit, per in (("linear_bow", 1e-4, 0.6, 1e-3, 5e-7),
+                                             ("setfit_minilm", 5e-3, 0.8, 2.0, 2.5e-5)):
+                r = rec(model, wh, acc, 0.01, dataset=ds, split=split,
+                        family="adapted" if model.startswith("setfit") else "traditional")
+                r.update(fit_energy_wh=fit, fit_duration_s=1.0, energy_per_sample_wh=per)
+                rows.append(r)
+    figure8(summarize(pd.DataFrame(rows)), tmp_path)
+    fig = captured["figure8_cumulative_energy"]
+    visible = [ax for ax in fig.axes if ax.get_visible()]
+    assert len(visible) == 3 and fig.get_size_inches()[0] <= 15.5  # 2 columns, not 3 in a row
+    assert any("cross without an x" in t.get_text() for t in fig.texts)
+
+
+@NEEDS_ANALYSIS
+def test_figures_2_and_7_count_only_what_they_draw():
+    from energy_hpc.analysis.figures import drawn_configurations
+
+    rows = [rec("linear_bow", 1e-4, 0.6, 0.01, split=i) for i in range(2)]
+    rows += [dict(rec("linear_tfidf", 1e-4, 0.6, 0.01, split=i), flags=["overlapping_window"])
+             for i in range(2)]
+    summary = summarize(pd.DataFrame(rows))
+    drawn = drawn_configurations(summary)
+    assert list(drawn["figure2"]["model"]) == ["linear_bow"]  # the left-out one is not drawn

@@ -293,3 +293,43 @@ def test_accuracy_is_shown_when_every_split_is_left_out_of_the_energy_figures(ca
     closing = capsys.readouterr().out.strip().splitlines()[-1]
     assert closing.startswith("2 of 2 split(s) left out of the energy figures")
     assert "--overlapping mark" in closing and "force=true" in closing
+
+
+@pytest.mark.parametrize("overrides,said", [
+    (["seed=-1"], "seed=-1 is not valid with repetitions=10"),
+    (["seed=99999999999999999999"], "give a seed from 0 to 4294967286"),
+    (["seed=4294967295", "repetitions=2"], "give a seed from 0 to 4294967294"),
+    (["repetitions=1e9"], "write it as a whole number without a decimal point or exponent "
+                          "(repetitions=1000000000)"),
+    (["seed=1e3"], "(seed=1000)"),
+])
+def test_seeds_and_counts_are_checked_before_anything_runs(tmp_path, overrides, said):
+    proc = run_cli(f"out_dir={tmp_path / 'out'}", *overrides)
+    lines = proc.stderr.strip().splitlines()
+    assert proc.returncode == 2 and len(lines) == 1 and said in lines[0], proc.stderr
+    assert not (tmp_path / "out" / "cells").exists()
+
+
+def test_floor_and_within_follow_one_rule(capsys):
+    from energy_hpc.analysis.recommend import recommend_all
+    from energy_hpc.report import main
+
+    for flag in ("--within", "--floor"):
+        for bad in ("-1", "1.5"):
+            with pytest.raises(SystemExit) as exc:
+                main(["x", "--out", "y", flag, bad])
+            assert exc.value.code == 2 and f"{flag}={float(bad)}" in capsys.readouterr().err
+    import pandas as pd
+
+    with pytest.raises(ValueError, match="within=-0.1 must lie between 0 and 1"):
+        recommend_all(pd.DataFrame(), within=-0.1)
+
+
+def test_a_saving_and_its_interval_are_printed_at_one_precision():
+    from energy_hpc.analysis.recommend import percents
+
+    point, low, high = percents(0.9994, 0.9991, 0.9997)
+    assert (low, high) != ("100%", "100%") and low != high
+    as_number = [float(t.rstrip("%")) for t in (point, low, high)]
+    assert as_number[1] <= as_number[0] <= as_number[2]
+    assert percents(0.5, 0.3, 0.7) == ("50%", "30%", "70%")
