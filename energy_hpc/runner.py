@@ -73,6 +73,14 @@ def reading_columns(reading: Reading, passes: int, prefix: str = "") -> dict[str
     return per
 
 
+def cpu_share_columns(reading: Reading, prefix: str = "") -> dict[str, Any]:
+    """Whose CPU work the host did during a window (energy/host_share.py): ``own_cpu_s``,
+    ``host_busy_cpu_s``, ``foreign_cpu_share`` and where the own time came from."""
+    share = reading.info.get("cpu_share") or {}
+    return {f"{prefix}{key}": share.get(key) for key in
+            ("own_cpu_s", "host_busy_cpu_s", "foreign_cpu_share", "own_cpu_source")}
+
+
 def counter_checks(readings: list[Reading]) -> list[dict[str, Any]]:
     """The NVML counter-vs-power checks these readings made (per node of a multi-node cell)."""
     return [{**check, "node": node} if node else check for reading in readings
@@ -320,8 +328,10 @@ class CellRunner:
             self._write_raw(split, prediction)
         extra["overlapped_with"] = overlaps_of(readings[0])
         extra["node_shared_with_jobs"] = union(neighbours_before, other_jobs_on_my_nodes())
+        extra.update(cpu_share_columns(readings[0]))
         if idle:
             extra["idle_overlapped_with"] = overlaps_of(idle[0])
+            extra.update(cpu_share_columns(idle[0], "idle_"))
         rec = build_record(self.cell, split, corpus, readings, window.passes, scores, started,
                            {**extra, **fit})
         if rec["overlapped_with"] and OVERLAP_FLAG not in rec["flags"]:
@@ -364,6 +374,7 @@ class CellRunner:
         if overlapped and OVERLAP_FLAG not in flags:
             flags.append(OVERLAP_FLAG)
         return {**reading_columns(reading, window.passes, prefix="fit_"),
+                **cpu_share_columns(reading, "fit_"),
                 "fit_duration_s": reading.duration_s / window.passes,
                 "fit_method": reading.meter, "fit_passes": window.passes,
                 "fit_window_s": reading.duration_s, "fit_flags": flags,

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from energy_hpc.energy.base import PARTS, Meter, Reading
+from energy_hpc.energy.host_share import cpu_share, snapshot
 from energy_hpc.energy.ledger import host_ledger, note_overlaps
 
 log = logging.getLogger(__name__)
@@ -60,6 +61,7 @@ def measure_window(meters: Sequence[Meter], work: Callable[[], Any], *, min_wind
         if ledger is not None:
             ledger.close(entry)
         raise
+    cpu_before = snapshot()
     t0 = time.perf_counter()
     passes = 0
     output = None
@@ -74,11 +76,13 @@ def measure_window(meters: Sequence[Meter], work: Callable[[], Any], *, min_wind
         cuda_synchronize()
         wall = time.perf_counter() - t0
     finally:
+        cpu = cpu_share(cpu_before, snapshot())
         try:
             readings = [meter.stop() for meter in reversed(meters)][::-1]
         finally:  # a meter that fails to stop must not leave the window open in the ledger
             overlapped = ledger.close(entry) if ledger is not None else []
     note_overlaps(readings, overlapped)
+    note_cpu_share(readings, cpu)
     for meter, reading in zip(meters, readings, strict=True):
         needed = meter.resolution_s
         if reading.duration_s < needed:
@@ -97,12 +101,21 @@ def measure_idle(meters: Sequence[Meter], seconds: float,
     try:
         for meter in meters:
             meter.start()
+        cpu_before = snapshot()
         threading.Event().wait(seconds)
+        cpu = cpu_share(cpu_before, snapshot())
         readings = [meter.stop() for meter in reversed(meters)][::-1]
     finally:
         overlapped = ledger.close(entry) if ledger is not None else []
     note_overlaps(readings, overlapped)
+    note_cpu_share(readings, cpu)
     return readings
+
+
+def note_cpu_share(readings: list[Reading], cpu: dict[str, Any]) -> None:
+    """Every reading of a window keeps whose CPU work the host did meanwhile (host_share.py)."""
+    for reading in readings:
+        reading.info["cpu_share"] = dict(cpu)
 
 
 def net_of_idle(gross: Reading, idle: Reading) -> dict[str, float | None]:
