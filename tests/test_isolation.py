@@ -251,16 +251,19 @@ def test_a_window_beside_a_cpu_burner_records_the_foreign_share():
     alone = measure_window([_Meter()], lambda: _busy(1.5)).readings[0].info["cpu_share"]
     assert alone["own_cpu_s"] == pytest.approx(1.5, abs=0.4)
     assert 0.0 <= alone["foreign_cpu_share"] <= 1.0
-    burner = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    # a stranger: not a descendant of this process (a child of ours would be our own work), so
+    # a shell starts it in the background and exits, leaving it to init
+    started = subprocess.run(["sh", "-c", f"'{sys.executable}' -c 'while True: pass' "
+                              ">/dev/null 2>&1 & echo $!"], capture_output=True, text=True)
+    proc = psutil.Process(int(started.stdout.strip()))
     try:
+        assert proc.pid not in {c.pid for c in psutil.Process().children(recursive=True)}
         time.sleep(0.3)
-        proc = psutil.Process(burner.pid)
         before = sum(proc.cpu_times()[:2])
         beside = measure_window([_Meter()], lambda: _busy(2.0)).readings[0].info["cpu_share"]
         burned = sum(proc.cpu_times()[:2]) - before
     finally:
-        burner.kill()
-        burner.wait()
+        proc.kill()
     truth = burned / beside["host_busy_cpu_s"]  # the burner's share of the host's busy time
     seen = beside["foreign_cpu_share"]
     assert 0.25 < truth and truth - 0.1 <= seen <= truth + alone["foreign_cpu_share"] + 0.1, (
