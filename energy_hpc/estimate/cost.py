@@ -35,7 +35,7 @@ CSV_COLUMNS = ["cell_id", "model", "dataset", "cluster", "nodes", "gpus", "runs"
                "gpu_h_high", "energy_kwh_low", "energy_kwh_high", "pue", "energy_kwh_pue_low",
                "energy_kwh_pue_high", "co2_kg_low", "co2_kg_high", "pass_s_low", "pass_s_high",
                "pass_wh_low", "pass_wh_high", "fit_s_low", "fit_s_high", "fit_wh_low",
-               "fit_wh_high"]
+               "fit_wh_high", "billed_gpus", "billed_gpu_h_low", "billed_gpu_h_high"]
 
 
 def from_kind(cell: Cell) -> Estimate | str:
@@ -115,8 +115,10 @@ def total(estimates: list[Estimate]) -> str:
 
     wall = add([e.wall_s for e in known])
     node_h, gpu_h = add([e.hours(e.nodes) for e in known]), add([e.hours(e.gpus) for e in known])
+    billed = add([e.hours(e.billed_gpus or e.gpus) for e in known])
     parts = [f"{_span(wall, 3600, 'h')} of cell time", _span(node_h, 1, "node-h"),
-             _span(gpu_h, 1, "GPU-h")]
+             _span(gpu_h, 1, "GPU-h") + (f" ({_span(billed, 1, 'GPU-h')} billed: --exclusive jobs "
+                                         "hold whole nodes)" if billed[1] > gpu_h[1] else "")]
     powered = [e for e in known if e.energy_wh is not None]
     if powered:
         with_pue = [e.kwh(with_pue=True) for e in powered]
@@ -148,7 +150,10 @@ def csv_row(cell: Cell, job_time_min: int | None = None) -> dict[str, Any]:
              "gpu_h": est.hours(est.gpus) if est.gpus else (0.0, 0.0) if est.available else None,
              "energy_kwh": est.kwh(), "energy_kwh_pue": est.kwh(with_pue=True),
              "co2_kg": est.co2_kg(), "pass_s": est.pass_s, "pass_wh": est.pass_wh,
-             "fit_s": est.fit_s, "fit_wh": est.fit_wh}
+             "fit_s": est.fit_s, "fit_wh": est.fit_wh,
+             "billed_gpu_h": est.hours(est.billed_gpus) if est.billed_gpus else
+             (0.0, 0.0) if est.available else None}
+    row["billed_gpus"] = est.billed_gpus
     for name, pair in pairs.items():
         row[f"{name}_low"], row[f"{name}_high"] = pair if pair is not None else (None, None)
     return row

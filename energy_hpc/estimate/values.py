@@ -40,6 +40,8 @@ class Estimate:
     fit_wh: Span | None = None
     nodes: int = 1
     gpus: int = 0
+    # GPUs the job holds and the site bills (an --exclusive job: every GPU of its nodes)
+    billed_gpus: int | None = None
     pue: float | None = None
     carbon_g_per_kwh: float | None = None
 
@@ -72,6 +74,9 @@ class Estimate:
             parts.append(f"fit {_span(self.fit_s, 1, 's')}{fit_wh} per split")
         if self.gpus:
             parts.append(f"{_span(self.hours(self.gpus), 1, 'GPU-h')}")
+        if self.billed_gpus and self.billed_gpus > self.gpus:
+            parts.append(f"{_span(self.hours(self.billed_gpus), 1, 'GPU-h')} billed (the job "
+                         f"holds {self.billed_gpus} GPU(s) --exclusive for its {self.gpus})")
         if self.energy_wh is None:
             parts.append("energy unknown (the cluster file states no power: gpu_power_w, "
                          "cpu_power_w, ram_gb)")

@@ -128,8 +128,18 @@ def whole_cell(cell: Cell, pass_s: Span, pass_wh: Span | None, load_s: float, ba
         s.repetitions * (passes(p) * e + f) for p, e, f in zip(pass_s, pass_wh, fits, strict=True))
     return Estimate(basis=basis, pass_s=pass_s, pass_wh=pass_wh, wall_s=wall,  # type: ignore[arg-type]
                     energy_wh=energy, nodes=cell.placement.nodes, gpus=cell.placement.gpus,  # type: ignore[arg-type]
+                    billed_gpus=billed_gpus(cell),
                     pue=s.cluster.pue, carbon_g_per_kwh=_carbon(s.energy.country),
                     fit_s=fit_s, fit_wh=fit_wh if fit_s is not None else None)
+
+
+def billed_gpus(cell: Cell) -> int:
+    """GPUs the allocation holds: every GPU of its nodes when the Slurm job is ``--exclusive``
+    (what the site bills, e.g. 4 on a Capella node for a 1-GPU cell), else the cell's own."""
+    c = cell.settings.cluster
+    if cell.on_slurm and cell.shape.exclusive and c.gpus_per_node:
+        return max(cell.placement.gpus, c.gpus_per_node * cell.placement.nodes)
+    return cell.placement.gpus
 
 
 def _carbon(country: str) -> float | None:
