@@ -22,6 +22,8 @@ from typing import Any
 
 import pandas as pd
 
+from energy_hpc.safe_paths import umask
+
 log = logging.getLogger(__name__)
 
 try:  # parses and writes the cached JSON columns 3-5x faster; the standard library's otherwise
@@ -228,9 +230,7 @@ def _fresh_file(folder: Path, name: str) -> Path:
     import tempfile
 
     fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=folder)
-    mask = os.umask(0)
-    os.umask(mask)
-    os.fchmod(fd, 0o666 & ~mask)  # as a plain open would: a group's out_dir stays readable
+    os.fchmod(fd, 0o666 & ~umask())  # as a plain open would: a group's out_dir stays readable
     os.close(fd)
     return Path(tmp)
 

@@ -31,7 +31,7 @@ from energy_hpc.analysis.tables import (
 )
 from energy_hpc.errors import UserError
 from energy_hpc.results import find_record_files, load
-from energy_hpc.safe_paths import file_name, open_file
+from energy_hpc.safe_paths import file_name, open_file, umask
 
 log = logging.getLogger("energy_hpc.report")
 
@@ -64,12 +64,7 @@ def build_report(folders: list[str], out: Path, floor: float | None = None,
     import tempfile
 
     out = Path(out)
-    if out.exists() and not out.is_dir():
-        raise UserError(f"--out {out} is a file; the report is a folder (report.md, tables/, "
-                        "figures/): choose a folder name")
-    if out.is_dir() and any(out.iterdir()) and not (out / "report.md").is_file():
-        raise UserError(f"--out {out} is a folder that holds no energy_hpc report (no report.md); "
-                        "it would be replaced: choose an empty or new folder")
+    refuse_out(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     stage = Path(tempfile.mkdtemp(prefix=f".{out.name}.building-", dir=out.parent))
     try:
@@ -79,6 +74,16 @@ def build_report(folders: list[str], out: Path, floor: float | None = None,
     finally:
         shutil.rmtree(stage, ignore_errors=True)
     return out / "report.md"
+
+
+def refuse_out(out: Path) -> None:
+    """An ``--out`` the report must not replace: a file, or a folder holding something else."""
+    if out.exists() and not out.is_dir():
+        raise UserError(f"--out {out} is a file; the report is a folder (report.md, tables/, "
+                        "figures/): choose a folder name")
+    if out.is_dir() and any(out.iterdir()) and not (out / "report.md").is_file():
+        raise UserError(f"--out {out} is a folder that holds no energy_hpc report (no report.md); "
+                        "it would be replaced: choose an empty or new folder")
 
 
 def _put_in_place(stage: Path, out: Path) -> None:
@@ -91,27 +96,15 @@ def _put_in_place(stage: Path, out: Path) -> None:
 
     with open_file(out.parent / f".{out.name}.report-lock", "a") as lock:
         fcntl.lockf(lock, fcntl.LOCK_EX)
-        if out.exists() and not out.is_dir():
-            raise UserError(f"--out {out} is a file; the report is a folder: choose a folder name")
-        if out.is_dir() and any(out.iterdir()) and not (out / "report.md").is_file():
-            raise UserError(f"--out {out} holds no energy_hpc report (no report.md); it would be "
-                            "replaced: choose an empty or new folder")
+        refuse_out(out)  # again: something may have appeared there while the report was built
         old = None
         if out.exists():
             old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
             os.rename(out, old / "report")
-        os.chmod(stage, 0o777 & ~_umask())  # mkdtemp's 0700: as a plain mkdir would
+        os.chmod(stage, 0o777 & ~umask())  # mkdtemp's 0700: as a plain mkdir would
         os.rename(stage, out)
         if old is not None:
             shutil.rmtree(old, ignore_errors=True)
-
-
-def _umask() -> int:
-    import os
-
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
 
 
 def _write_report(folders: list[str], out: Path, floor: float | None, within: float | None,

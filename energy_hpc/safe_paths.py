@@ -77,6 +77,14 @@ def refuse_link(path: Path) -> None:
             f"(it could point at a file the run must not touch): remove it (rm '{path}') and rerun")
 
 
+def umask() -> int:
+    """This process's umask (read by setting and restoring it): files and folders made through
+    mkstemp/mkdtemp get the mode a plain open/mkdir would, so a group's out_dir stays readable."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def open_file(path: str | Path, mode: str = "r", *, encoding: str | None = "utf-8",
               perm: int = 0o666, **kwargs: Any) -> IO[Any]:
     """``open`` that never follows a link at the last part (``O_NOFOLLOW``); a link there, or a
@@ -114,4 +122,4 @@ def read_text(path: str | Path, *, errors: str = "strict") -> str:
 
 
 __all__ = ["NAME_MAX", "NAME_RULE", "UnsafePathError", "check_name", "file_name", "inside",
-           "is_name", "open_file", "read_text", "refuse_link"]
+           "is_name", "open_file", "read_text", "refuse_link", "umask"]

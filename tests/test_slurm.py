@@ -363,22 +363,35 @@ def test_a_failing_cell_does_not_stop_the_others_in_its_job(dev_slurm, tmp_path,
     assert len(frame) == 2 and frame["dataset_fingerprint"].nunique() == 1  # the good one ran
 
 
+def _one_packed_job(out, name: str, seeds: int) -> tuple[list[str], str]:
+    """A sweep of ``seeds`` cells (as many splits each) packed into one job, submitted without
+    waiting: the sweep's arguments and the job's id."""
+    sweep = ["-m", f"seed={','.join(str(s) for s in range(1, seeds + 1))}", "cluster=dev_slurm",
+             f"pack={seeds}", f"repetitions={seeds}", "energy.min_window_s=1.5",
+             "energy.interval_s=1", "progress=false", f"out_dir={out}", f"sweep={name}"]
+    proc = run_cli(*sweep, "wait=false")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    [job_id] = {str(e["job_id"]) for e in read_sweep_manifest(out, name)}
+    return sweep, job_id
+
+
+def _cancel(job_id: str, *flags: str) -> None:
+    """scancel the whole job and wait until Slurm no longer lists it."""
+    subprocess.run(["scancel", *flags, "--full", job_id], check=True)
+    while subprocess.run(["squeue", "-h", "-j", job_id], capture_output=True,
+                         text=True).stdout.strip():
+        time.sleep(0.3)
+
+
 @pytest.mark.slow
 def test_a_packed_job_killed_mid_cell_loses_no_split_and_a_rerun_finishes_the_rest(dev_slurm, tmp_path):
     out = tmp_path / "out"
-    sweep = ["-m", "seed=1,2,3", "cluster=dev_slurm", "pack=3", "repetitions=3",
-             "energy.min_window_s=1.5", "energy.interval_s=1", "progress=false", f"out_dir={out}",
-             "sweep=k"]
-    proc = run_cli(*sweep, "wait=false")
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    [job_id] = {str(e["job_id"]) for e in read_sweep_manifest(out, "k")}
+    sweep, job_id = _one_packed_job(out, "k", seeds=3)
     deadline = time.time() + 180
     while sum(len(CellStore(out, e["cell_id"]).done_splits()) for e in read_sweep_manifest(out, "k")) < 2:
         assert time.time() < deadline, "the packed job finished no split in time"
         time.sleep(0.2)
-    subprocess.run(["scancel", "--signal=KILL", "--full", job_id], check=True)
-    while subprocess.run(["squeue", "-h", "-j", job_id], capture_output=True, text=True).stdout.strip():
-        time.sleep(0.3)
+    _cancel(job_id, "--signal=KILL")
     before = {e["cell_id"]: {r["split"]: r["started_at"] for r in CellStore(out, e["cell_id"]).records()}
               for e in read_sweep_manifest(out, "k")}
     assert sum(len(v) for v in before.values()) < 9  # killed mid-way
@@ -433,13 +446,8 @@ def test_a_job_beside_another_on_its_node_says_so_and_the_report_leaves_it_out(d
 def test_status_names_waiting_and_cancelled_cells_and_a_complete_sweep_submits_nothing(
         dev_slurm, tmp_path):
     out = tmp_path / "out"
-    sweep = ["-m", "seed=1,2", "cluster=dev_slurm", "pack=2", "repetitions=2",
-             "energy.min_window_s=1.5", "energy.interval_s=1", "progress=false", f"out_dir={out}",
-             "sweep=w"]
-    proc = run_cli(*sweep, "wait=false")
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    sweep, job_id = _one_packed_job(out, "w", seeds=2)
     entries = read_sweep_manifest(out, "w")
-    [job_id] = {str(e["job_id"]) for e in entries}
     deadline = time.time() + 180
     while not any(CellStore(out, e["cell_id"]).meta() for e in entries):
         assert time.time() < deadline, "the packed job started no cell in time"
@@ -451,10 +459,7 @@ def test_status_names_waiting_and_cancelled_cells_and_a_complete_sweep_submits_n
         status = run_cli_status(out, "w")
     assert f"waiting in job {job_id}" in status and "1 waiting" in status, status
     assert "RUNNING 0/?" not in status
-    subprocess.run(["scancel", "--full", job_id], check=True)
-    while subprocess.run(["squeue", "-h", "-j", job_id], capture_output=True,
-                         text=True).stdout.strip():
-        time.sleep(0.3)
+    _cancel(job_id)
     status = run_cli_status(out, "w")
     assert "cancelled before it started — a rerun measures it" in status, status
     again = run_cli(*sweep, timeout=600)

@@ -55,14 +55,8 @@ def _process_alive(pid: int, owner_uid: int | None, start: float) -> bool:
     """Whether ``pid`` is the live process that wrote this entry: it exists, belongs to the
     entry file's owner and started before the window did (else the pid was reused, or the entry
     was planted naming another process)."""
-    if pid <= 0:
+    if pid <= 0 or not _pid_exists(pid):
         return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # another user's live process: checked below
-        pass
     try:
         import psutil
 
@@ -81,7 +75,7 @@ def _pid_exists(pid: int) -> bool:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
-    except PermissionError:
+    except PermissionError:  # another user's live process
         return True
     return True
 
@@ -148,21 +142,21 @@ class WindowLedger:
         """An entry (or a note, ``schema=False``) with its file's owner as ``owner_uid``; None when
         it is gone, or is no entry (a link, a non-file, unparsable, failing the schema: warned
         once, naming the file, and otherwise ignored)."""
+        from energy_hpc.safe_paths import UnsafePathError, open_file
+
         try:
-            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+            fh = open_file(path, "rb")
         except FileNotFoundError:
             return None
+        except UnsafePathError:
+            return self._ignore(path, "not a regular file (a link, a FIFO, a device)")
         except OSError as exc:
             return self._ignore(path, f"cannot be opened as a file ({exc.strerror})")
-        try:
-            import stat
-
-            st = os.fstat(fd)
-            if not stat.S_ISREG(st.st_mode) or st.st_size > _MAX_ENTRY_BYTES:
-                return self._ignore(path, "not a small regular file")
-            raw = os.read(fd, _MAX_ENTRY_BYTES)
-        finally:
-            os.close(fd)
+        with fh:
+            st = os.fstat(fh.fileno())
+            if st.st_size > _MAX_ENTRY_BYTES:
+                return self._ignore(path, "larger than an entry can be")
+            raw = fh.read(_MAX_ENTRY_BYTES)
         try:
             data = json.loads(raw)
         except ValueError:

@@ -246,6 +246,13 @@ def job_states(job_ids: list[str]) -> dict[str, str]:
     return states
 
 
+# Slurm states of a job that is over; those it was stopped in from outside (a rerun measures what
+# it did not reach)
+ENDED_STATES = ("FAILED", "CANCELLED", "TIMEOUT", "OUT_OF_MEMORY", "NODE_FAIL", "PREEMPTED",
+                "BOOT_FAIL", "DEADLINE", "COMPLETED")
+STOPPED_STATES = ("CANCELLED", "TIMEOUT", "PREEMPTED", "NODE_FAIL")
+
+
 def sweep_status(out_dir: str, sweep: str) -> list[dict[str, Any]]:
     """pending / running / done / failed per cell, from Slurm and the records."""
     from energy_hpc.results import CellStore
@@ -260,8 +267,7 @@ def sweep_status(out_dir: str, sweep: str) -> list[dict[str, Any]]:
         done = len(store.done_splits())
         slurm = states.get(str(e.get("job_id")), "-") if e.get("job_id") else "local"
         started = bool(meta)  # a cell writes meta.json when it starts measuring
-        ended = ("FAILED", "CANCELLED", "TIMEOUT", "OUT_OF_MEMORY", "NODE_FAIL", "PREEMPTED",
-                 "BOOT_FAIL", "DEADLINE", "COMPLETED")
+        state = (slurm.split() or ["-"])[0]  # "CANCELLED by 0" is CANCELLED
         if meta.get("complete"):
             status = "done"
         elif slurm in ("PENDING", "REQUEUED", "CONFIGURING"):
@@ -269,11 +275,10 @@ def sweep_status(out_dir: str, sweep: str) -> list[dict[str, Any]]:
         elif slurm in ("RUNNING", "COMPLETING"):
             # a packed job runs its cells one after another: the later ones wait in it
             status = "running" if started else f"waiting in job {e.get('job_id')}"
-        elif slurm.split()[0] in ended and not started:
-            status = (f"{slurm.split()[0].lower()} before it started — a rerun measures it"
-                      if slurm.startswith(("CANCELLED", "TIMEOUT", "PREEMPTED", "NODE_FAIL"))
-                      else "failed before it started — a rerun measures it")
-        elif slurm.split()[0] in ended:
+        elif state in ENDED_STATES and not started:
+            status = (f"{state.lower() if state in STOPPED_STATES else 'failed'} before it "
+                      "started — a rerun measures it")
+        elif state in ENDED_STATES:
             status = "failed"
         else:
             status = "pending" if not started else "running"

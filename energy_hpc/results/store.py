@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from energy_hpc.errors import UserError
-from energy_hpc.safe_paths import check_name, inside, open_file, read_text, refuse_link
+from energy_hpc.safe_paths import check_name, inside, open_file, read_text, refuse_link, umask
 
 log = logging.getLogger(__name__)
 
@@ -37,12 +37,16 @@ META_FILE = "meta.json"
 SUPPORTED_SCHEMA_VERSIONS = (1,)
 
 
+try:  # orjson (the analysis extra) parses a first load of many records 4x faster
+    import orjson
+except ImportError:  # pragma: no cover
+    orjson = None
+
+
 def _loads(line: str) -> Any:
-    """orjson when installed (4x faster on a first load of many records), the standard library
-    for what orjson refuses but JSON in Python reads (NaN written by hand), and for its errors."""
-    try:
-        import orjson
-    except ImportError:  # pragma: no cover - orjson comes with the analysis extra
+    """orjson when installed, the standard library for what orjson refuses but JSON in Python
+    reads (NaN written by hand), and for its errors; resolved once, not per line."""
+    if orjson is None:  # pragma: no cover
         return json.loads(line)
     try:
         return orjson.loads(line)
@@ -72,12 +76,6 @@ def _clean_floats(value: Any) -> Any:
     return value
 
 
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
 def atomic_write_text(path: Path, text: str) -> None:
     """Write to a temp file in the same folder and rename: readers never see half a file.
 
@@ -89,7 +87,7 @@ def atomic_write_text(path: Path, text: str) -> None:
     refuse_link(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
-        os.fchmod(fd, 0o666 & ~_umask())
+        os.fchmod(fd, 0o666 & ~umask())
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(text)
             fh.flush()
