@@ -236,6 +236,66 @@ def test_two_jobs_ray_heads_on_one_node_share_no_port(tmp_path, monkeypatch):
         shutil.rmtree(short_tmp, ignore_errors=True)
 
 
+def test_a_ray_head_whose_port_was_taken_meanwhile_starts_again_on_other_ports(tmp_path, monkeypatch,
+                                                                              caplog):
+    """A port picked free can be taken before Ray binds it: the head is started again on fresh
+    ports (the CI failure of a two-node cell), and the message quotes Ray's own log."""
+    pytest.importorskip("ray")
+    import socket
+    import tempfile
+
+    from energy_hpc.launch import ray_cluster
+
+    short_tmp = tempfile.mkdtemp(prefix="ehrt", dir="/tmp")
+    monkeypatch.setenv("ENERGY_HPC_RAY_TMP", short_tmp)
+    monkeypatch.setenv("SLURM_JOB_ID", "9003")
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", 0))  # bound, not listening: Ray cannot bind it, nothing answers on it
+    real, calls = ray_cluster.free_ports, []
+
+    def first_gcs_port_taken(address, n):
+        calls.append(n)
+        ports = real(address, n)
+        return [taken.getsockname()[1], *ports[1:]] if len(calls) == 1 else ports
+
+    monkeypatch.setattr(ray_cluster, "free_ports", first_gcs_port_taken)
+    monkeypatch.setattr(ray_cluster, "node_address", lambda node: "127.0.0.1")
+    head = None
+    try:
+        with caplog.at_level("WARNING"):
+            head, gcs = ray_cluster.start_head(tmp_path, "n1", 1, 0)
+        assert head.process.poll() is None and gcs != f"127.0.0.1:{taken.getsockname()[1]}"
+        assert (tmp_path / "ray-n1.log").exists() and head.log_path.name == "ray-n1-2.log"
+        assert "starting it again on other ports (attempt 2 of 3)" in caplog.text
+        assert "Ray exited with code" in caplog.text
+
+        # a worker whose Ray exits before the cell is done is started again alike
+        import threading
+        import time
+
+        died = subprocess.Popen([sys.executable, "-c", "raise SystemExit(1)"])
+        died.wait()
+        worker = RayNode("n2", died, tmp_path / "ray-n2.log", (1, 0))
+        result = {}
+        waiter = threading.Thread(target=lambda: result.update(
+            worker=ray_cluster.wait_done(tmp_path, worker, poll_s=0.2, join_timeout=5)))
+        waiter.start()
+        deadline = time.monotonic() + 90
+        while not (tmp_path / "ray-n2-2.log").exists() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        time.sleep(3)
+        ray_cluster.signal_done(tmp_path)
+        waiter.join(timeout=30)
+        again = result["worker"]
+        assert again.log_path.name == "ray-n2-2.log" and again.process.poll() is None
+        again.stop()
+    finally:
+        taken.close()
+        if head is not None:
+            head.stop()
+        shutil.rmtree(short_tmp, ignore_errors=True)
+
+
 def test_a_ray_temp_dir_too_long_for_unix_sockets_is_named(tmp_path, monkeypatch):
     from energy_hpc.launch import ray_cluster
 

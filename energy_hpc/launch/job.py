@@ -82,7 +82,7 @@ def run_in_allocation(cells: list[Cell]) -> dict[str, Any]:
     if env.global_rank != 0:
         worker = rc.start_worker(job_dir, node, cpus, gpus, timeout=RAY_JOIN_TIMEOUT_S)
         try:
-            rc.wait_done(job_dir, worker)
+            worker = rc.wait_done(job_dir, worker, join_timeout=RAY_JOIN_TIMEOUT_S)
         finally:
             worker.stop()
         return {"rank": env.global_rank, "node": node}

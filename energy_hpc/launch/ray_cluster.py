@@ -90,6 +90,7 @@ class RayNode:
     node: str
     process: subprocess.Popen
     log_path: Path
+    resources: tuple[int, int] = (0, 0)  # the CPUs and GPUs it offers, to start it again alike
 
     def stop(self, grace_s: float = 3.0) -> None:
         """SIGTERM the job's Ray process group, then SIGKILL what is left.
@@ -188,24 +189,50 @@ def ray_temp_dir(name: str) -> Path:
     return path
 
 
+START_ATTEMPTS = 3  # a port picked free can be taken before Ray binds it (seen on a busy node)
+
+
+def log_tail(path: Path, lines: int = 6) -> str:
+    """The last lines of a Ray log, for an error message (empty when unreadable)."""
+    try:
+        tail = read_text(path).strip().splitlines()[-lines:]
+    except (OSError, UserError):
+        return ""
+    return " | ".join(line.strip() for line in tail if line.strip())
+
+
 def start_head(job_dir: Path, node: str, cpus: int, gpus: int) -> tuple[RayNode, str]:
+    """The head on this node; started again on fresh ports when Ray exits before it listens."""
     address = node_address(node)
-    [port, client_port] = free_ports(address, 2)
     temp_dir = ray_temp_dir(f"ehr-{job_key()}")
     env = ray_env(job_dir, create=True)
-    # The head's autoscaler and dashboard serve Prometheus metrics on fixed ports (44217, 44227)
-    # unless told otherwise; per-job ports keep two jobs' heads on one node apart.
-    env["AUTOSCALER_METRIC_PORT"], env["DASHBOARD_METRIC_PORT"] = map(str, free_ports("", 2))
-    args = [_ray_bin(), "start", "--head", f"--port={port}", "--include-dashboard=false",
-            f"--ray-client-server-port={client_port}", *_common_args(address, node, cpus, gpus, temp_dir)]
-    head = _start(args, env, job_dir / f"ray-{node}.log", node)
-    gcs = f"{address}:{port}"
-    _wait_port(address, port, head, timeout=60)
-    atomic_write_text(job_dir / RAY_ADDRESS_FILE, json.dumps({"address": gcs, "node": node}))
-    return head, gcs
+    for attempt in range(1, START_ATTEMPTS + 1):
+        [port, client_port] = free_ports(address, 2)
+        # The head's autoscaler and dashboard serve Prometheus metrics on fixed ports (44217,
+        # 44227) unless told otherwise; per-job ports keep two jobs' heads on one node apart.
+        env["AUTOSCALER_METRIC_PORT"], env["DASHBOARD_METRIC_PORT"] = map(str, free_ports("", 2))
+        args = [_ray_bin(), "start", "--head", f"--port={port}", "--include-dashboard=false",
+                f"--ray-client-server-port={client_port}",
+                *_common_args(address, node, cpus, gpus, temp_dir)]
+        log_path = job_dir / (f"ray-{node}.log" if attempt == 1 else f"ray-{node}-{attempt}.log")
+        head = _start(args, env, log_path, node)
+        try:
+            _wait_port(address, port, head, timeout=60)
+        except RayStartError as exc:
+            head.stop()
+            if head.process.returncode is None or attempt == START_ATTEMPTS:
+                raise
+            log.warning("%s; starting it again on other ports (attempt %d of %d)", exc,
+                        attempt + 1, START_ATTEMPTS)
+            continue
+        gcs = f"{address}:{port}"
+        atomic_write_text(job_dir / RAY_ADDRESS_FILE, json.dumps({"address": gcs, "node": node}))
+        return head, gcs
+    raise AssertionError("unreachable")
 
 
-def start_worker(job_dir: Path, node: str, cpus: int, gpus: int, timeout: float = 120) -> RayNode:
+def start_worker(job_dir: Path, node: str, cpus: int, gpus: int, timeout: float = 120,
+                 attempt: int = 1) -> RayNode:
     deadline = time.monotonic() + timeout
     head_file = job_dir / RAY_ADDRESS_FILE
     while not head_file.exists():
@@ -217,15 +244,19 @@ def start_worker(job_dir: Path, node: str, cpus: int, gpus: int, timeout: float 
     address = node_address(node)
     temp_dir = ray_temp_dir(f"ehr-{job_key()}-{node}")
     args = [_ray_bin(), "start", f"--address={gcs}", *_common_args(address, node, cpus, gpus, temp_dir)]
-    return _start(args, ray_env(job_dir, create=False), job_dir / f"ray-{node}.log", node)
+    name = f"ray-{node}.log" if attempt == 1 else f"ray-{node}-{attempt}.log"
+    worker = _start(args, ray_env(job_dir, create=False), job_dir / name, node)
+    worker.resources = (cpus, gpus)
+    return worker
 
 
 def _wait_port(address: str, port: int, proc: RayNode, timeout: float) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.process.poll() is not None:
+            tail = log_tail(proc.log_path)
             raise RayStartError(f"node {proc.node}: Ray exited with code {proc.process.returncode}; "
-                                f"see {proc.log_path}")
+                                f"see {proc.log_path}{f' (it ends: {tail})' if tail else ''}")
         with socket.socket() as s:
             if s.connect_ex((address, port)) == 0:
                 return
@@ -254,11 +285,25 @@ def signal_done(job_dir: Path) -> None:
     (job_dir / RAY_DONE_FILE).touch()
 
 
-def wait_done(job_dir: Path, worker: RayNode, poll_s: float = 0.5) -> None:
-    """Worker side: keep Ray up until the head says the cell is done (or Ray dies)."""
+def wait_done(job_dir: Path, worker: RayNode, poll_s: float = 0.5,
+              join_timeout: float = 120) -> RayNode:
+    """Worker side: keep Ray up until the head says the cell is done. A worker whose Ray exits
+    first is started again (fresh ports), up to ``START_ATTEMPTS`` times; returns the one
+    running at the end, for the caller to stop."""
+    attempt = 1
     while not (job_dir / RAY_DONE_FILE).exists():
         if worker.process.poll() is not None:
-            log.warning("Ray on %s exited early (code %s); see %s", worker.node,
-                        worker.process.returncode, worker.log_path)
-            return
+            tail = log_tail(worker.log_path)
+            if attempt >= START_ATTEMPTS:
+                log.warning("Ray on %s exited early (code %s); see %s%s", worker.node,
+                            worker.process.returncode, worker.log_path,
+                            f" (it ends: {tail})" if tail else "")
+                return worker
+            attempt += 1
+            log.warning("Ray on %s exited early (code %s; %s); starting it again (attempt %d of "
+                        "%d)", worker.node, worker.process.returncode, tail or worker.log_path,
+                        attempt, START_ATTEMPTS)
+            worker = start_worker(job_dir, worker.node, *worker.resources, timeout=join_timeout,
+                                  attempt=attempt)
         time.sleep(poll_s)
+    return worker
