@@ -21,6 +21,7 @@ from energy_hpc.cluster.placement import Placement
 from energy_hpc.config import Settings
 from energy_hpc.data import Corpus, Split, load_corpus, make_splits
 from energy_hpc.energy import Meter, Reading, create_meters, measure_window
+from energy_hpc.energy.attribution import attribution_columns
 from energy_hpc.energy.base import PARTS, flag_implausible
 from energy_hpc.energy.carbon import carbon_intensity_g_per_kwh, emissions_kg
 from energy_hpc.energy.ledger import OVERLAP_FLAG, overlaps_of
@@ -78,7 +79,15 @@ def cpu_share_columns(reading: Reading, prefix: str = "") -> dict[str, Any]:
     ``host_busy_cpu_s``, ``foreign_cpu_share`` and where the own time came from."""
     share = reading.info.get("cpu_share") or {}
     return {f"{prefix}{key}": share.get(key) for key in
-            ("own_cpu_s", "host_busy_cpu_s", "foreign_cpu_share", "own_cpu_source")}
+            ("own_cpu_s", "host_busy_cpu_s", "foreign_cpu_share", "own_cpu_source",
+             "cpu_wait_s", "cpu_contention", "allocated_cpu_share", "own_mem_gb", "host_used_mem_gb", "foreign_mem_share")}
+
+
+def foreign_gpu_processes(readings: list[Reading]) -> list[dict[str, Any]]:
+    """Processes not the job's seen on its GPUs during the window, per node (nvml.py)."""
+    seen = {(node or r.node, p.get("gpu"), p.get("pid")): p for r in readings
+            for node, info in r.infos() for p in info.get("foreign_gpu_processes") or []}
+    return [{**p, "node": key[0]} for key, p in sorted(seen.items(), key=lambda kv: str(kv[0]))]
 
 
 def counter_checks(readings: list[Reading]) -> list[dict[str, Any]]:
@@ -305,7 +314,7 @@ class CellRunner:
         neighbours_before = other_jobs_on_my_nodes()
         train_texts, test_texts = split.train["text"].tolist(), split.test["text"].tolist()
         fit = self._measure_fit(classifier, meters, train_texts, split.train["label"].tolist(),
-                                split.seed)
+                                split.seed, idle)
         policy = kind_of(s.model).measurement
         if s.energy.warmup:  # the kind's: one request (an LLM, as the paper) or a whole pass
             classifier.predict(test_texts[:1] if policy.warmup == "one_text" else test_texts)
@@ -329,6 +338,9 @@ class CellRunner:
         extra["overlapped_with"] = overlaps_of(readings[0])
         extra["node_shared_with_jobs"] = union(neighbours_before, other_jobs_on_my_nodes())
         extra.update(cpu_share_columns(readings[0]))
+        extra["foreign_gpu_processes"] = foreign_gpu_processes(readings)
+        extra.update(attribution_columns(readings[0], idle[0] if idle else None, window.passes,
+                                         s.energy.max_foreign_share, _scope(meters)))
         if idle:
             extra["idle_overlapped_with"] = overlaps_of(idle[0])
             extra.update(cpu_share_columns(idle[0], "idle_"))
@@ -351,7 +363,7 @@ class CellRunner:
         return rec
 
     def _measure_fit(self, classifier: Classifier, meters: list[Meter], texts: list[str],
-                     labels: list[str], seed: int) -> dict[str, Any]:
+                     labels: list[str], seed: int, idle: list[Reading] | None = None) -> dict[str, Any]:
         """The split's fit in a window of its own, with the inference's meters: the ``fit_*``
         columns, per fit. A fit shorter than the meters' resolution is repeated inside the
         window (a refit from scratch) unless the classifier says it cannot be; a classifier that
@@ -364,7 +376,8 @@ class CellRunner:
             classifier.fit(texts, labels)
             return {"fit_energy_wh": 0.0, "fit_duration_s": 0.0, "fit_cpu_wh": 0.0,
                     "fit_gpu_wh": 0.0, "fit_ram_wh": 0.0, "fit_method": note, "fit_passes": 0,
-                    "fit_window_s": 0.0, "fit_flags": [], "fit_overlapped_with": []}
+                    "fit_window_s": 0.0, "fit_flags": [], "fit_overlapped_with": [],
+                    "fit_energy_wh_attributed": 0.0, "fit_attribution": "alone"}
         repeat = getattr(classifier, "fit_repeatable", True)
         window = measure_window(meters, lambda: classifier.fit(texts, labels),
                                 max_passes=None if repeat else 1, ledger_label=self.cell.cell_id)
@@ -375,6 +388,9 @@ class CellRunner:
             flags.append(OVERLAP_FLAG)
         return {**reading_columns(reading, window.passes, prefix="fit_"),
                 **cpu_share_columns(reading, "fit_"),
+                **attribution_columns(reading, idle[0] if idle else None, window.passes,
+                                      self.settings.energy.max_foreign_share, _scope(meters),
+                                      prefix="fit_"),
                 "fit_duration_s": reading.duration_s / window.passes,
                 "fit_method": reading.meter, "fit_passes": window.passes,
                 "fit_window_s": reading.duration_s, "fit_flags": flags,
@@ -386,6 +402,11 @@ class CellRunner:
                  for i, lab, p, r in zip(split.test.index, split.test["label"], prediction.labels,
                                          prediction.raw, strict=True)]
         atomic_write_text(path, "\n".join(lines) + "\n")
+
+
+def _scope(meters: list[Meter]) -> str:
+    """What the primary meter reads: ``node`` (the whole host: attributed) or ``job``."""
+    return getattr(meters[0], "scope", "node") if meters else "node"
 
 
 _DATA: dict[str, tuple[Corpus, list[Split]]] = {}

@@ -14,6 +14,7 @@ class FakeGpus:
         self.energy = [10_000 * (i + 1) for i in range(n)]
         self.power = [power_mw] * n
         self.n = n
+        self.processes = {i: [] for i in range(n)}  # gpu -> [(pid, used MB)], as NVML lists them
 
     def device_count(self):
         return self.n
@@ -43,3 +44,6 @@ class FakeGpus:
 
     def driver_version(self):
         return "550.54"
+
+    def compute_processes(self, h):
+        return list(self.processes[h])

@@ -289,7 +289,7 @@ def test_a_slurm_jobs_cgroup_is_its_own_cpu_time(tmp_path, monkeypatch):
     (v1 / "cpuacct" / "slurm" / "uid_0" / "job_42").mkdir(parents=True)
     (v1 / "cpuacct" / "slurm" / "uid_0" / "job_42" / "cpuacct.usage").write_text("2500000000\n")
     proc = tmp_path / "proc_cgroup"
-    proc.write_text("3:cpu,cpuacct:/slurm/uid_0/job_42\n")
+    proc.write_text("3:cpu,cpuacct:/slurm/uid_0/job_42/step_batch/task_0\n")  # the whole job is read
     monkeypatch.delenv("SLURM_JOB_ID", raising=False)
     assert _job_cgroup_s(proc, v1) is None  # not in a job: the root cgroup is the host
     monkeypatch.setenv("SLURM_JOB_ID", "42")
@@ -298,5 +298,5 @@ def test_a_slurm_jobs_cgroup_is_its_own_cpu_time(tmp_path, monkeypatch):
     (v2 / "system.slice" / "slurmstepd.scope" / "job_42").mkdir(parents=True)
     (v2 / "system.slice" / "slurmstepd.scope" / "job_42" / "cpu.stat").write_text(
         "usage_usec 1500000\nuser_usec 1000000\n")
-    proc.write_text("0::/system.slice/slurmstepd.scope/job_42\n")
+    proc.write_text("0::/system.slice/slurmstepd.scope/job_42/step_0/user/task_0\n")
     assert _job_cgroup_s(proc, v2) == (1.5, "cgroup v2")

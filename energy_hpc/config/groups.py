@@ -158,6 +158,9 @@ class EnergyConfig:
     ram_model: str = "codecarbon"
     idle_baseline_s: float = 0.0
     codecarbon_tracking_mode: str = "machine"
+    # above this share of the host's busy CPU time being another's, a whole-host meter's reading is
+    # not attributed to the cell (docs/measurement.md#isolation: why 0.8); it decides no measurement
+    max_foreign_share: float = not_in_cell_id(0.8)
 
     def __post_init__(self) -> None:
         from energy_hpc.energy.registry import available_meter_names
@@ -176,6 +179,10 @@ class EnergyConfig:
         _one_of("energy", "ram_model", self.ram_model, RAM_MODELS)
         _one_of("energy", "codecarbon_tracking_mode", self.codecarbon_tracking_mode,
                 ("machine", "process"))
+        if not isinstance(self.max_foreign_share, int | float) or not 0 <= self.max_foreign_share <= 1:
+            raise ConfigError(f"energy.max_foreign_share={self.max_foreign_share!r} is not valid; use a "
+                              "share between 0 and 1 (0.8: attribute while the cell did at least a "
+                              "fifth of the host's busy CPU time)")
         from energy_hpc.energy.carbon import check_country
 
         check_country(self.country)

@@ -8,6 +8,11 @@ every descendant alive at the snapshot, plus the children it has reaped (``psuti
 time: ``/proc/stat``'s first line, every state but idle and iowait. ``foreign_cpu_share`` =
 1 − own ÷ host busy, clipped to 0–1: the share of the window's CPU work that was not this
 measurement's (docs/measurement.md#isolation).
+
+Memory, at the window's end: the job cgroup's usage (v1 ``memory.usage_in_bytes``, v2
+``memory.current``) or the process tree's resident set, against the host's used memory (total −
+available): ``own_mem_gb``, ``host_used_mem_gb``, ``foreign_mem_share``. Own processes (for a
+GPU's process list): the process tree, and in a Slurm job every process in the job's cgroup.
 """
 
 from __future__ import annotations
@@ -27,6 +32,10 @@ class CpuSnapshot:
     host_busy_s: float | None
     source: str  # where own_s came from: "cgroup v1", "cgroup v2", "process tree"
     at: float
+    host_cpus: int | None = None
+    own_wait_s: float | None = None
+    own_mem_gb: float | None = None
+    host_used_mem_gb: float | None = None
 
 
 def _host_busy_s(stat: Path = Path("/proc/stat")) -> float | None:
@@ -54,7 +63,8 @@ def _job_cgroup_s(proc_cgroup: Path = Path("/proc/self/cgroup"),
         return None
     for line in lines:
         _, controllers, path = line.split(":", 2)
-        if "job_" not in path:
+        path = job_level(path)
+        if path is None:
             continue
         if "cpuacct" in controllers.split(","):
             for folder in (root / "cpuacct" / path.lstrip("/"),
@@ -72,6 +82,189 @@ def _job_cgroup_s(proc_cgroup: Path = Path("/proc/self/cgroup"),
             except (OSError, ValueError):
                 continue
     return None
+
+
+def job_level(path: str) -> str | None:
+    """A cgroup path cut after its ``job_<id>`` part (the whole job: every step and task of it on
+    this node), None when it names no job."""
+    parts = path.split("/")
+    for i, part in enumerate(parts):
+        if part.startswith("job_"):
+            return "/".join(parts[: i + 1])
+    return None
+
+
+def _job_cgroup_path(controller: str | None, proc_cgroup: Path = Path("/proc/self/cgroup")) -> str | None:
+    """This process's job-level cgroup path for a v1 controller (None: the v2 line)."""
+    if not os.environ.get("SLURM_JOB_ID"):
+        return None
+    try:
+        lines = proc_cgroup.read_text().splitlines()
+    except OSError:
+        return None
+    for line in lines:
+        _, controllers, path = line.split(":", 2)
+        if (controller is None and controllers == "") or (
+                controller is not None and controller in controllers.split(",")):
+            return job_level(path)
+    return None
+
+
+def _job_memory_gb(root: Path = _CGROUP_ROOT) -> float | None:
+    v1 = _job_cgroup_path("memory")
+    candidates = []
+    if v1:
+        candidates.append(root / "memory" / v1.lstrip("/") / "memory.usage_in_bytes")
+    v2 = _job_cgroup_path(None)
+    if v2:
+        candidates.append(root / v2.lstrip("/") / "memory.current")
+    for path in candidates:
+        try:
+            return int(path.read_text()) / 1024**3
+        except (OSError, ValueError):
+            continue
+    return None
+
+
+def _process_tree_mem_gb() -> float | None:
+    try:
+        import psutil
+
+        me = psutil.Process()
+        total = me.memory_info().rss
+        for child in me.children(recursive=True):
+            try:
+                total += child.memory_info().rss
+            except psutil.Error:
+                continue
+        return total / 1024**3
+    except Exception:  # noqa: BLE001 - unknown, said as None
+        return None
+
+
+def _host_used_mem_gb() -> float | None:
+    try:
+        import psutil
+
+        vm = psutil.virtual_memory()
+        return (vm.total - vm.available) / 1024**3
+    except Exception:  # noqa: BLE001
+        return None
+
+
+def own_pids() -> set[int]:
+    """This measurement's processes: the process tree, and in a Slurm job every process whose
+    cgroup is the job's (Ray workers and vLLM engines started by another step of the job)."""
+    pids = {os.getpid()}
+    try:
+        import psutil
+
+        pids |= {c.pid for c in psutil.Process().children(recursive=True)}
+    except Exception:  # noqa: BLE001
+        pass
+    job = _job_cgroup_path("cpuacct") or _job_cgroup_path(None)
+    if job:
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit():
+                continue
+            try:
+                text = (entry / "cgroup").read_text()
+            except OSError:
+                continue
+            if any(job_level(line.split(":", 2)[2]) == job for line in text.splitlines()
+                   if line.count(":") >= 2):
+                pids.add(int(entry.name))
+    return pids
+
+
+def _job_pids() -> set[int]:
+    """Live processes of this Slurm job on the host: its cgroup's, else those whose environment
+    names its ``SLURM_JOB_ID`` (empty outside a job)."""
+    job = os.environ.get("SLURM_JOB_ID")
+    if not job:
+        return set()
+    pids = own_pids()
+    needle = f"SLURM_JOB_ID={job}".encode() + b"\0"
+    uid = os.getuid()
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) in pids:
+            continue
+        try:
+            if entry.stat().st_uid == uid and needle in (entry / "environ").read_bytes() + b"\0":
+                pids.add(int(entry.name))
+        except OSError:
+            continue
+    return pids
+
+
+def _tree_pids() -> set[int]:
+    pids = {os.getpid()}
+    try:
+        import psutil
+
+        pids |= {c.pid for c in psutil.Process().children(recursive=True)}
+    except Exception:  # noqa: BLE001
+        pass
+    return pids
+
+
+def _run_queue_wait_s(pids: set[int]) -> float | None:
+    """Seconds the processes' threads were runnable but waited for a CPU (``/proc/PID/task/TID/
+    schedstat``, second field): what a neighbour that takes the cell's CPUs costs it in time."""
+    total, seen = 0.0, False
+    for pid in pids:
+        try:
+            tasks = os.listdir(f"/proc/{pid}/task")
+        except OSError:
+            continue
+        for tid in tasks:
+            try:
+                with open(f"/proc/{pid}/task/{tid}/schedstat") as fh:
+                    total += int(fh.read().split()[1]) / 1e9
+                seen = True
+            except (OSError, ValueError, IndexError):
+                continue
+    return total if seen else None
+
+
+def _job_processes_s() -> float | None:
+    """CPU seconds of every live process of this Slurm job on the host, found by the
+    ``SLURM_JOB_ID`` in its environment — where the job has no cgroup of its own, this is what
+    still covers a Ray worker that is not our descendant (a meter on another node of the cell)."""
+    job = os.environ.get("SLURM_JOB_ID")
+    if not job:
+        return None
+    try:
+        import psutil
+    except ImportError:
+        return None
+    needle = f"SLURM_JOB_ID={job}".encode()
+    uid = os.getuid()
+    total, seen = 0.0, 0
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            if entry.stat().st_uid != uid:
+                continue
+            if needle + b"\0" not in (entry / "environ").read_bytes() + b"\0":
+                continue
+            t = psutil.Process(int(entry.name)).cpu_times()
+            total += t.user + t.system
+            seen += 1
+        except (OSError, psutil.Error):
+            continue
+    return total if seen else None
+
+
+def allocated_cpu_share() -> float:
+    """The share of this host's CPUs the measurement holds: a Slurm job's CPUs on the node over
+    the host's, else 1 (a run outside Slurm has the machine)."""
+    cpus = os.environ.get("SLURM_CPUS_ON_NODE")
+    host = os.cpu_count() or 1
+    if cpus and cpus.isdigit() and int(cpus) > 0:
+        return min(1.0, int(cpus) / host)
+    return 1.0
 
 
 def _process_tree_s() -> float | None:
@@ -92,10 +285,21 @@ def _process_tree_s() -> float | None:
         return None
 
 
-def snapshot() -> CpuSnapshot:
+def snapshot(memory: bool = False) -> CpuSnapshot:
+    """CPU times now; with ``memory`` also the own and host memory in use (the window's end)."""
     job = _job_cgroup_s()
+    if job is None and (env_own := _job_processes_s()) is not None:
+        job = (env_own, "job processes (SLURM_JOB_ID)")
     own, source = job if job is not None else (_process_tree_s(), "process tree")
-    return CpuSnapshot(own_s=own, host_busy_s=_host_busy_s(), source=source, at=time.time())
+    wait = _run_queue_wait_s(_job_pids() if os.environ.get("SLURM_JOB_ID") else _tree_pids())
+    own_mem = host_mem = None
+    if memory:
+        own_mem = _job_memory_gb() if job is not None and source.startswith("cgroup") else None
+        own_mem = own_mem if own_mem is not None else _process_tree_mem_gb()
+        host_mem = _host_used_mem_gb()
+    return CpuSnapshot(own_s=own, host_busy_s=_host_busy_s(), source=source, at=time.time(),
+                       host_cpus=os.cpu_count(), own_wait_s=wait, own_mem_gb=own_mem,
+                       host_used_mem_gb=host_mem)
 
 
 def cpu_share(before: CpuSnapshot, after: CpuSnapshot) -> dict[str, Any]:
@@ -106,8 +310,20 @@ def cpu_share(before: CpuSnapshot, after: CpuSnapshot) -> dict[str, Any]:
     share = None
     if own is not None and host is not None:
         share = 0.0 if host <= 0 else min(1.0, max(0.0, 1.0 - own / host))
+    wait = ((after.own_wait_s - before.own_wait_s)
+            if None not in (after.own_wait_s, before.own_wait_s) else None)
+    contention = None
+    if wait is not None and own is not None and own + wait > 0:
+        contention = min(1.0, max(0.0, wait / (own + wait)))
+    mem_share = None
+    if after.own_mem_gb is not None and after.host_used_mem_gb:
+        mem_share = min(1.0, max(0.0, 1.0 - after.own_mem_gb / after.host_used_mem_gb))
     return {"own_cpu_s": own, "host_busy_cpu_s": host, "foreign_cpu_share": share,
-            "own_cpu_source": after.source}
+            "own_cpu_source": after.source, "host_cpus": after.host_cpus,
+            "cpu_wait_s": wait, "cpu_contention": contention,
+            "window_s": after.at - before.at, "own_mem_gb": after.own_mem_gb,
+            "host_used_mem_gb": after.host_used_mem_gb, "foreign_mem_share": mem_share,
+            "allocated_cpu_share": allocated_cpu_share()}
 
 
-__all__ = ["CpuSnapshot", "cpu_share", "snapshot"]
+__all__ = ["CpuSnapshot", "allocated_cpu_share", "cpu_share", "own_pids", "snapshot"]

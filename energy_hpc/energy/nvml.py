@@ -28,6 +28,8 @@ class GpuInterface(Protocol):
     def power_limit_mw(self, handle: Any) -> int | None: ...
     def memory_total_mb(self, handle: Any) -> float | None: ...
     def driver_version(self) -> str | None: ...
+    # optional: (pid, used memory MB or None) of each compute process on the GPU
+    # def compute_processes(self, handle: Any) -> list[tuple[int, float | None]]: ...
 
 
 class PynvmlInterface:
@@ -84,6 +86,10 @@ class PynvmlInterface:
             return _text(self.nv.nvmlSystemGetDriverVersion())
         except self.nv.NVMLError:
             return None
+
+    def compute_processes(self, handle: Any) -> list[tuple[int, float | None]]:
+        procs = self.nv.nvmlDeviceGetComputeRunningProcesses(handle)
+        return [(int(p.pid), p.usedGpuMemory / 2**20 if p.usedGpuMemory else None) for p in procs]
 
 
 def _text(value: Any) -> str:
@@ -177,6 +183,27 @@ class NvmlMeter:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._t0 = 0.0
+        self._seen: dict[tuple[int, int], float | None] = {}
+
+    def _note_processes(self) -> None:
+        """Remember every compute process on the job's GPUs (read at start and stop)."""
+        lister = getattr(self.gpu, "compute_processes", None)
+        if lister is None:
+            return
+        for g in self.gpus:
+            try:
+                for pid, used_mb in lister(g.handle):
+                    self._seen[(g.index, pid)] = used_mb
+            except Exception:  # noqa: BLE001 - a driver without the call: nothing seen, said so
+                self._seen[(g.index, -1)] = None
+
+    def foreign_processes(self) -> list[dict[str, Any]]:
+        """The processes seen on the job's GPUs during the window that are not the job's."""
+        from energy_hpc.energy.host_share import own_pids
+
+        mine = own_pids()
+        return [{"gpu": gpu, "pid": pid, "used_mb": used} for (gpu, pid), used in
+                sorted(self._seen.items()) if pid >= 0 and pid not in mine]
 
     @property
     def rated_power_w(self) -> float | None:
@@ -212,6 +239,8 @@ class NvmlMeter:
                 self._start_mj[g.index] = self.gpu.total_energy_mj(g.handle)
         for g in self._sampled():
             self._last_sample[g.index] = (self._t0, self.gpu.power_mw(g.handle) / 1000.0)
+        self._seen = {}
+        self._note_processes()
         self._stop.clear()
         if self._sampled():
             self._thread = threading.Thread(target=self._loop, name="nvml-power", daemon=True)
@@ -243,6 +272,12 @@ class NvmlMeter:
             methods.add(method)
             devices.append(DeviceEnergy("gpu", f"gpu{g.index}", energy_wh, method, g.name))
         self._checking = []
+        self._note_processes()
+        strangers = self.foreign_processes()
+        for gpu in sorted({s["gpu"] for s in strangers}):
+            pids = ", ".join(str(s["pid"]) for s in strangers if s["gpu"] == gpu)
+            flags.append(f"gpu_shared_with_stranger: gpu{gpu} ran process(es) {pids} that are "
+                         "not this job's; its energy includes theirs")
         return Reading(
             meter=self.name,
             duration_s=duration,
@@ -253,6 +288,7 @@ class NvmlMeter:
             flags=flags,
             info={
                 **({"counter_check": checks} if checks else {}),
+                "foreign_gpu_processes": strangers,
                 "driver": self.driver,
                 "gpus": [{"index": g.index, "name": g.name, "uuid": g.uuid,
                           "power_limit_w": g.power_limit_w} for g in self.gpus],

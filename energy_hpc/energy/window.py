@@ -76,7 +76,7 @@ def measure_window(meters: Sequence[Meter], work: Callable[[], Any], *, min_wind
         cuda_synchronize()
         wall = time.perf_counter() - t0
     finally:
-        cpu = cpu_share(cpu_before, snapshot())
+        cpu = cpu_share(cpu_before, snapshot(memory=True))
         try:
             readings = [meter.stop() for meter in reversed(meters)][::-1]
         finally:  # a meter that fails to stop must not leave the window open in the ledger
@@ -103,7 +103,7 @@ def measure_idle(meters: Sequence[Meter], seconds: float,
             meter.start()
         cpu_before = snapshot()
         threading.Event().wait(seconds)
-        cpu = cpu_share(cpu_before, snapshot())
+        cpu = cpu_share(cpu_before, snapshot(memory=True))
         readings = [meter.stop() for meter in reversed(meters)][::-1]
     finally:
         overlapped = ledger.close(entry) if ledger is not None else []

@@ -29,16 +29,23 @@ class _NodeMeterActor:
         return True
 
     def start(self) -> bool:
+        from energy_hpc.energy.host_share import snapshot
+
         if self.ledger is not None and self.label is not None:
             self.entry = self.ledger.open(self.label)  # this node's ledger
         for m in self.meters:
             m.start()
+        self.cpu_before = snapshot()  # whose CPU work this node did meanwhile, as one node does
         return True
 
     def stop(self) -> list[dict[str, Any]]:
+        from energy_hpc.energy.host_share import cpu_share, snapshot
         from energy_hpc.energy.ledger import note_overlaps
+        from energy_hpc.energy.window import note_cpu_share
 
+        cpu = cpu_share(self.cpu_before, snapshot(memory=True))
         readings = [m.stop() for m in reversed(self.meters)][::-1]
+        note_cpu_share(readings, cpu)
         if self.ledger is not None:
             note_overlaps(readings, self.ledger.close(self.entry))
             self.entry = None
