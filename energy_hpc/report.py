@@ -145,14 +145,26 @@ def _write_report(folders: list[str], out: Path, floor: float | None, within: fl
                      "model), `partly modelled` between; here "
                      + ", ".join(f"{n} {g}" for g, n in grades.items())
                      + " (docs/measurement.md#quality).", ""]
+    if "attributed_splits" in summary and int(summary["attributed_splits"].sum()):
+        n = int(summary["attributed_splits"].sum())
+        worst_share = pd.to_numeric(summary.get("foreign_share_max"), errors="coerce").max()
+        sections += [f"**{n} split(s) ran beside other work on their host** and use the energy "
+                     "attributed to the cell (columns `*_wh_attributed`, method per part in "
+                     "`cpu_attribution`, `ram_attribution`; grade *…, attributed*), the largest "
+                     f"foreign share of the host's CPU work {worst_share:.0%}; "
+                     "docs/measurement.md#isolation.", ""]
     counted = "overlapping_left_out" if overlapping_splits == "exclude" else "overlapping_kept"
     if counted in summary and int(summary[counted].sum()):
         n, cells_hit = int(summary[counted].sum()), int((summary[counted] > 0).sum())
-        how = ("left out of every figure (`--overlapping mark` keeps them)"
-               if overlapping_splits == "exclude" else "kept in the figures, marked here")
-        sections += [f"**{n} split(s) of {cells_hit} configuration(s) were measured while another "
-                     "measurement or Slurm job ran on the same host** (flags `overlapping_window`, "
-                     f"`node_shared_with_jobs`): {how}; docs/measurement.md#isolation.", ""]
+        how = ("left out of every energy figure, their accuracy kept (`--overlapping mark` keeps "
+               "them)" if overlapping_splits == "exclude" else "kept in the figures, marked here")
+        reasons = sorted({str(r) for r in summary.get("energy_left_out_why", pd.Series(dtype=object))
+                          if isinstance(r, str)})
+        why = f" — {'; '.join(reasons)}" if reasons else (
+            " (flags `overlapping_window`, `node_shared_with_jobs`)")
+        sections += [f"**{n} split(s) of {cells_hit} configuration(s) have energy that is not "
+                     f"the cell's alone and could not be attributed to it**{why}: {how}; "
+                     "docs/measurement.md#isolation.", ""]
     if "incomplete" in summary and summary["incomplete"].fillna(False).astype(bool).any():
         partial = summary[summary["incomplete"].fillna(False).astype(bool)]
         names = ", ".join(f"{label} on {ds} @ {cl} ({int(n)} of {int(p)} splits)" for label, ds, cl,

@@ -339,8 +339,10 @@ class CellRunner:
         extra["node_shared_with_jobs"] = union(neighbours_before, other_jobs_on_my_nodes())
         extra.update(cpu_share_columns(readings[0]))
         extra["foreign_gpu_processes"] = foreign_gpu_processes(readings)
-        extra.update(attribution_columns(readings[0], idle[0] if idle else None, window.passes,
-                                         s.energy.max_foreign_share, _scope(meters)))
+        for i, reading in enumerate(readings):  # the primary's unprefixed, each meter's too
+            extra.update(attribution_columns(
+                reading, idle[i] if idle else None, window.passes, s.energy.max_foreign_share,
+                getattr(meters[i], "scope", "node"), prefix="" if i == 0 else f"{reading.meter}_"))
         if idle:
             extra["idle_overlapped_with"] = overlaps_of(idle[0])
             extra.update(cpu_share_columns(idle[0], "idle_"))

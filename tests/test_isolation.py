@@ -203,12 +203,14 @@ def test_the_report_says_how_many_splits_it_left_out(tmp_path):
     assert proc.returncode == 0, proc.stderr[-2000:]
     path = next(out.glob("cells/*/records.jsonl"))
     lines = [json.loads(line) for line in path.read_text().splitlines()]
-    lines[1]["flags"].append(OVERLAP_FLAG)  # as the ledger marks a split measured beside another
-    lines[1]["overlapped_with"] = ["another-cell"]
+    lines[0]["flags"].append(OVERLAP_FLAG)  # the ledger saw another window; the OS saw it idle
+    lines[0]["overlapped_with"] = ["another-cell"]
+    lines[1]["attribution"] = "not attributable: another user's process on gpu 0"
     path.write_text("".join(json.dumps(line) + "\n" for line in lines))
     text = build_report([str(out)], tmp_path / "report", progress=False).read_text()
-    assert "**1 split(s) of 1 configuration(s) were measured while another measurement" in text
-    assert "left out of every figure" in text
+    assert ("**1 split(s) of 1 configuration(s) have energy that is not the cell's alone and could "
+            "not be attributed to it** — another user's process on gpu 0") in text
+    assert "left out of every energy figure" in text
     cells = pd.read_csv(tmp_path / "report" / "cells.csv")
     assert list(cells["splits"]) == [2] and list(cells["overlapping_left_out"]) == [1]
     assert "Energy 95% CI (Wh)" in (tmp_path / "report" / "tables" / "table_b1_demo.md").read_text()

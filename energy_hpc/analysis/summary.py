@@ -34,20 +34,76 @@ OVERLAP_FLAGS = ("overlapping_window", "node_shared_with_jobs")
 OVERLAPPING = ("exclude", "mark")
 CI_LEVEL = 0.95
 NO_INTERVAL = (float("nan"), float("nan"))
+NOT_ATTRIBUTABLE = "not attributable"
+# the whole-host columns and the attributed ones that stand in for them (energy/attribution.py)
+ATTRIBUTED = {col.ENERGY_WH: "energy_wh_attributed", col.CPU_WH: "cpu_wh_attributed",
+              col.GPU_WH: "gpu_wh_attributed", col.RAM_WH: "ram_wh_attributed"}
 
 
-def overlapping(records: pd.DataFrame) -> pd.Series:
-    """Splits whose inference or fit window overlapped another measured window on one of its
-    hosts, or ran beside another Slurm job on its node: their energy includes others' work."""
+def _flagged(records: pd.DataFrame, columns: tuple[str, ...]) -> pd.Series:
     def hit(flags: object) -> bool:
         return isinstance(flags, list | tuple | np.ndarray) and any(
             f in OVERLAP_FLAGS for f in flags)
 
     out = pd.Series(False, index=records.index)
-    for column in ("flags", "fit_flags"):
+    for column in columns:
         if column in records.columns:
             out |= records[column].map(hit).astype(bool)
     return out
+
+
+def _not_attributable(status: pd.Series) -> pd.Series:
+    return status.map(lambda v: isinstance(v, str) and v.startswith(NOT_ATTRIBUTABLE)).astype(bool)
+
+
+def overlapping(records: pd.DataFrame) -> pd.Series:
+    """Splits whose energy is left out: those whose whole-host energy could not be attributed to
+    the cell (``attribution`` says why: a stranger on its GPU, a neighbour that slowed it, a
+    foreign share past ``energy.max_foreign_share``). Records from before attribution: those
+    whose window overlapped another measured window or ran beside another Slurm job."""
+    flagged = _flagged(records, ("flags", "fit_flags"))
+    if "attribution" not in records.columns:
+        return flagged
+    status = records["attribution"]
+    known = status.map(lambda v: isinstance(v, str)).astype(bool)
+    return _not_attributable(status).where(known, flagged).astype(bool)
+
+
+def attributed_energy(records: pd.DataFrame) -> pd.DataFrame:
+    """The records with the cell's own energy: where a split was ``attributed``, its attributed
+    parts stand in for the whole-host ones (and the per-sample energy, emissions and average
+    power follow); a fit that could not be attributed has no fit energy. ``energy_basis`` says
+    which: ``alone``, ``attributed``, ``not attributable`` or ``whole host`` (older records)."""
+    if "attribution" not in records.columns:
+        return records.assign(energy_basis="whole host")
+    out = records.copy()
+    status = out["attribution"]
+    use = status.map(lambda v: v == "attributed").astype(bool)
+    whole = pd.to_numeric(out[col.ENERGY_WH], errors="coerce")
+    for column, attributed in ATTRIBUTED.items():
+        if attributed in out.columns and column in out.columns:
+            out[column] = pd.to_numeric(out[column], errors="coerce").where(
+                ~use, pd.to_numeric(out[attributed], errors="coerce"))
+    energy = pd.to_numeric(out[col.ENERGY_WH], errors="coerce")
+    scale = energy / whole.where(whole > 0)
+    if col.N_TEST in out.columns and col.ENERGY_PER_SAMPLE_WH in out.columns:
+        per = energy / pd.to_numeric(out[col.N_TEST], errors="coerce").where(lambda n: n > 0)
+        out[col.ENERGY_PER_SAMPLE_WH] = per.where(use, out[col.ENERGY_PER_SAMPLE_WH])
+    if col.EMISSIONS_KG in out.columns:
+        out[col.EMISSIONS_KG] = (pd.to_numeric(out[col.EMISSIONS_KG], errors="coerce") * scale
+                                 ).where(use, out[col.EMISSIONS_KG])
+    if col.AVG_POWER_W in out.columns and col.DURATION_S in out.columns:
+        power = energy * 3600 / pd.to_numeric(out[col.DURATION_S], errors="coerce")
+        out[col.AVG_POWER_W] = power.where(use, out[col.AVG_POWER_W])
+    if "fit_attribution" in out.columns and col.FIT_ENERGY_WH in out.columns:
+        fit_status = out["fit_attribution"]
+        fit_use = fit_status.map(lambda v: v == "attributed").astype(bool)
+        fit = pd.to_numeric(out[col.FIT_ENERGY_WH], errors="coerce")
+        if "fit_energy_wh_attributed" in out.columns:
+            fit = fit.where(~fit_use, pd.to_numeric(out["fit_energy_wh_attributed"], errors="coerce"))
+        out[col.FIT_ENERGY_WH] = fit.where(~_not_attributable(fit_status))
+    basis = status.map(lambda v: v.split(":")[0] if isinstance(v, str) else "whole host")
+    return out.assign(energy_basis=basis)
 
 
 def t_interval(values: pd.Series, level: float = CI_LEVEL) -> tuple[float, float]:
@@ -82,7 +138,7 @@ def summarize(records: pd.DataFrame, overlapping_splits: str = "exclude") -> pd.
     if records.empty:
         return pd.DataFrame()
     keys = [k for k in CELL_KEYS if k in records.columns]
-    frame = records.copy()
+    frame = attributed_energy(records)
     frame["_overlapping"] = overlapping(frame)
     for k in keys:
         frame[k] = frame[k].astype(object).where(frame[k].notna(), "-")
@@ -107,6 +163,21 @@ def summarize(records: pd.DataFrame, overlapping_splits: str = "exclude") -> pd.
         out["incomplete"] = (totals["recorded"] < totals["planned"]).reindex(out.index)
     out["overlapping_left_out" if overlapping_splits == "exclude" else "overlapping_kept"] = flagged
     out["accuracy_splits"] = every.groupby(keys, sort=False).size().reindex(out.index, fill_value=0)
+    by_cell = every.groupby(keys, sort=False)
+    out["attributed_splits"] = by_cell["energy_basis"].agg(
+        lambda b: int((b == "attributed").sum())).reindex(out.index, fill_value=0)
+    if "foreign_cpu_share" in every.columns:
+        # the largest share of the host's CPU work that was another's, among the splits used
+        used = every[every["energy_basis"] == "attributed"]
+        out["foreign_share_max"] = pd.to_numeric(used["foreign_cpu_share"], errors="coerce").groupby(
+            [used[k] for k in keys], sort=False).max().reindex(out.index)
+    if "attribution" in every.columns:
+        def why(statuses: pd.Series) -> str | None:
+            reasons = [v.split(": ", 1)[-1] for v in statuses
+                       if isinstance(v, str) and v.startswith(NOT_ATTRIBUTABLE)]
+            return max(set(reasons), key=reasons.count) if reasons else None
+
+        out["energy_left_out_why"] = by_cell["attribution"].agg(why).reindex(out.index)
     for metric in METRICS + EXTRA_MEANS:
         # accuracy does not depend on what else ran on the host: over every split, always
         source = every if metric in ACCURACY_METRICS else frame
@@ -130,6 +201,9 @@ def summarize(records: pd.DataFrame, overlapping_splits: str = "exclude") -> pd.
 
         quality = split_grades(frame)
         out["measurement"] = quality["grade"].groupby(groups, sort=False).agg(worst)
+        attributed = out["attributed_splits"].reindex(out["measurement"].index).fillna(0) > 0
+        out["measurement"] = out["measurement"].where(
+            ~attributed | out["measurement"].isna(), out["measurement"].astype(str) + ", attributed")
         out["modelled_share_mean"] = pd.to_numeric(quality["modelled_share"]).groupby(
             groups, sort=False).mean()
     # constant within a cell: what the paper comparison checks, from every record (a cell whose

@@ -204,8 +204,9 @@ def estimates_by_cell(records: pd.DataFrame, overlapping_splits: str = "exclude"
         return pd.DataFrame()
     keys = [k for k in CELL_KEYS if k in frame.columns]
     first = frame.groupby(rc.CELL_ID, sort=False)[[*keys, "est_basis"]].first()
-    from energy_hpc.analysis.summary import overlapping, t_interval
+    from energy_hpc.analysis.summary import attributed_energy, overlapping, t_interval
 
+    frame = attributed_energy(frame)
     hit = overlapping(frame)
     used = frame[~hit] if overlapping_splits == "exclude" else frame
     out = first.assign(splits=used.groupby(rc.CELL_ID, sort=False).size().reindex(

@@ -6,11 +6,13 @@ each part of a reading gets an attributed value and the method that made it:
 
 - ``none needed (alone)``: the foreign CPU share is at most ``ALONE_SHARE`` (the host's own
   housekeeping); the whole-host number is the cell's.
-- a counted part (RAPL, CodeCarbon reading RAPL): the idle part (the idle baseline's power × the
-  window) by the share of the host's CPUs the job holds, the rest by the own share of the host's
-  busy CPU time. Assumes every busy core draws about the same power above idle — wrong for a
-  neighbour running AVX-512 or a GPU-feeding spin loop beside a light cell. Without an idle
-  baseline the whole part is split by CPU time (idle included).
+- a counted part (RAPL, CodeCarbon reading RAPL): power taken as linear in the host's busy cores,
+  fitted through the idle baseline and the window (so a baseline a neighbour was busy in still
+  gives the true floor); the floor by the share of the host's CPUs the job holds, the rest by the
+  cell's own busy cores. Assumes every busy core draws about the same power above idle — wrong for
+  a neighbour running AVX-512 beside a light cell. Without an idle baseline (or with the same
+  load in both) the baseline's power is the floor and the rest is split by own CPU time; without
+  any, the whole part is split by CPU time, idle included.
 - CodeCarbon's load model (machine mode: TDP × (0.1 + 0.9 · load³) over the whole host): not
   linear in load, so a share of it is wrong (half of a doubled load is about 2.4× the cell alone).
   The cell's part is the same model at its own load: × (0.1·a + 0.9·L_own³) ÷ (0.1 + 0.9·L_host³),
@@ -65,7 +67,7 @@ def _load_model(load: float) -> float:
     return 0.1 + 0.9 * min(1.0, max(0.0, load)) ** 3
 
 
-def _cpu_part(wh: float, method: str, share: dict[str, Any], f: float, idle_w: float | None,
+def _cpu_part(wh: float, method: str, share: dict[str, Any], f: float, idle: Reading | None,
               duration_s: float, info: dict[str, Any]) -> tuple[float | None, str]:
     a = share.get("allocated_cpu_share") or 1.0
     low = method.lower()
@@ -82,23 +84,51 @@ def _cpu_part(wh: float, method: str, share: dict[str, Any], f: float, idle_w: f
                              f"{l_host:.2f}; CPUs held {a:.2f})")
     if "constant" in low:
         return wh * a, f"share of CPUs held ({a:.2f}; CodeCarbon's constant model)"
-    if idle_w is not None:
-        idle_wh = min(wh, idle_w * duration_s / 3600.0)
-        return (idle_wh * a + (wh - idle_wh) * (1.0 - f),
-                f"active by own CPU time ({1 - f:.2f}), idle by CPUs held ({a:.2f})")
-    return wh * (1.0 - f), f"own CPU time share ({1 - f:.2f}; no idle baseline: idle split alike)"
+    return _counted(wh, share, f, idle, "cpu", duration_s)
 
 
-def _ram_part(wh: float, method: str, share: dict[str, Any], f: float, idle_w: float | None,
+MIN_LOAD_STEP = 0.2  # busy cores between the idle baseline and the window, to fit a line through
+
+
+def _busy_cores(share: dict[str, Any], duration_s: float) -> float | None:
+    busy, window = share.get("host_busy_cpu_s"), share.get("window_s") or duration_s
+    return busy / window if busy is not None and window else None
+
+
+def _counted(wh: float, share: dict[str, Any], f: float, idle: Reading | None, part: str,
+             duration_s: float) -> tuple[float, str]:
+    """A counter that reads the whole host (RAPL): power taken as linear in the host's busy
+    cores, P = P0 + k · cores, through the idle baseline and the window — so an idle baseline
+    a neighbour was busy in still gives the true floor P0. The cell gets P0 × the CPUs it holds
+    plus k × its own busy cores. Without an idle baseline, or with the same load in both, the
+    idle part is the baseline's and the rest is split by own CPU time."""
+    a = share.get("allocated_cpu_share") or 1.0
+    idle_w = _idle_power(idle, part)
+    if idle is None or idle_w is None:
+        return wh * (1.0 - f), f"own CPU time share ({1 - f:.2f}; no idle baseline: idle split alike)"
+    idle_share = idle.info.get("cpu_share") or {}
+    b_i, b_w = _busy_cores(idle_share, idle.duration_s), _busy_cores(share, duration_s)
+    own = share.get("own_cpu_s")
+    window = share.get("window_s") or duration_s
+    if b_i is not None and b_w is not None and own is not None and window and \
+            b_w - b_i >= MIN_LOAD_STEP:
+        p_w = wh * 3600.0 / duration_s
+        k = max(0.0, (p_w - idle_w) / (b_w - b_i))
+        p0 = max(0.0, idle_w - k * b_i)
+        own_cores = own / window
+        value = (p0 * a + k * own_cores) * duration_s / 3600.0
+        return min(value, wh), (f"linear in busy cores ({p0:.3g} W idle x CPUs held {a:.2f} + "
+                                f"{k:.3g} W per core x {own_cores:.2f} own cores)")
+    idle_wh = min(wh, idle_w * duration_s / 3600.0)
+    return (idle_wh * a + (wh - idle_wh) * (1.0 - f),
+            f"active by own CPU time ({1 - f:.2f}), idle by CPUs held ({a:.2f})")
+
+
+def _ram_part(wh: float, method: str, share: dict[str, Any], f: float, idle: Reading | None,
               duration_s: float) -> tuple[float | None, str]:
     if "rapl" not in method.lower():
         return wh, "none needed (modelled from the memory size, not its use)"
-    a = share.get("allocated_cpu_share") or 1.0
-    if idle_w is not None:
-        idle_wh = min(wh, idle_w * duration_s / 3600.0)
-        return (idle_wh * a + (wh - idle_wh) * (1.0 - f),
-                f"active by own CPU time ({1 - f:.2f}), idle by CPUs held ({a:.2f})")
-    return wh * (1.0 - f), f"own CPU time share ({1 - f:.2f}; no idle baseline)"
+    return _counted(wh, share, f, idle, "ram", duration_s)
 
 
 def _idle_power(idle: Reading | None, part: str) -> float | None:
@@ -150,11 +180,10 @@ def attribute_one(reading: Reading, idle: Reading | None, max_foreign_share: flo
             out.parts[part], out.methods[part] = None, f"{NOT_ATTRIBUTABLE}: {why}"
             reasons.append(why)
             continue
-        idle_w = _idle_power(idle, part)
         if part == "cpu":
-            value, how = _cpu_part(wh, method, share, f, idle_w, reading.duration_s, reading.info)
+            value, how = _cpu_part(wh, method, share, f, idle, reading.duration_s, reading.info)
         else:
-            value, how = _ram_part(wh, method, share, f, idle_w, reading.duration_s)
+            value, how = _ram_part(wh, method, share, f, idle, reading.duration_s)
         if value is None:
             reasons.append(how.split(": ", 1)[-1])
         out.parts[part], out.methods[part] = value, how

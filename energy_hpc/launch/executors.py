@@ -96,13 +96,20 @@ def print_summary(records: list[dict[str, Any]] | Any, title: str) -> None:
     left_out = int(summary.get("overlapping_left_out", pd.Series(dtype=int)).sum())
     if left_out:
         total = int(summary.get("accuracy_splits", summary["splits"]).sum())
+        why = "; ".join(sorted({str(r) for r in summary.get("energy_left_out_why",
+                                                             pd.Series(dtype=object))
+                                 if isinstance(r, str)}))
+        why = why or "records: flags overlapping_window / node_shared_with_jobs"
         print(f"{left_out} of {total} split(s) left out of the energy figures (accuracy uses every "
-              "split): measured while another measurement (or another Slurm job on the node) ran "
-              "on the same host, so their energy includes its work (records: flags "
-              "overlapping_window / node_shared_with_jobs, overlapped_with). To see them: "
-              "python -m energy_hpc.report OUT_DIR --overlapping mark keeps them, marked; to "
-              "measure them alone: rerun with force=true when the host is quiet "
-              "(docs/measurement.md#isolation)")
+              "split): their energy includes another's work on the host and could not be "
+              f"attributed to the cell ({why}). To see them: python -m energy_hpc.report OUT_DIR "
+              "--overlapping mark keeps them, marked; to measure them alone: rerun with "
+              "force=true when the host is quiet (docs/measurement.md#isolation)")
+    attributed = int(summary.get("attributed_splits", pd.Series(dtype=int)).sum())
+    if attributed:
+        print(f"{attributed} split(s) ran beside other work on the host: their energy is the part "
+              "attributed to the cell (records: energy_wh_attributed, cpu_attribution; "
+              "docs/measurement.md#isolation)")
 
 
 def run_plan(plan: Plan, outcome: SweepRun | None = None,
