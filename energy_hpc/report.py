@@ -76,6 +76,31 @@ def build_report(folders: list[str], out: Path, floor: float | None = None,
     return out / "report.md"
 
 
+def billed_lines(summary: pd.DataFrame) -> list[str]:
+    """What exclusivity cost: configurations whose job held more GPUs than the cell used (an
+    --exclusive job holds every GPU of its nodes, and the site bills them)."""
+    if "billed_gpus" not in summary or "gpus" not in summary:
+        return []
+    billed = pd.to_numeric(summary["billed_gpus"], errors="coerce")
+    used = pd.to_numeric(summary["gpus"], errors="coerce")
+    over = summary[(billed > used) & (used > 0)]
+    if over.empty:
+        return []
+    items = []
+    for label, row in zip(model_labels(over), over.itertuples(), strict=True):
+        b, g = int(row.billed_gpus), int(row.gpus)
+        per_1000 = ""
+        dur, n = getattr(row, "duration_s_mean", None), getattr(row, "n_test", None)
+        if dur is not None and n and not pd.isna(dur) and not pd.isna(n):
+            gpu_h = dur / float(n) * 1000 / 3600
+            per_1000 = f"; per 1000 texts {gpu_h * g:.3g} GPU-h used, {gpu_h * b:.3g} billed"
+        items.append(f"{label} on {row.cluster}: {b} GPU(s) held --exclusive for its {g} "
+                     f"({b / g:.0f}x the GPU-hours{per_1000})")
+    return [f"**Allocation billed**: {len(over)} configuration(s) ran in jobs holding whole "
+            "nodes — " + "; ".join(items) + ". `cluster.isolation=attribute` holds only the "
+            "cell's GPUs and attributes what neighbours add (docs/measurement.md#isolation).", ""]
+
+
 def refuse_out(out: Path) -> None:
     """An ``--out`` the report must not replace: a file, or a folder holding something else."""
     if out.exists() and not out.is_dir():
@@ -145,6 +170,7 @@ def _write_report(folders: list[str], out: Path, floor: float | None, within: fl
                      "model), `partly modelled` between; here "
                      + ", ".join(f"{n} {g}" for g, n in grades.items())
                      + " (docs/measurement.md#quality).", ""]
+    sections += billed_lines(summary)
     if "attributed_splits" in summary and int(summary["attributed_splits"].sum()):
         n = int(summary["attributed_splits"].sum())
         worst_share = pd.to_numeric(summary.get("foreign_share_max"), errors="coerce").max()

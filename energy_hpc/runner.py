@@ -29,6 +29,7 @@ from energy_hpc.energy.window import measure_idle, net_of_idle
 from energy_hpc.errors import UserError
 from energy_hpc.estimate import estimate, record_columns, records_for
 from energy_hpc.estimate.calibrated import time_key
+from energy_hpc.estimate.whole_cell import billed_gpus
 from energy_hpc.interrupts import CellInterrupted, as_interrupted, signals_interrupt
 from energy_hpc.kinds import kind_of
 from energy_hpc.paper_setup import display_name, weights_of
@@ -141,6 +142,9 @@ def build_record(cell: Cell, split: Split, corpus: Corpus, readings: list[Readin
         col.CARBON_INTENSITY: carbon_intensity_g_per_kwh(settings.energy.country),
         "flags": list(primary.flags) + (["gpus_held_idle"] if placement.gpus_idle else []),
         col.GPUS_IDLE: placement.gpus_idle,
+        # what the job held and the site bills: every GPU of its nodes when --exclusive
+        "billed_gpus": billed_gpus(cell),
+        "job_exclusive": bool(cell.on_slurm and cell.shape.exclusive),
         "gpu_memory_check": placement.memory_check,
         "dropped_rows": sum(corpus.dropped.values()),
         "dataset_fingerprint": corpus.fingerprint,

@@ -195,6 +195,7 @@ def test_a_strangers_process_on_the_jobs_gpu_is_flagged_and_its_energy_left_out(
     assert any(f.startswith("gpu_shared_with_stranger: gpu0") for f in rec["nvml_flags"])
     assert rec["attribution"] == "not attributable: another user's process on gpu 0"
     assert rec["gpu_wh_attributed"] is None
+    assert rec["billed_gpus"] == 0 and rec["job_exclusive"] is False  # a local run holds no job
     summary = summarize(pd.DataFrame([own, rec]))
     by_sweep = summary.set_index("cell_id") if "cell_id" in summary else summary
     assert int(summary["overlapping_left_out"].sum()) == 1
@@ -235,3 +236,20 @@ def test_max_foreign_share_is_checked():
     with pytest.raises(ConfigError, match=r"energy.max_foreign_share=1.5 is not valid; use a share "
                                           r"between 0 and 1"):
         compose_cell(["energy.max_foreign_share=1.5"])
+
+
+def test_the_report_says_what_holding_whole_nodes_billed():
+    from energy_hpc.report import billed_lines
+
+    summary = pd.DataFrame([
+        {"model": "llama8b", "model_display": "Llama 3.1 8B", "cluster": "capella", "gpus": 1,
+         "billed_gpus": 4, "duration_s_mean": 36.0, "n_test": 100},
+        {"model": "linear_bow", "model_display": "Linear BoW", "cluster": "capella", "gpus": 0,
+         "billed_gpus": 0, "duration_s_mean": 0.1, "n_test": 100},
+        {"model": "qwen", "model_display": "Qwen", "cluster": "capella", "gpus": 4,
+         "billed_gpus": 4, "duration_s_mean": 1.0, "n_test": 100}])
+    [text, _] = billed_lines(summary)
+    assert text.startswith("**Allocation billed**: 1 configuration(s) ran in jobs holding whole nodes")
+    assert ("Llama 3.1 8B on capella: 4 GPU(s) held --exclusive for its 1 (4x the GPU-hours; per "
+            "1000 texts 0.1 GPU-h used, 0.4 billed)") in text
+    assert billed_lines(summary.iloc[1:]) == []

@@ -32,7 +32,7 @@ MEASUREMENT = [
     "dataset=tomatoes", "dataset.name=renamed", "dataset.n_train=100", "dataset.n_test=50",
     "dataset.min_class_size=5", "cluster=capella", "cluster.gpu_model=A100",
     "cluster.gpu_memory_gb=40", "cluster.gpu_power_w=400", "cluster.cpus_per_node=16",
-    "cluster.partition=other", "cluster.constraint=fat", "cluster.exclusive=false",
+    "cluster.partition=other", "cluster.constraint=fat", "cluster.exclusive=true", "cluster.isolation=exclusive",
     "cluster.cpus_per_task=4", "cluster.mem_gb=64", "energy=paper", "energy.country=FRA",
     "energy.min_window_s=5", "energy.idle_baseline_s=1", "energy.meters=[codecarbon,rapl]",
     "repetitions=3", "seed=7", "gpus=2", "nodes=2",

@@ -112,7 +112,8 @@ def test_job_shape_comes_from_the_cells_own_config():
     shape = job_shape(s, plan_placement(s))
     args = shape.sbatch_args()
     assert "--gpus-per-node=2" in args and "--partition=capella" in args
-    assert "--account=p_llm" in args and "--exclusive" in args and "--cpus-per-task=32" in args
+    assert "--account=p_llm" in args and "--exclusive" not in args and "--cpus-per-task=32" in args
+    assert "--mem=393216M" in args  # shared (isolation=attribute): two GPUs' half of 768 GB
     assert shape.setup == ("module load CUDA", 'export HF_HOME="/data/hf"')
 
 

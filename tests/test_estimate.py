@@ -302,7 +302,8 @@ def test_the_admin_docs_worked_example_gets_an_estimate(tmp_path):
 def test_the_dry_run_says_what_an_exclusive_job_bills_beside_what_the_cell_uses(tmp_path):
     from energy_hpc.estimate.cost import csv_row
 
-    one = compose_cell(["cluster=capella", "model=llama8b", "gpus=1", f"out_dir={tmp_path}"])
+    one = compose_cell(["cluster=capella", "model=llama8b", "gpus=1", "cluster.isolation=exclusive",
+                        f"out_dir={tmp_path}"])
     est = estimate(one)
     assert one.shape.exclusive and est.gpus == 1 and est.billed_gpus == 4  # a Capella node: 4
     assert "GPU-h billed (the job holds 4 GPU(s) --exclusive for its 1)" in est.describe()
@@ -310,8 +311,7 @@ def test_the_dry_run_says_what_an_exclusive_job_bills_beside_what_the_cell_uses(
     assert row["billed_gpus"] == 4
     assert row["billed_gpu_h_high"] == pytest.approx(4 * row["gpu_h_high"])
     assert "GPU-h billed: --exclusive jobs hold whole nodes" in total([est])
-    shared = compose_cell(["cluster=capella", "model=llama8b", "gpus=1", "cluster.exclusive=false",
-                           "cluster.share_nodes=true", f"out_dir={tmp_path}"])
+    shared = compose_cell(["cluster=capella", "model=llama8b", "gpus=1", f"out_dir={tmp_path}"])
     alone = estimate(shared)
     assert alone.billed_gpus == 1 and "billed" not in alone.describe()
     here = estimate(compose_cell(["model=linear_bow", f"out_dir={tmp_path}"]))

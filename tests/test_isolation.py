@@ -118,31 +118,55 @@ class _Meter:
                        gpu_wh=None, ram_wh=None)
 
 
-# --- the planner: measuring jobs do not share a node unless the meters or the site allow it --
+# --- the planner: a job holds what its cell needs unless the site or the user wants whole nodes --
 
 
 @pytest.mark.parametrize(("overrides", "exclusive", "why"), [
-    ([], True, "read the whole node: the job gets it to itself"),
-    (["energy=auto"], True, "read the whole node"),
+    ([], False, "cluster.isolation=attribute: the job holds only its 0 GPU(s) and 16 core(s); what "
+                "a neighbour adds to the whole-node meters (codecarbon) is measured and attributed"),
+    (["energy=auto"], False, "whole-node meters (auto)"),
     (["energy.meters=[nvml]"], False, "read only the job's own devices"),
-    (["cluster.share_nodes=true"], False, "cluster.share_nodes=true"),
-    (["cluster.exclusive=true", "cluster.share_nodes=true"], True, "cluster.exclusive=true"),
+    (["cluster.isolation=exclusive"], True, "cluster.isolation=exclusive: the node to itself "
+                                            "(bills 4 GPU(s) of each node)"),
+    (["cluster.exclusive=true"], True, "cluster.exclusive=true: the site hands out whole nodes"),
+    (["cluster.isolation=exclusive", "cluster.share_nodes=true"], False,
+     "cluster.isolation=attribute"),  # share_nodes: the older spelling of attribute
 ])
-def test_jobs_whose_meters_read_the_whole_node_are_exclusive(overrides, exclusive, why):
+def test_a_job_is_exclusive_only_where_the_site_or_the_user_says(overrides, exclusive, why):
     from energy_hpc.cell import compose_cell
 
-    cell = compose_cell(["cluster=dev_slurm", *overrides])
+    cell = compose_cell(["cluster=capella", *overrides])
     assert cell.shape.exclusive is exclusive
     assert why in cell.shape.exclusive_why
     assert ("--exclusive" in cell.shape.sbatch_args()) is exclusive
 
 
-def test_the_plan_says_why_a_job_is_exclusive(tmp_path):
+def test_isolation_is_checked_and_a_shared_job_asks_for_its_share_of_memory():
+    from energy_hpc.cell import compose_cell
+    from energy_hpc.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"cluster.isolation='shared' is not valid.*attribute, "
+                                          r"exclusive"):
+        compose_cell(["cluster=dev_slurm", "cluster.isolation=shared"])
+    one = compose_cell(["cluster=capella", "model=llama8b", "gpus=1"])
+    assert not one.shape.exclusive and one.shape.cpus_per_task == 16  # 64 cores / 4 GPUs
+    assert "--mem=196608M" in one.shape.sbatch_args()  # a quarter of 768 GB
+    whole = compose_cell(["cluster=capella", "model=llama8b", "gpus=1", "cluster.isolation=exclusive"])
+    assert whole.shape.exclusive and whole.shape.mem_gb is None
+    assert whole.cell_id != one.cell_id  # another measurement condition, another cell
+    assert one.cell_id == compose_cell(["cluster=capella", "model=llama8b", "gpus=1",
+                                        "cluster.isolation=attribute"]).cell_id
+
+
+def test_the_plan_says_why_a_job_is_exclusive_or_shares(tmp_path):
     from tests.conftest import run_cli
 
-    proc = run_cli("cluster=dev_slurm", "dry_run=true", f"out_dir={tmp_path}")
+    proc = run_cli("cluster=dev_slurm", "cluster.isolation=attribute", "dry_run=true",
+                   f"out_dir={tmp_path}")
     assert proc.returncode == 0, proc.stderr[-2000:]
-    assert "--exclusive: energy.meters=['codecarbon'] read the whole node" in proc.stdout
+    assert "shared node: cluster.isolation=attribute: the job holds only" in proc.stdout
+    proc = run_cli("cluster=dev_slurm", "dry_run=true", f"out_dir={tmp_path}")
+    assert "--exclusive: cluster.isolation=exclusive: the node to itself" in proc.stdout
 
 
 # --- the summary, the report and the recommendation ------------------------------------------

@@ -16,7 +16,7 @@ DEX = [col.ENERGY_WH, col.DURATION_S]
 # quality: over every split, overlapping or not (the energy figures leave those out)
 ACCURACY_METRICS = [col.ACCURACY, col.MACRO_F1, col.INVALID_RATE]
 SETUP = [col.MODEL_WEIGHTS, col.N_CLASSES, col.N_TRAIN, col.N_TEST, col.GPUS_IDLE,
-         col.CARBON_INTENSITY]
+         col.CARBON_INTENSITY, "billed_gpus"]
 
 
 def paper_mismatch_of(cell: pd.Series) -> str | None:

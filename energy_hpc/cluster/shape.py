@@ -108,24 +108,25 @@ def _frozen(value: Any) -> Any:
     return tuple(sorted(value.items())) if isinstance(value, dict) else value
 
 
-def exclusivity(settings: Settings) -> tuple[bool, str]:
-    """Whether the job is submitted ``--exclusive``, and why: a meter that reads the whole node
-    (CodeCarbon, RAPL, auto) would count another job's work on it, so such jobs get the node to
-    themselves unless the cluster file says nodes may be shared; NVML alone reads only the job's
-    GPUs and needs no exclusivity."""
+def exclusivity(settings: Settings, gpus: int = 0, cpus: int | None = None) -> tuple[bool, str]:
+    """Whether the job is submitted ``--exclusive``, and why (the plan prints it per job array):
+    a site of whole nodes (``cluster.exclusive``) or ``cluster.isolation=exclusive`` — else the
+    job holds only what the cell needs and whole-node meters are attributed (attribution.py)."""
     from energy_hpc.energy.registry import reads_whole_node
 
     c = settings.cluster
     if c.exclusive:
-        return True, "cluster.exclusive=true"
+        return True, "cluster.exclusive=true: the site hands out whole nodes"
+    if c.isolation == "exclusive":
+        held = f" (bills {c.gpus_per_node} GPU(s) of each node)" if c.gpus_per_node else ""
+        return True, f"cluster.isolation=exclusive: the node to itself{held}"
+    holds = f"only its {gpus} GPU(s) and {cpus} core(s)" if cpus is not None else "only what it needs"
     if not reads_whole_node(list(settings.energy.meters)):
         return False, (f"energy.meters={list(settings.energy.meters)} read only the job's own "
-                       "devices: the node may be shared")
-    if c.share_nodes:
-        return False, ("cluster.share_nodes=true: the node may be shared; windows that overlap "
-                       "another job are flagged in the records (node_shared_with_jobs)")
-    return True, (f"energy.meters={list(settings.energy.meters)} read the whole node: the job "
-                  "gets it to itself (cluster.share_nodes=true allows sharing)")
+                       f"devices: the job holds {holds} and may share the node")
+    return False, (f"cluster.isolation=attribute: the job holds {holds}; what a neighbour adds to "
+                   f"the whole-node meters ({', '.join(settings.energy.meters)}) is measured and "
+                   "attributed (docs/measurement.md#isolation)")
 
 
 def job_shape(settings: Settings, placement: Placement) -> JobShape:
@@ -134,9 +135,13 @@ def job_shape(settings: Settings, placement: Placement) -> JobShape:
                               * max(placement.gpus_per_node, 1))
     setup = tuple(c.setup) + tuple(f"export {k}={json.dumps(str(v))}" for k, v in sorted(c.env.items())
                                    if v != REDACTED)
-    exclusive, why = exclusivity(settings)
+    exclusive, why = exclusivity(settings, placement.gpus_per_node, cpus)
+    mem = c.mem_gb
+    if mem is None and not exclusive and c.ram_gb and c.gpus_per_node:
+        # shared: the cell's GPUs' share of the node's memory, not Slurm's default of all of it
+        mem = c.ram_gb * max(placement.gpus_per_node, 1) / c.gpus_per_node
     return JobShape(partition=c.partition, account=c.account, qos=c.qos, nodes=placement.nodes,
-                    gpus_per_node=placement.gpus_per_node, cpus_per_task=cpus, mem_gb=c.mem_gb,
+                    gpus_per_node=placement.gpus_per_node, cpus_per_task=cpus, mem_gb=mem,
                     time_min=c.time_limit_min, constraint=c.constraint, exclusive=exclusive,
                     exclusive_why=why,
                     setup=setup, extra=slurm_extra(c.name, c.slurm_extra),

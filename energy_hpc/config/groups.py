@@ -111,9 +111,14 @@ class ClusterConfig:
     qos: str | None = not_in_cell_id(None)
     time_limit_min: int = not_in_cell_id(60)
     constraint: str | None = None
+    # true: the site hands out whole nodes only (the job is --exclusive, whatever isolation says)
     exclusive: bool = False
-    # true: measuring jobs may share a node with other jobs (then records say when they did);
-    # false: a job whose meters read the whole node is submitted --exclusive (docs/measurement.md)
+    # attribute: a job holds only what its cell needs (its GPUs, their share of cores and memory)
+    # and shares the node; what a neighbour adds to a whole-node meter is measured and attributed.
+    # exclusive: the job holds whole nodes (--exclusive), billed for every GPU of them.
+    # docs/measurement.md#isolation says why attribute is the default.
+    isolation: str = in_cell_id_when_set("attribute")
+    # superseded by isolation (older cluster files load): true sets isolation=attribute
     share_nodes: bool = not_in_cell_id(False)
     cpus_per_task: int | None = None
     mem_gb: float | None = None
@@ -127,6 +132,9 @@ class ClusterConfig:
         _positive("cluster", "nodes_available", self.nodes_available)
         _positive("cluster", "gpus_per_node", self.gpus_per_node, allow_zero=True)
         _positive("cluster", "time_limit_min", self.time_limit_min)
+        _one_of("cluster", "isolation", self.isolation, ISOLATIONS)
+        if self.share_nodes:  # the older spelling of isolation=attribute
+            self.isolation = "attribute"
         if self.detect_gpus and self.kind != "local":
             raise ConfigError(
                 f"cluster {self.name!r}: detect_gpus is only for kind=local (a Slurm login node is not "
@@ -143,6 +151,9 @@ class ClusterConfig:
                 f"cluster {self.name!r} has gpus_per_node={self.gpus_per_node} but no "
                 "gpu_memory_gb: placement needs each GPU's memory (GB) to check that a model fits. "
                 "Add e.g. gpu_memory_gb: 80 to the cluster file")
+
+
+ISOLATIONS = ("attribute", "exclusive")
 
 
 @dataclass
