@@ -126,20 +126,16 @@ def _job_memory_gb(root: Path = _CGROUP_ROOT) -> float | None:
     return None
 
 
-def _process_tree_mem_gb() -> float | None:
-    try:
-        import psutil
-
-        me = psutil.Process()
-        total = me.memory_info().rss
-        for child in me.children(recursive=True):
-            try:
-                total += child.memory_info().rss
-            except psutil.Error:
-                continue
-        return total / 1024**3
-    except Exception:  # noqa: BLE001 - unknown, said as None
-        return None
+def _process_tree_mem_gb(tree: list[Any] | None = None) -> float | None:
+    tree = _tree() if tree is None else tree
+    total, seen = 0, False
+    for proc in tree:
+        try:
+            total += proc.memory_info().rss
+            seen = True
+        except Exception:  # noqa: BLE001 - gone meanwhile
+            continue
+    return total / 1024**3 if seen else None
 
 
 def _host_used_mem_gb() -> float | None:
@@ -194,17 +190,6 @@ def _job_pids() -> set[int]:
                 pids.add(int(entry.name))
         except OSError:
             continue
-    return pids
-
-
-def _tree_pids() -> set[int]:
-    pids = {os.getpid()}
-    try:
-        import psutil
-
-        pids |= {c.pid for c in psutil.Process().children(recursive=True)}
-    except Exception:  # noqa: BLE001
-        pass
     return pids
 
 
@@ -267,35 +252,47 @@ def allocated_cpu_share() -> float:
     return 1.0
 
 
-def _process_tree_s() -> float | None:
+def _tree() -> list[Any]:
+    """This process and its live descendants (one scan of /proc: psutil's children() is the
+    costly part of a snapshot, so it is taken once)."""
     try:
         import psutil
 
         me = psutil.Process()
-        times = me.cpu_times()
-        total = times.user + times.system + times.children_user + times.children_system
-        for child in me.children(recursive=True):
-            try:
-                t = child.cpu_times()
-                total += t.user + t.system
-            except psutil.Error:
-                continue  # gone meanwhile: its time is its parent's children_* once reaped
-        return total
-    except Exception:  # noqa: BLE001 - no psutil, no /proc: the share is unknown, said as None
+        return [me, *me.children(recursive=True)]
+    except Exception:  # noqa: BLE001 - no psutil, no /proc: unknown, said as None
+        return []
+
+
+def _process_tree_s(tree: list[Any] | None = None) -> float | None:
+    tree = _tree() if tree is None else tree
+    if not tree:
         return None
+    total = 0.0
+    for i, proc in enumerate(tree):
+        try:
+            t = proc.cpu_times()
+        except Exception:  # noqa: BLE001 - gone meanwhile: its time is its parent's children_* once reaped
+            continue
+        total += t.user + t.system
+        if i == 0:
+            total += t.children_user + t.children_system
+    return total
 
 
 def snapshot(memory: bool = False) -> CpuSnapshot:
     """CPU times now; with ``memory`` also the own and host memory in use (the window's end)."""
+    in_job = bool(os.environ.get("SLURM_JOB_ID"))
+    tree = [] if in_job else _tree()
     job = _job_cgroup_s()
     if job is None and (env_own := _job_processes_s()) is not None:
         job = (env_own, "job processes (SLURM_JOB_ID)")
-    own, source = job if job is not None else (_process_tree_s(), "process tree")
-    wait = _run_queue_wait_s(_job_pids() if os.environ.get("SLURM_JOB_ID") else _tree_pids())
+    own, source = job if job is not None else (_process_tree_s(tree or None), "process tree")
+    wait = _run_queue_wait_s(_job_pids() if in_job else {p.pid for p in tree})
     own_mem = host_mem = None
     if memory:
         own_mem = _job_memory_gb() if job is not None and source.startswith("cgroup") else None
-        own_mem = own_mem if own_mem is not None else _process_tree_mem_gb()
+        own_mem = own_mem if own_mem is not None else _process_tree_mem_gb(tree or None)
         host_mem = _host_used_mem_gb()
     return CpuSnapshot(own_s=own, host_busy_s=_host_busy_s(), source=source, at=time.time(),
                        host_cpus=os.cpu_count(), own_wait_s=wait, own_mem_gb=own_mem,

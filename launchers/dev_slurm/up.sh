@@ -16,9 +16,21 @@ MEM_MB=${DEV_SLURM_MEM_MB:-4096}
 # acct_gather_energy/rapl plugin reading /dev/cpu/N/msr; scripts/record_site_accounting.sh puts
 # files there that stand in for MSRs, which a VM does not expose).
 ENERGY=${DEV_SLURM_ENERGY:-none}
+# Jobs in cgroups of their own (task/cgroup, cgroup v1, as dev-slurm-notes.md found working here):
+# a job's CPU time is then its cgroup's (energy_hpc's attribution reads it). auto: where the
+# v1 cpuacct controller is mounted writable; off: proctrack/linuxproc, no cgroup.
+CGROUP=${DEV_SLURM_CGROUP:-auto}
+if [ "$CGROUP" = auto ]; then
+  if [ -w /sys/fs/cgroup/cpuacct ] && [ -w /sys/fs/cgroup/freezer ]; then CGROUP=v1; else CGROUP=off; fi
+fi
+case "$CGROUP" in
+  v1) PROCTRACK=$'ProctrackType=proctrack/cgroup\nTaskPlugin=task/cgroup'; GATHER=jobacct_gather/cgroup ;;
+  off) PROCTRACK=$'ProctrackType=proctrack/linuxproc\nTaskPlugin=task/none'; GATHER=jobacct_gather/linux ;;
+  *) echo "dev_slurm: DEV_SLURM_CGROUP=$CGROUP; use auto, v1 or off" >&2; exit 2 ;;
+esac
 case "$ENERGY" in
-  none) ENERGY_CONF="JobAcctGatherType=jobacct_gather/none" ;;
-  rapl) ENERGY_CONF=$'JobAcctGatherType=jobacct_gather/linux\nJobAcctGatherFrequency=energy=1\nAcctGatherEnergyType=acct_gather_energy/rapl\nAcctGatherNodeFreq=1' ;;
+  none) ENERGY_CONF="JobAcctGatherType=$([ "$CGROUP" = v1 ] && echo "$GATHER" || echo jobacct_gather/none)" ;;
+  rapl) ENERGY_CONF="JobAcctGatherType=$GATHER"$'\nJobAcctGatherFrequency=energy=1\nAcctGatherEnergyType=acct_gather_energy/rapl\nAcctGatherNodeFreq=1' ;;
   *) echo "dev_slurm: DEV_SLURM_ENERGY=$ENERGY; use none or rapl" >&2; exit 2 ;;
 esac
 log() { echo "dev_slurm: $*" >&2; }
@@ -158,8 +170,7 @@ SlurmctldPidFile=$DIR/run/slurmctld.pid
 SlurmdPidFile=$DIR/run/slurmd-%n.pid
 SlurmctldLogFile=$DIR/log/slurmctld.log
 SlurmdLogFile=$DIR/log/slurmd-%n.log
-ProctrackType=proctrack/linuxproc
-TaskPlugin=task/none
+$PROCTRACK
 SelectType=select/cons_tres
 SelectTypeParameters=CR_Core
 ReturnToService=2
@@ -184,6 +195,16 @@ NodeName=n2 NodeAddr=127.0.0.1 NodeHostname=$(hostname) Port=17002 CPUs=$CPUS Re
 PartitionName=$PARTITION Nodes=n1,n2 Default=YES MaxTime=INFINITE State=UP OverSubscribe=NO
 PartitionName=other Nodes=n1,n2 Default=NO MaxTime=INFINITE State=UP
 CONF
+if [ "$CGROUP" = v1 ]; then
+  cat >"$DIR/cgroup.conf" <<CONF
+CgroupPlugin=cgroup/v1
+ConstrainCores=no
+ConstrainRAMSpace=no
+ConstrainDevices=no
+CONF
+else
+  rm -f "$DIR/cgroup.conf"
+fi
 cat >"$DIR/gres.conf" <<CONF
 NodeName=n[1-2] Name=gpu File=$DIR/dev/nvidia[0-3]
 CONF
