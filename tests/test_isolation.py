@@ -320,6 +320,12 @@ def test_a_slurm_jobs_cgroup_is_its_own_cpu_time(tmp_path, monkeypatch):
     assert _job_cgroup_s(proc, v1) is None  # not in a job: the root cgroup is the host
     monkeypatch.setenv("SLURM_JOB_ID", "42")
     assert _job_cgroup_s(proc, v1) == (2.5, "cgroup v1")
+    # a second slurmd on the same host (the dev Slurm's n2): the job's work there is its own too
+    (v1 / "cpuacct" / "slurm_n2" / "uid_0" / "job_42").mkdir(parents=True)
+    (v1 / "cpuacct" / "slurm_n2" / "uid_0" / "job_42" / "cpuacct.usage").write_text("1000000000\n")
+    (v1 / "cpuacct" / "slurm_n2" / "uid_0" / "job_43").mkdir(parents=True)  # another job: not
+    (v1 / "cpuacct" / "slurm_n2" / "uid_0" / "job_43" / "cpuacct.usage").write_text("9000000000\n")
+    assert _job_cgroup_s(proc, v1) == (3.5, "cgroup v1")
     v2 = tmp_path / "cg2"
     (v2 / "system.slice" / "slurmstepd.scope" / "job_42").mkdir(parents=True)
     (v2 / "system.slice" / "slurmstepd.scope" / "job_42" / "cpu.stat").write_text(

@@ -97,6 +97,12 @@ def test_sweep_gets_each_job_its_own_allocation_and_two_node_cells_use_ray(dev_s
                 window = sum(r["energy_wh"] for r in readings)
                 assert rec["window_energy_wh"] == pytest.approx(window)
                 assert rec["window_s"] == pytest.approx(max(r["duration_s"] for r in readings))
+                # each node saw its own neighbours (its meter actor's snapshots), and the cell
+                # was attributed node by node
+                for r in readings:
+                    share = r["info"]["cpu_share"]
+                    assert 0 <= share["foreign_cpu_share"] <= 1 and share["host_cpus"] >= 1, r
+                assert isinstance(rec["attribution"], str)
     status = run_cli_status(out, "shapes")
     assert "4 done" in status
 

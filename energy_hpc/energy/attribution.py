@@ -145,8 +145,12 @@ def attribute_one(reading: Reading, idle: Reading | None, max_foreign_share: flo
     out = Attribution(foreign_cpu_share=f)
     strangers = reading.info.get("foreign_gpu_processes") or []
     reasons: list[str] = []
-    contention = share.get("cpu_contention")
-    if f is not None and f > ALONE_SHARE and contention is not None and contention > MAX_CONTENTION:
+    contention, waited = share.get("cpu_contention"), share.get("cpu_wait_s")
+    window = share.get("window_s") or reading.duration_s
+    # slowed: its threads waited for a CPU a real part of their runnable time and of the window
+    # (a node that only hosts an idle Ray worker waits a large share of almost nothing)
+    if f is not None and f > ALONE_SHARE and contention is not None and contention > MAX_CONTENTION \
+            and waited is not None and window and waited > MAX_CONTENTION * window / 2:
         reasons.append(f"the cell waited for a CPU {contention:.0%} of its runnable time beside "
                        "other work (slowed by a neighbour: not what it would measure alone)")
     for part in PARTS:

@@ -51,10 +51,19 @@ def _host_busy_s(stat: Path = Path("/proc/stat")) -> float | None:
     return busy / os.sysconf("SC_CLK_TCK")
 
 
+def _host_wide(base: Path, path: str) -> list[Path]:
+    """Every cgroup of this job on the host: the job's path with the components above its
+    ``job_<id>`` left open — one on a site (one slurmd per host), one per slurmd where several
+    share a host (the dev Slurm's ``slurm_n1``, ``slurm_n2``), so the job's work on this host is
+    all its own."""
+    parts = path.strip("/").split("/")
+    return sorted(base.glob("/".join(["*"] * (len(parts) - 1) + [parts[-1]]))) or [base / path.strip("/")]
+
+
 def _job_cgroup_s(proc_cgroup: Path = Path("/proc/self/cgroup"),
                   root: Path = _CGROUP_ROOT) -> tuple[float, str] | None:
-    """CPU seconds of this process's cgroup, when it is a Slurm job's own (its path names the
-    job); None outside one (the root cgroup is the whole host, not the job)."""
+    """CPU seconds of this job's cgroups on the host, when the process runs in a Slurm job's own
+    (its path names the job); None outside one (the root cgroup is the whole host, not the job)."""
     if not os.environ.get("SLURM_JOB_ID"):
         return None
     try:
@@ -67,20 +76,29 @@ def _job_cgroup_s(proc_cgroup: Path = Path("/proc/self/cgroup"),
         if path is None:
             continue
         if "cpuacct" in controllers.split(","):
-            for folder in (root / "cpuacct" / path.lstrip("/"),
-                           root / "cpu,cpuacct" / path.lstrip("/")):
+            for base in (root / "cpuacct", root / "cpu,cpuacct"):
+                total, seen = 0.0, False
+                for folder in _host_wide(base, path):
+                    try:
+                        total += int((folder / "cpuacct.usage").read_text()) / 1e9
+                        seen = True
+                    except (OSError, ValueError):
+                        continue
+                if seen:
+                    return total, "cgroup v1"
+        if controllers == "":
+            total, seen = 0.0, False
+            for folder in _host_wide(root, path):
                 try:
-                    return int((folder / "cpuacct.usage").read_text()) / 1e9, "cgroup v1"
+                    for entry in (folder / "cpu.stat").read_text().splitlines():
+                        key, value = entry.split()
+                        if key == "usage_usec":
+                            total += int(value) / 1e6
+                            seen = True
                 except (OSError, ValueError):
                     continue
-        if controllers == "":
-            try:
-                for entry in (root / path.lstrip("/") / "cpu.stat").read_text().splitlines():
-                    key, value = entry.split()
-                    if key == "usage_usec":
-                        return int(value) / 1e6, "cgroup v2"
-            except (OSError, ValueError):
-                continue
+            if seen:
+                return total, "cgroup v2"
     return None
 
 
@@ -111,18 +129,20 @@ def _job_cgroup_path(controller: str | None, proc_cgroup: Path = Path("/proc/sel
 
 
 def _job_memory_gb(root: Path = _CGROUP_ROOT) -> float | None:
-    v1 = _job_cgroup_path("memory")
-    candidates = []
-    if v1:
-        candidates.append(root / "memory" / v1.lstrip("/") / "memory.usage_in_bytes")
-    v2 = _job_cgroup_path(None)
-    if v2:
-        candidates.append(root / v2.lstrip("/") / "memory.current")
-    for path in candidates:
-        try:
-            return int(path.read_text()) / 1024**3
-        except (OSError, ValueError):
+    v1, v2 = _job_cgroup_path("memory"), _job_cgroup_path(None)
+    for base, path, name in ((root / "memory", v1, "memory.usage_in_bytes"),
+                             (root, v2, "memory.current")):
+        if not path:
             continue
+        total, seen = 0, False
+        for folder in _host_wide(base, path):
+            try:
+                total += int((folder / name).read_text())
+                seen = True
+            except (OSError, ValueError):
+                continue
+        if seen:
+            return total / 1024**3
     return None
 
 
@@ -160,6 +180,7 @@ def own_pids() -> set[int]:
         pass
     job = _job_cgroup_path("cpuacct") or _job_cgroup_path(None)
     if job:
+        name = job.rsplit("/", 1)[-1]  # job_<id>, under whichever slurmd's tree on this host
         for entry in Path("/proc").iterdir():
             if not entry.name.isdigit():
                 continue
@@ -167,9 +188,11 @@ def own_pids() -> set[int]:
                 text = (entry / "cgroup").read_text()
             except OSError:
                 continue
-            if any(job_level(line.split(":", 2)[2]) == job for line in text.splitlines()
-                   if line.count(":") >= 2):
-                pids.add(int(entry.name))
+            for line in text.splitlines():
+                level = job_level(line.split(":", 2)[2]) if line.count(":") >= 2 else None
+                if level is not None and level.rsplit("/", 1)[-1] == name:
+                    pids.add(int(entry.name))
+                    break
     return pids
 
 
