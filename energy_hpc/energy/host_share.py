@@ -60,48 +60,6 @@ def _host_wide(base: Path, path: str) -> list[Path]:
     return sorted(base.glob("/".join(["*"] * (len(parts) - 1) + [parts[-1]]))) or [base / path.strip("/")]
 
 
-def _job_cgroup_s(proc_cgroup: Path = Path("/proc/self/cgroup"),
-                  root: Path = _CGROUP_ROOT) -> tuple[float, str] | None:
-    """CPU seconds of this job's cgroups on the host, when the process runs in a Slurm job's own
-    (its path names the job); None outside one (the root cgroup is the whole host, not the job)."""
-    if not os.environ.get("SLURM_JOB_ID"):
-        return None
-    try:
-        lines = proc_cgroup.read_text().splitlines()
-    except OSError:
-        return None
-    for line in lines:
-        _, controllers, path = line.split(":", 2)
-        path = job_level(path)
-        if path is None:
-            continue
-        if "cpuacct" in controllers.split(","):
-            for base in (root / "cpuacct", root / "cpu,cpuacct"):
-                total, seen = 0.0, False
-                for folder in _host_wide(base, path):
-                    try:
-                        total += int((folder / "cpuacct.usage").read_text()) / 1e9
-                        seen = True
-                    except (OSError, ValueError):
-                        continue
-                if seen:
-                    return total, "cgroup v1"
-        if controllers == "":
-            total, seen = 0.0, False
-            for folder in _host_wide(root, path):
-                try:
-                    for entry in (folder / "cpu.stat").read_text().splitlines():
-                        key, value = entry.split()
-                        if key == "usage_usec":
-                            total += int(value) / 1e6
-                            seen = True
-                except (OSError, ValueError):
-                    continue
-            if seen:
-                return total, "cgroup v2"
-    return None
-
-
 def job_level(path: str) -> str | None:
     """A cgroup path cut after its ``job_<id>`` part (the whole job: every step and task of it on
     this node), None when it names no job."""
@@ -112,37 +70,75 @@ def job_level(path: str) -> str | None:
     return None
 
 
-def _job_cgroup_path(controller: str | None, proc_cgroup: Path = Path("/proc/self/cgroup")) -> str | None:
-    """This process's job-level cgroup path for a v1 controller (None: the v2 line)."""
+def _job_cgroups(proc_cgroup: Path = Path("/proc/self/cgroup")) -> list[tuple[list[str], str]]:
+    """(controllers, job-level path) of each of this process's cgroups that is a Slurm job's
+    (v2: no controllers); empty outside a job — the root cgroup is the whole host, not the job."""
     if not os.environ.get("SLURM_JOB_ID"):
-        return None
+        return []
     try:
         lines = proc_cgroup.read_text().splitlines()
     except OSError:
-        return None
+        return []
+    out = []
     for line in lines:
+        if line.count(":") < 2:
+            continue
         _, controllers, path = line.split(":", 2)
-        if (controller is None and controllers == "") or (
-                controller is not None and controller in controllers.split(",")):
-            return job_level(path)
+        level = job_level(path)
+        if level is not None:
+            out.append((controllers.split(",") if controllers else [], level))
+    return out
+
+
+def _summed(folders: list[Path], read: Any) -> float | None:
+    """``read(folder)`` summed over the folders that have it (None when none does)."""
+    total, seen = 0.0, False
+    for folder in folders:
+        try:
+            total += read(folder)
+            seen = True
+        except (OSError, ValueError):
+            continue
+    return total if seen else None
+
+
+def _usage_usec(folder: Path) -> float:
+    for entry in (folder / "cpu.stat").read_text().splitlines():
+        key, value = entry.split()
+        if key == "usage_usec":
+            return int(value) / 1e6
+    raise ValueError("cpu.stat has no usage_usec")
+
+
+def _job_cgroup_s(proc_cgroup: Path = Path("/proc/self/cgroup"),
+                  root: Path = _CGROUP_ROOT) -> tuple[float, str] | None:
+    """CPU seconds of this job's cgroups on the host (None outside a job's own cgroup)."""
+    for controllers, path in _job_cgroups(proc_cgroup):
+        if "cpuacct" in controllers:
+            for base in (root / "cpuacct", root / "cpu,cpuacct"):
+                v1 = _summed(_host_wide(base, path),
+                             lambda f: int((f / "cpuacct.usage").read_text()) / 1e9)
+                if v1 is not None:
+                    return v1, "cgroup v1"
+        if not controllers and (v2 := _summed(_host_wide(root, path), _usage_usec)) is not None:
+            return v2, "cgroup v2"
+    return None
+
+
+def _job_cgroup_path(controller: str | None) -> str | None:
+    """This process's job-level cgroup path for a v1 controller (None: the v2 line)."""
+    for controllers, path in _job_cgroups():
+        if (controller is None and not controllers) or (controller in controllers):
+            return path
     return None
 
 
 def _job_memory_gb(root: Path = _CGROUP_ROOT) -> float | None:
-    v1, v2 = _job_cgroup_path("memory"), _job_cgroup_path(None)
-    for base, path, name in ((root / "memory", v1, "memory.usage_in_bytes"),
-                             (root, v2, "memory.current")):
-        if not path:
-            continue
-        total, seen = 0, False
-        for folder in _host_wide(base, path):
-            try:
-                total += int((folder / name).read_text())
-                seen = True
-            except (OSError, ValueError):
-                continue
-        if seen:
-            return total / 1024**3
+    for base, path, name in ((root / "memory", _job_cgroup_path("memory"), "memory.usage_in_bytes"),
+                             (root, _job_cgroup_path(None), "memory.current")):
+        if path and (used := _summed(_host_wide(base, path),
+                                     lambda f, n=name: int((f / n).read_text()))) is not None:
+            return used / 1024**3
     return None
 
 
