@@ -227,6 +227,10 @@ def test_the_summary_uses_attributed_energy_and_grades_it():
     assert out["fit_energy_wh_mean"] == pytest.approx(1.0)  # the unattributable fit left out
     assert out["attributed_splits"] == 1 and out["foreign_share_max"] == pytest.approx(0.4)
     assert out["measurement"] == "counted, attributed"
+    from energy_hpc.analysis.figures import grade_note
+
+    assert grade_note(pd.DataFrame({"measurement": ["counted", "counted, attributed"]})) == \
+        "1 counted, 1 counted (attributed)"  # the figures' note counts it
 
 
 def test_max_foreign_share_is_checked():

@@ -349,8 +349,9 @@ def grade_note(cells: pd.DataFrame) -> str | None:
     if "measurement" not in cells or cells["measurement"].isna().all():
         return None
     counts = cells["measurement"].fillna("ungraded").value_counts()
-    order = [g for g in ("counted", "partly modelled", "modelled", "ungraded") if g in counts]
-    return ", ".join(f"{int(counts[g])} {g}" for g in order)
+    grades = [v for g in ("counted", "partly modelled", "modelled") for v in (g, f"{g}, attributed")]
+    order = [g for g in (*grades, "ungraded") if g in counts]
+    return ", ".join(f"{int(counts[g])} {g.replace(', attributed', ' (attributed)')}" for g in order)
 
 
 def make_figures(records: pd.DataFrame, out_dir: Path, with_paper: bool = True,
