@@ -15,6 +15,7 @@ class FakeGpus:
         self.power = [power_mw] * n
         self.n = n
         self.processes = {i: [] for i in range(n)}  # gpu -> [(pid, used MB)], as NVML lists them
+        self.utilization = {i: {} for i in range(n)}  # gpu -> {pid: SM %} the driver sampled
 
     def device_count(self):
         return self.n
@@ -47,3 +48,6 @@ class FakeGpus:
 
     def compute_processes(self, h):
         return list(self.processes[h])
+
+    def process_utilization(self, h, since_us):
+        return dict(self.utilization[h])

@@ -181,10 +181,12 @@ def test_a_strangers_process_on_the_jobs_gpu_is_flagged_and_its_energy_left_out(
     meter = NvmlMeter(interface=gpus, visible="0", counter_check=False)
     cell = settings_for("model=linear_bow", "repetitions=1", "sweep=own")
     [own] = CellRunner(cell, meters=[meter]).run()
-    assert own["foreign_gpu_processes"] == [] and own["attribution"] == "alone"
+    assert own["foreign_gpu_processes"] == [] and "gpu" not in own["attribution"]
+    assert own["gpu_attribution"] == "none needed (read per device)"
     stranger = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     try:
         gpus.processes[0].append((stranger.pid + 10**6, 900.0))  # a pid not ours (another user's)
+        gpus.utilization[0] = {stranger.pid + 10**6: 37.0}
         gpus.processes[1] = [(stranger.pid + 10**6 + 1, 500.0)]  # not the job's GPU: not looked at
         meter = NvmlMeter(interface=gpus, visible="0", counter_check=False)
         cell = settings_for("model=linear_bow", "repetitions=1", "sweep=stranger", "force=true")
@@ -192,15 +194,19 @@ def test_a_strangers_process_on_the_jobs_gpu_is_flagged_and_its_energy_left_out(
     finally:
         stranger.kill()
     assert [(p["gpu"], p["pid"]) for p in rec["foreign_gpu_processes"]] == [(0, stranger.pid + 10**6)]
-    assert any(f.startswith("gpu_shared_with_stranger: gpu0") for f in rec["nvml_flags"])
-    assert rec["attribution"] == "not attributable: another user's process on gpu 0"
+    assert rec["foreign_gpu_processes"][0]["sm_util_pct"] == 37.0
+    assert any(f.startswith("gpu_shared_with_stranger: gpu0 ran process(es) "
+                            f"{stranger.pid + 10**6} (37% SM)") for f in rec["nvml_flags"])
+    assert rec["attribution"].startswith("not attributable: ")
+    assert rec["attribution"].endswith("another user's process on gpu 0")
     assert rec["gpu_wh_attributed"] is None
     assert rec["billed_gpus"] == 0 and rec["job_exclusive"] is False  # a local run holds no job
     summary = summarize(pd.DataFrame([own, rec]))
     by_sweep = summary.set_index("cell_id") if "cell_id" in summary else summary
-    assert int(summary["overlapping_left_out"].sum()) == 1
+    # the stranger's split, and ours only if a busy host slowed it (a quiet CI host does not)
+    assert int(summary["overlapping_left_out"].sum()) == 1 + own["attribution"].startswith("not")
     assert int(summary["accuracy_splits"].sum()) == 2  # its accuracy stays
-    assert "another user's process on gpu 0" in set(by_sweep["energy_left_out_why"].dropna())
+    assert any("another user's process on gpu 0" in why for why in by_sweep["energy_left_out_why"].dropna())
 
 
 def test_the_summary_uses_attributed_energy_and_grades_it():

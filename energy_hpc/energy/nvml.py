@@ -28,8 +28,10 @@ class GpuInterface(Protocol):
     def power_limit_mw(self, handle: Any) -> int | None: ...
     def memory_total_mb(self, handle: Any) -> float | None: ...
     def driver_version(self) -> str | None: ...
-    # optional: (pid, used memory MB or None) of each compute process on the GPU
+    # optional: (pid, used memory MB or None) of each compute process on the GPU, and
+    # {pid: SM utilisation %} since a time in µs where the driver samples it
     # def compute_processes(self, handle: Any) -> list[tuple[int, float | None]]: ...
+    # def process_utilization(self, handle: Any, since_us: int) -> dict[int, float]: ...
 
 
 class PynvmlInterface:
@@ -90,6 +92,18 @@ class PynvmlInterface:
     def compute_processes(self, handle: Any) -> list[tuple[int, float | None]]:
         procs = self.nv.nvmlDeviceGetComputeRunningProcesses(handle)
         return [(int(p.pid), p.usedGpuMemory / 2**20 if p.usedGpuMemory else None) for p in procs]
+
+    def process_utilization(self, handle: Any, since_us: int) -> dict[int, float]:
+        """Mean SM utilisation per process over the driver's samples since ``since_us`` (empty
+        where the driver keeps none: older GPUs, MIG)."""
+        try:
+            samples = self.nv.nvmlDeviceGetProcessUtilization(handle, since_us)
+        except self.nv.NVMLError:
+            return {}
+        per: dict[int, list[float]] = {}
+        for sample in samples:
+            per.setdefault(int(sample.pid), []).append(float(sample.smUtil))
+        return {pid: sum(v) / len(v) for pid, v in per.items()}
 
 
 def _text(value: Any) -> str:
@@ -184,6 +198,7 @@ class NvmlMeter:
         self._thread: threading.Thread | None = None
         self._t0 = 0.0
         self._seen: dict[tuple[int, int], float | None] = {}
+        self._wall0 = 0.0
 
     def _note_processes(self) -> None:
         """Remember every compute process on the job's GPUs (read at start and stop)."""
@@ -198,12 +213,21 @@ class NvmlMeter:
                 self._seen[(g.index, -1)] = None
 
     def foreign_processes(self) -> list[dict[str, Any]]:
-        """The processes seen on the job's GPUs during the window that are not the job's."""
+        """The processes seen on the job's GPUs during the window that are not the job's, with
+        their SM utilisation over the window where the driver samples it."""
         from energy_hpc.energy.host_share import own_pids
 
         mine = own_pids()
-        return [{"gpu": gpu, "pid": pid, "used_mb": used} for (gpu, pid), used in
-                sorted(self._seen.items()) if pid >= 0 and pid not in mine]
+        strangers = [{"gpu": gpu, "pid": pid, "used_mb": used} for (gpu, pid), used in
+                     sorted(self._seen.items()) if pid >= 0 and pid not in mine]
+        utilization = getattr(self.gpu, "process_utilization", None)
+        if strangers and utilization is not None:
+            since = int(self._wall0 * 1e6)
+            handles = {g.index: g.handle for g in self.gpus}
+            per_gpu = {gpu: utilization(handles[gpu], since) for gpu in {s["gpu"] for s in strangers}}
+            for s in strangers:
+                s["sm_util_pct"] = per_gpu[s["gpu"]].get(s["pid"])
+        return strangers
 
     @property
     def rated_power_w(self) -> float | None:
@@ -240,6 +264,7 @@ class NvmlMeter:
         for g in self._sampled():
             self._last_sample[g.index] = (self._t0, self.gpu.power_mw(g.handle) / 1000.0)
         self._seen = {}
+        self._wall0 = time.time()
         self._note_processes()
         self._stop.clear()
         if self._sampled():
@@ -275,7 +300,9 @@ class NvmlMeter:
         self._note_processes()
         strangers = self.foreign_processes()
         for gpu in sorted({s["gpu"] for s in strangers}):
-            pids = ", ".join(str(s["pid"]) for s in strangers if s["gpu"] == gpu)
+            pids = ", ".join(str(s["pid"]) + (f" ({s['sm_util_pct']:.0f}% SM)" if s.get("sm_util_pct")
+                                              is not None else "")
+                             for s in strangers if s["gpu"] == gpu)
             flags.append(f"gpu_shared_with_stranger: gpu{gpu} ran process(es) {pids} that are "
                          "not this job's; its energy includes theirs")
         return Reading(
