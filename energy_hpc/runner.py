@@ -84,6 +84,18 @@ def cpu_share_columns(reading: Reading, prefix: str = "") -> dict[str, Any]:
              "cpu_wait_s", "cpu_contention", "allocated_cpu_share", "own_mem_gb", "host_used_mem_gb", "foreign_mem_share")}
 
 
+def model_facts_of(model: Any) -> dict[str, Any] | None:
+    """What an LLM's own files say of it, with where each fact came from (None: not here)."""
+    reader = getattr(model, "model_facts", None)
+    if reader is None:
+        return None
+    try:
+        facts = reader()
+    except UserError:
+        return None
+    return facts.to_dict() if facts is not None else None
+
+
 def foreign_gpu_processes(readings: list[Reading]) -> list[dict[str, Any]]:
     """Processes not the job's seen on its GPUs during the window, per node (nvml.py)."""
     seen = {(node or r.node, p.get("gpu"), p.get("pid")): p for r in readings
@@ -290,6 +302,7 @@ class CellRunner:
             "dataset_source": corpus.source, "dataset_fingerprint": corpus.fingerprint,
             "meters": [m.name for m in meters],
             "estimate": dataclasses.asdict(self.cell.estimate),
+            "model_facts": model_facts_of(s.model),
         })
         append_sweep_manifest(s.out_dir, s.sweep, {"cell_id": cell_id, "choices": s.choices,
                                                    "label": self.cell.label(), "at": _now()})
@@ -331,6 +344,8 @@ class CellRunner:
         scores = quality(split.test["label"].tolist(), prediction.labels, corpus.labels)
         extra: dict[str, Any] = {"classifier": classifier.describe(), **prediction.info,
                                  **getattr(classifier, "load_info", {})}
+        if (facts := model_facts_of(s.model)) is not None:
+            extra["model_facts"] = facts
         fit_warnings = list(getattr(classifier, "fit_warnings", []))
         extra["fit_warnings"] = fit_warnings
         if idle:

@@ -194,10 +194,11 @@ def test_catalogue_has_the_papers_eleven_models():
     from tests.conftest import REPO
 
     names = sorted(p.stem for p in (REPO / "energy_hpc" / "hydra_conf" / "model").glob("*.yaml"))
-    # hf_classifier is a template: it names no model until model.hf_id is given
-    llms = [n for n in names if n != "hf_classifier"
+    # hf_classifier and llm are templates: they name no model until model.hf_id is given
+    llms = [n for n in names if n not in ("hf_classifier", "llm")
             and compose_settings([f"model={n}"]).model.kind == "llm"]
     assert compose_settings(["model=hf_classifier", "model.hf_id=x"]).model.kind == "hf_classifier"
+    assert compose_settings(["model=llm", "model.hf_id=org/x"]).model.kind == "llm"
     assert len(llms) == 11
     ds = compose_settings(["model=ds_llama70b"]).model
     assert ds.family == "reasoning" and ds.max_tokens >= 4096

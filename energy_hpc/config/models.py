@@ -175,9 +175,13 @@ class LLMModelConfig(ModelConfig):
     gpu_memory_utilization: float = 0.9
 
     def __post_init__(self) -> None:
+        if self.name == "llm" and not self.display_name and self.hf_id:
+            # the generic model file: shown by its weights' name, not as "llm"
+            self.display_name = str(self.hf_id).rstrip("/").rsplit("/", 1)[-1] or "llm"
         super().__post_init__()
         if not self.hf_id:
-            raise ConfigError("model.hf_id is empty; give a Hugging Face id or a local path")
+            raise ConfigError("model.hf_id is empty; give a Hugging Face id or a local path "
+                              "(model=llm model.hf_id=<folder or org/name>)")
         _one_of("model", "engine", self.engine, ENGINES)
         _one_of("model", "decoding", self.decoding, DECODINGS)
         _one_of("model", "batching", self.batching, BATCHINGS)
@@ -197,23 +201,71 @@ class LLMModelConfig(ModelConfig):
     def requires_gpu(self) -> str | None:
         return f"{self.name} on vLLM needs GPUs" if self.engine == "vllm" else None
 
-    def weights_gb(self) -> float | None:
-        """The weights in GB (parameters x bytes per parameter of ``dtype``)."""
-        if not self.params_billion:
-            return None
+    def model_facts(self) -> Any:
+        """What the model's own files say (``config/model_facts.py``), None when they are not
+        on this machine."""
+        from energy_hpc.config.model_facts import read_facts
+
+        return read_facts(str(self.hf_id), self.revision)
+
+    def _per_param(self) -> float:
         per_param = BYTES_PER_PARAM.get(self.dtype.lower())
         if per_param is None:
             raise ConfigError(f"model.dtype={self.dtype!r} is unknown; use one of "
                               f"{', '.join(BYTES_PER_PARAM)}")
-        return self.params_billion * per_param
+        return per_param
+
+    def sizes(self) -> tuple[float | None, float | None, float, str]:
+        """(parameters B, active parameters B, bytes per parameter, where they came from): the
+        model file's when it states them (checked against the files when those are here), else
+        the model's own files (exact weight bytes ÷ parameters: right for a quantized one)."""
+        per_param = self._per_param()
+        if self.params_billion:
+            facts = self.model_facts()
+            if facts is not None and facts.params_billion:
+                _cross_check(self, facts)
+            return self.params_billion, self.active_params_billion, per_param, "model file"
+        facts = self.model_facts()
+        if facts is None:
+            from energy_hpc.config.model_facts import not_here
+
+            raise ConfigError(not_here(str(self.hf_id)))
+        if not facts.params_billion and not facts.weights_gb:
+            missing = [k for k in ("layers", "hidden_size", "heads", "vocab_size")
+                       if getattr(facts, k) is None]
+            raise ConfigError(
+                f"model.hf_id={self.hf_id}: its parameters cannot be derived — no *.safetensors "
+                f"there and config.json ({facts.architecture or 'unknown architecture'}) lacks "
+                f"{', '.join(missing) or 'a transformer layout energy_hpc knows'}; give "
+                "model.params_billion by hand")
+        params = facts.params_billion or (facts.weights_gb / per_param)
+        if facts.weight_bytes and facts.params:
+            per_param = facts.weight_bytes / facts.params
+        return (params, facts.active_params_billion, per_param,
+                facts.sources.get("params") or facts.sources.get("weight_bytes", "model files"))
+
+    def weights_gb(self) -> float | None:
+        """The weights in GB: parameters x bytes per parameter of ``dtype`` from the model file,
+        else the exact bytes of the model's safetensors."""
+        if self.params_billion:
+            self.sizes()  # the cross-check against the files, when they are here
+            return self.params_billion * self._per_param()
+        facts = self.model_facts()
+        if facts is not None and facts.weights_gb:
+            return facts.weights_gb
+        params, _, per_param, _ = self.sizes()
+        return params * per_param if params else None
 
     def gpu_memory(self) -> GpuMemory | None:
         weights = self.weights_gb()
         if weights is None:
             return None
-        return GpuMemory(weights_gb=weights, needed_gb=weights * HEADROOM, divisible=True,
-                         how=f"{self.params_billion} B params x "
-                             f"{BYTES_PER_PARAM[self.dtype.lower()]} bytes x {HEADROOM} headroom")
+        if self.params_billion:
+            how = (f"{self.params_billion} B params x {BYTES_PER_PARAM[self.dtype.lower()]} bytes "
+                   f"x {HEADROOM} headroom")
+        else:
+            how = f"{weights:.3g} GB of weights (the model's safetensors) x {HEADROOM} headroom"
+        return GpuMemory(weights_gb=weights, needed_gb=weights * HEADROOM, divisible=True, how=how)
 
     def rough_seconds(self) -> RoughSeconds:
         # a 10 min engine load, then 4 s (sequential) or 0.5 s (batched) per test text
@@ -225,6 +277,25 @@ class LLMModelConfig(ModelConfig):
         dataset, decoding, batching, few-shot count, max_tokens or repetitions share one."""
         return (self.engine, self.hf_id, self.revision, self.dtype, self.context_length,
                 self.load_format, self.gpu_memory_utilization)
+
+
+_CROSS_CHECKED: set[tuple[str, str]] = set()
+
+
+def _cross_check(model: LLMModelConfig, facts: Any) -> None:
+    """Warn once when the model file's parameter count and the model's files disagree (> 10%)."""
+    import logging
+
+    key = (model.name, facts.folder)
+    if key in _CROSS_CHECKED or not model.params_billion:
+        return
+    _CROSS_CHECKED.add(key)
+    theirs = facts.params_billion
+    if abs(theirs - model.params_billion) > 0.10 * theirs:
+        logging.getLogger(__name__).warning(
+            "model %s: model.params_billion=%g (the model file) but %s says %.3g B parameters (%s); "
+            "the model file's value is used — correct it or remove it to use the files'",
+            model.name, model.params_billion, facts.folder, theirs, facts.sources.get("params"))
 
 
 register_kind(ModelKind(

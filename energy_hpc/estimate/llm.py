@@ -91,10 +91,13 @@ def output_tokens(model: Any) -> tuple[int, int]:
 def inference(cell: Cell, text_chars: float | None = None,
               categories: tuple[str, ...] | None = None) -> PassGuess | str:
     """One pass over the test set from first principles (the module docstring), or why not."""
-    from energy_hpc.config import BYTES_PER_PARAM
 
     s, c, model = cell.settings, cell.settings.cluster, cell.settings.model
-    if not getattr(model, "params_billion", None):
+    try:
+        params, active, per_param, source = model.sizes()
+    except Exception as exc:  # noqa: BLE001 - a model without facts has no estimate, said why
+        return f"no first-principles model for {model.name}: {exc}"
+    if not params:
         return f"no first-principles model for {model.name}: model.params_billion is not stated"
     missing = [name for name in ("gpu_tflops_bf16", "gpu_mem_bandwidth_gbs", "gpu_power_w")
                if not getattr(c, name)]
@@ -105,22 +108,21 @@ def inference(cell: Cell, text_chars: float | None = None,
     tokens, note = prompt_tokens(cell, text_chars, categories)
     outs = output_tokens(model)
     n_test = s.dataset.n_test or 200
-    active = getattr(model, "active_params_billion", None)
     batched = getattr(model, "batching", "batched") == "batched"
-    per_param = BYTES_PER_PARAM.get(model.dtype.lower(), 2)
 
     def one_pass(out: int, decode_b: float | None) -> float:
         return first_principles_pass(
-            model.params_billion, per_param, cell.placement.gpus_per_node, cell.placement.nodes,
+            params, per_param, cell.placement.gpus_per_node, cell.placement.nodes,
             c.gpu_tflops_bf16, c.gpu_mem_bandwidth_gbs, n_test, tokens, out, batched, decode_b)
 
     # a mixture of experts: from its active parameters (low) to all of them (high) per token
     pass_s = (one_pass(outs[0], active), one_pass(outs[1], None))
-    load_s = ENGINE_START_S + model.params_billion * 1e9 * per_param / LOAD_BYTES_PER_S
-    moe = f"; {active:g} of {model.params_billion:g} B parameters active" if active else ""
+    load_s = ENGINE_START_S + params * 1e9 * per_param / LOAD_BYTES_PER_S
+    moe = f"; {active:.3g} of {params:.3g} B parameters active" if active else ""
+    facts = "" if source == "model file" else f"; {params:.3g} B parameters from {source}"
     return PassGuess(pass_s=pass_s, load_s=load_s,
                      basis=f"first principles: {tokens:.0f} prompt tokens, {outs[0]}–{outs[1]} "
-                           f"output tokens per text{moe}{note}")
+                           f"output tokens per text{moe}{facts}{note}")
 
 
 def fit(cell: Cell) -> FitGuess:
