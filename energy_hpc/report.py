@@ -168,7 +168,7 @@ def _write_report(folders: list[str], out: Path, floor: float | None, within: fl
         sections += ["Measurement (column *Measurement*): `counted` = every Wh from a counter or "
                      "sensor (RAPL, NVML), `modelled` = none (CodeCarbon's load x TDP, a RAM "
                      "model), `partly modelled` between; here "
-                     + ", ".join(f"{n} {g}" for g, n in grades.items())
+                     + ", ".join(f"{n} {g.replace(', attributed', ' (attributed)')}" for g, n in grades.items())
                      + " (docs/measurement.md#quality).", ""]
     sections += billed_lines(summary)
     if "attributed_splits" in summary and int(summary["attributed_splits"].sum()):
