@@ -113,6 +113,14 @@ def test_calibrated_from_records_of_the_same_model_and_cluster():
     # records from an old schema (no n_test): first principles instead, not a failed estimate
     old = estimate(cell, records.drop(columns=["n_test"]))
     assert old.basis.startswith("first principles") and old.available
+    # beside a neighbour: the attributed energy calibrates, a split that could not be is unused
+    shared = records.assign(attribution="alone", energy_wh_attributed=records["energy_wh"])
+    shared.loc[0, ["energy_wh", "attribution"]] = [9.0, "attributed"]  # 5.4 of 9.0 was the cell's
+    shared.loc[1, ["energy_wh", "attribution", "energy_wh_attributed"]] = [
+        80.0, "not attributable: another user's process on gpu 0", None]
+    est = estimate(cell, shared)
+    assert est.basis == "calibrated from 1 cell(s)"
+    assert est.pass_wh == pytest.approx((6.0 / k, 6.0 * k))  # 0.03 Wh per text, from cell a alone
 
 
 def test_calibration_only_from_cells_whose_time_defining_settings_match(tmp_path):

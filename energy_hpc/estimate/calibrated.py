@@ -49,6 +49,12 @@ def from_records(cell: Cell, records: Any) -> Estimate | str:
     s = cell.settings
     same = records[(records[col.MODEL] == s.model.name) & (records[col.CLUSTER] == s.cluster.name)
                    & (records[col.GPUS] == cell.placement.gpus) & (records[col.NODES] == cell.placement.nodes)]
+    from energy_hpc.analysis.summary import attributed_energy, overlapping
+
+    # the cell's own energy, as the summary counts it: attributed beside a neighbour, and
+    # nothing learned from a split whose energy could not be attributed (nor its duration)
+    same = attributed_energy(same)
+    same = same[~overlapping(same)]
     same = same.dropna(subset=[col.DURATION_S, col.ENERGY_WH, col.N_TEST])
     same = same[same[col.N_TEST] > 0]
     if same.empty:
