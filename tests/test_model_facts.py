@@ -47,7 +47,7 @@ def test_a_mixture_of_experts_gives_its_active_parameters(tmp_path):
 
     config = MixtralConfig(vocab_size=300, hidden_size=64, intermediate_size=96, num_hidden_layers=2,
                            num_attention_heads=2, num_key_value_heads=1, head_dim=32,
-                           num_local_experts=4, num_experts_per_tok=2, max_position_embeddings=2048)
+                           num_local_experts=4, num_experts_per_tok=2, max_position_embeddings=4096)
     torch.manual_seed(0)
     model = MixtralForCausalLM(config)
     model.save_pretrained(tmp_path)
@@ -108,7 +108,9 @@ def test_a_hybrid_counts_its_attention_layers_and_the_index_its_bytes(tmp_path):
     cell = compose_cell(["model=llm", f"model.hf_id={tmp_path}", "cluster=capella", "gpus=auto",
                          f"out_dir={tmp_path / 'out'}"])
     assert cell.placement.gpus == 2 and cell.placement.weights_gb == 103.0  # x 1.15 on 94 GB H100s
-    assert cell.settings.model.gpu_memory().how == "103 GB of weights (the model's safetensors) x 1.15 headroom"
+    how = cell.settings.model.gpu_memory().how
+    assert how.startswith("103 GB of weights (the model's safetensors) x 1.15 headroom (holds the KV "
+                          "cache: 0.067 GB for 1 sequence x 4096 tokens x 2 x 4 attention layers")
 
 
 def test_the_hub_cache_is_read_offline_by_revision(tmp_path, monkeypatch):
@@ -177,3 +179,45 @@ def test_any_model_by_its_folder_is_planned_estimated_and_measured(tiny, tmp_pat
     assert facts["layers"] == 2 and facts["sources"]["params"] == "safetensors headers"
     meta = json.loads((path.parent / "meta.json").read_text())
     assert meta["model_facts"]["params"] == facts["params"]
+
+
+def _llama8b_shaped(folder: Path) -> Path:
+    """Llama 3.1 8B's layout (32 layers, 8 KV heads of 128, 131072 tokens), its weights' size
+    from the index (the weight files themselves absent)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "config.json").write_text(json.dumps({
+        "architectures": ["LlamaForCausalLM"], "num_hidden_layers": 32, "hidden_size": 4096,
+        "num_attention_heads": 32, "num_key_value_heads": 8, "vocab_size": 128256,
+        "intermediate_size": 14336, "max_position_embeddings": 131072}))
+    (folder / "model.safetensors.index.json").write_text(json.dumps(
+        {"metadata": {"total_size": 16_060_522_496}}))
+    return folder
+
+
+def test_the_memory_check_counts_the_kv_cache_of_a_long_context(tmp_path):
+    folder = _llama8b_shaped(tmp_path / "m")
+    short = compose_cell(["model=llm", f"model.hf_id={folder}", "cluster=capella"])
+    need = short.settings.model.gpu_memory()
+    assert need.needed_gb == pytest.approx(16.06 * 1.15, rel=1e-3)  # the headroom holds its KV
+    assert "holds the KV cache: 0.54 GB for 1 sequence x 4096 tokens x 2 x 32 attention layers " \
+           "x 8 KV heads x 128 x 2 bytes" in need.how
+    long = compose_cell(["model=llm", f"model.hf_id={folder}", "cluster=paula",
+                         "model.context_length=131072"])
+    need = long.settings.model.gpu_memory()
+    kv = 2 * 32 * 8 * 128 * 2 * 131072 / 1e9
+    assert need.needed_gb == pytest.approx(16.06 + kv + 16.06 * 0.05 + 1.0, rel=1e-3)
+    assert need.how.startswith("16.1 GB weights + 17.2 GB KV cache (1 sequence x 131072 tokens")
+    assert long.placement.gpus == 2  # 35 GB on 24 GB A30s (one holds the weights, not the KV)
+    proc = run_cli("model=llm", f"model.hf_id={folder}", "cluster=paula", "gpus=1",
+                   "model.context_length=131072", "dry_run=true", f"out_dir={tmp_path / 'out'}")
+    assert proc.returncode == 2
+    assert "needs ~35 GB of GPU memory (16.1 GB weights + 17.2 GB KV cache" in proc.stderr
+
+
+def test_a_context_longer_than_the_models_is_refused(tmp_path):
+    folder = _llama8b_shaped(tmp_path / "m")
+    proc = run_cli("model=llm", f"model.hf_id={folder}", "model.context_length=200000",
+                   "dry_run=true", f"out_dir={tmp_path / 'out'}")
+    assert proc.returncode == 2
+    assert ("model.context_length=200000 is more than " + str(folder) + " holds: 131072 tokens "
+            "(its config.json)") in proc.stderr

@@ -90,6 +90,8 @@ class ModelConfig:
 BYTES_PER_PARAM = {"float32": 4, "fp32": 4, "bfloat16": 2, "float16": 2, "fp16": 2, "half": 2,
                    "auto": 2, "fp8": 1, "int8": 1, "int4": 0.5, "awq": 0.5, "gptq": 0.5}
 HEADROOM = 1.15  # weights x 1.15: KV cache and activations for short classification prompts
+# where the model's files give its KV layout: weights + KV + this share of them + the engine's own
+ACTIVATIONS, ENGINE_GB = 0.05, 1.0
 # training: fp32 weights (4) + gradients (4) + Adam's two moments (8) bytes per parameter, x 1.5 for
 # the activations of a batch of short texts, + 1 GB for the CUDA context and kernels
 TRAINING_BYTES_PER_PARAM = 16
@@ -265,7 +267,45 @@ class LLMModelConfig(ModelConfig):
                    f"x {HEADROOM} headroom")
         else:
             how = f"{weights:.3g} GB of weights (the model's safetensors) x {HEADROOM} headroom"
-        return GpuMemory(weights_gb=weights, needed_gb=weights * HEADROOM, divisible=True, how=how)
+        needed = weights * HEADROOM
+        kv = self.kv_cache_gb()
+        if kv is not None:
+            kv_gb, kv_how = kv
+            # the headroom holds a short prompt's KV and the activations; a long context's KV
+            # (vLLM must fit one sequence of context_length to start) can need more
+            with_kv = weights + kv_gb + weights * ACTIVATIONS + ENGINE_GB
+            if with_kv > needed:
+                needed = with_kv
+                how = (f"{weights:.3g} GB weights + {kv_gb:.3g} GB KV cache ({kv_how}) + "
+                       f"{weights * ACTIVATIONS + ENGINE_GB:.2g} GB activations and engine")
+            else:
+                how += f" (holds the KV cache: {kv_gb:.2g} GB for {kv_how})"
+        return GpuMemory(weights_gb=weights, needed_gb=needed, divisible=True, how=how)
+
+    def kv_cache_gb(self) -> tuple[float, str] | None:
+        """The KV cache of one sequence of ``context_length`` tokens — what vLLM must fit to start
+        (batches share what is left) — from the model's files: 2 (K and V) × attention layers ×
+        KV heads × head dim × bytes per value of ``dtype``; None where the files do not say. A
+        hybrid's Mamba layers keep a fixed state per sequence instead, not counted here."""
+        try:
+            facts = self.model_facts()
+        except ConfigError:
+            return None
+        if facts is None:
+            return None
+        if facts.context_length and self.context_length > facts.context_length:
+            raise ConfigError(
+                f"model.context_length={self.context_length} is more than {self.hf_id} holds: "
+                f"{facts.context_length} tokens (its config.json); use model.context_length="
+                f"{facts.context_length} or less (a classification prompt needs a few hundred)")
+        if not (facts.attention_layers and facts.kv_heads and facts.head_dim):
+            return None
+        per_value = BYTES_PER_PARAM.get(self.dtype.lower(), 2)
+        per_value = 2 if per_value < 2 else per_value  # a quantized checkpoint's KV is 16-bit
+        per_token = 2 * facts.attention_layers * facts.kv_heads * facts.head_dim * per_value
+        return (per_token * self.context_length / 1e9,
+                f"1 sequence x {self.context_length} tokens x 2 x {facts.attention_layers} attention "
+                f"layers x {facts.kv_heads} KV heads x {facts.head_dim} x {per_value:g} bytes")
 
     def rough_seconds(self) -> RoughSeconds:
         # a 10 min engine load, then 4 s (sequential) or 0.5 s (batched) per test text
