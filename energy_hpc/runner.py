@@ -81,7 +81,8 @@ def cpu_share_columns(reading: Reading, prefix: str = "") -> dict[str, Any]:
     share = reading.info.get("cpu_share") or {}
     return {f"{prefix}{key}": share.get(key) for key in
             ("own_cpu_s", "host_busy_cpu_s", "foreign_cpu_share", "own_cpu_source",
-             "cpu_wait_s", "cpu_contention", "allocated_cpu_share", "own_mem_gb", "host_used_mem_gb", "foreign_mem_share")}
+             "cpu_wait_s", "cpu_contention", "allocated_cpu_share", "own_mem_gb",
+             "host_used_mem_gb", "foreign_mem_share")}
 
 
 def model_facts_of(model: Any) -> dict[str, Any] | None:
@@ -198,6 +199,7 @@ class CellRunner:
         self._meters = meters
         self.ray_address = ray_address
         self.held_by: str | None = None  # set when another run holds the cell's lock
+        self.model_facts: dict[str, Any] | None = None  # read once per cell, kept in each record
 
     def run(self) -> list[dict[str, Any]]:
         try:
@@ -286,6 +288,7 @@ class CellRunner:
             log.info("cell %s: %d split(s) already recorded, measuring %d more", cell_id,
                      len(done), n_todo)
         meters = self._meters if self._meters is not None else create_meters(s.energy)
+        self.model_facts = model_facts_of(s.model)
         # loaded before anything is written: weights that cannot be had, or labels a classifier
         # cannot map, leave no cell folder behind
         t0 = time.perf_counter()
@@ -302,7 +305,7 @@ class CellRunner:
             "dataset_source": corpus.source, "dataset_fingerprint": corpus.fingerprint,
             "meters": [m.name for m in meters],
             "estimate": dataclasses.asdict(self.cell.estimate),
-            "model_facts": model_facts_of(s.model),
+            "model_facts": self.model_facts,
         })
         append_sweep_manifest(s.out_dir, s.sweep, {"cell_id": cell_id, "choices": s.choices,
                                                    "label": self.cell.label(), "at": _now()})
@@ -344,8 +347,8 @@ class CellRunner:
         scores = quality(split.test["label"].tolist(), prediction.labels, corpus.labels)
         extra: dict[str, Any] = {"classifier": classifier.describe(), **prediction.info,
                                  **getattr(classifier, "load_info", {})}
-        if (facts := model_facts_of(s.model)) is not None:
-            extra["model_facts"] = facts
+        if self.model_facts is not None:
+            extra["model_facts"] = self.model_facts
         fit_warnings = list(getattr(classifier, "fit_warnings", []))
         extra["fit_warnings"] = fit_warnings
         if idle:
@@ -361,7 +364,7 @@ class CellRunner:
         for i, reading in enumerate(readings):  # the primary's unprefixed, each meter's too
             extra.update(attribution_columns(
                 reading, idle[i] if idle else None, window.passes, s.energy.max_foreign_share,
-                getattr(meters[i], "scope", "node"), prefix="" if i == 0 else f"{reading.meter}_"))
+                _scope(meters[i]), prefix="" if i == 0 else f"{reading.meter}_"))
         if idle:
             extra["idle_overlapped_with"] = overlaps_of(idle[0])
             extra.update(cpu_share_columns(idle[0], "idle_"))
@@ -410,7 +413,7 @@ class CellRunner:
         return {**reading_columns(reading, window.passes, prefix="fit_"),
                 **cpu_share_columns(reading, "fit_"),
                 **attribution_columns(reading, idle[0] if idle else None, window.passes,
-                                      self.settings.energy.max_foreign_share, _scope(meters),
+                                      self.settings.energy.max_foreign_share, _scope(meters[0]),
                                       prefix="fit_"),
                 "fit_duration_s": reading.duration_s / window.passes,
                 "fit_method": reading.meter, "fit_passes": window.passes,
@@ -425,9 +428,9 @@ class CellRunner:
         atomic_write_text(path, "\n".join(lines) + "\n")
 
 
-def _scope(meters: list[Meter]) -> str:
-    """What the primary meter reads: ``node`` (the whole host: attributed) or ``job``."""
-    return getattr(meters[0], "scope", "node") if meters else "node"
+def _scope(meter: Meter) -> str:
+    """What a meter reads: ``node`` (the whole host: attributed) or ``job``."""
+    return getattr(meter, "scope", "node")
 
 
 _DATA: dict[str, tuple[Corpus, list[Split]]] = {}

@@ -7,6 +7,7 @@ import pandas as pd
 
 from energy_hpc import columns as col
 from energy_hpc.columns import CELL_KEYS, METRICS
+from energy_hpc.energy.attribution import NOT_ATTRIBUTABLE
 from energy_hpc.paper_setup import mismatch
 
 __all__ = ["CELL_KEYS", "METRICS", "summarize", "pareto_front"]
@@ -34,7 +35,6 @@ OVERLAP_FLAGS = ("overlapping_window", "node_shared_with_jobs")
 OVERLAPPING = ("exclude", "mark")
 CI_LEVEL = 0.95
 NO_INTERVAL = (float("nan"), float("nan"))
-NOT_ATTRIBUTABLE = "not attributable"
 # the whole-host columns and the attributed ones that stand in for them (energy/attribution.py)
 ATTRIBUTED = {col.ENERGY_WH: "energy_wh_attributed", col.CPU_WH: "cpu_wh_attributed",
               col.GPU_WH: "gpu_wh_attributed", col.RAM_WH: "ram_wh_attributed"}
@@ -201,7 +201,7 @@ def summarize(records: pd.DataFrame, overlapping_splits: str = "exclude") -> pd.
 
         quality = split_grades(frame)
         out["measurement"] = quality["grade"].groupby(groups, sort=False).agg(worst)
-        attributed = out["attributed_splits"].reindex(out["measurement"].index).fillna(0) > 0
+        attributed = out["attributed_splits"] > 0
         out["measurement"] = out["measurement"].where(
             ~attributed | out["measurement"].isna(), out["measurement"].astype(str) + ", attributed")
         out["modelled_share_mean"] = pd.to_numeric(quality["modelled_share"]).groupby(

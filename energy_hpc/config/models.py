@@ -263,8 +263,7 @@ class LLMModelConfig(ModelConfig):
         if weights is None:
             return None
         if self.params_billion:
-            how = (f"{self.params_billion} B params x {BYTES_PER_PARAM[self.dtype.lower()]} bytes "
-                   f"x {HEADROOM} headroom")
+            how = f"{self.params_billion} B params x {self._per_param()} bytes x {HEADROOM} headroom"
         else:
             how = f"{weights:.3g} GB of weights (the model's safetensors) x {HEADROOM} headroom"
         needed = weights * HEADROOM

@@ -63,8 +63,10 @@ class Attribution:
         return sum(known) if known else None
 
 
-def _load_model(load: float) -> float:
-    return 0.1 + 0.9 * min(1.0, max(0.0, load)) ** 3
+def _load_model(load: float, floor_share: float = 1.0) -> float:
+    """CodeCarbon's machine-mode CPU model over TDP: 0.1 (× the share of the floor carried) +
+    0.9 · load³."""
+    return 0.1 * floor_share + 0.9 * min(1.0, max(0.0, load)) ** 3
 
 
 def _cpu_part(wh: float, method: str, share: dict[str, Any], f: float, idle: Reading | None,
@@ -79,7 +81,7 @@ def _cpu_part(wh: float, method: str, share: dict[str, Any], f: float, idle: Rea
         if not cpus or not window or own is None or host is None:
             return None, f"{NOT_ATTRIBUTABLE}: own or host CPU time unknown"
         l_own, l_host = own / (window * cpus), host / (window * cpus)
-        factor = (0.1 * a + 0.9 * min(1.0, max(0.0, l_own)) ** 3) / _load_model(l_host)
+        factor = _load_model(l_own, a) / _load_model(l_host)
         return wh * factor, (f"CodeCarbon load model at the cell's own load ({l_own:.2f} of "
                              f"{l_host:.2f}; CPUs held {a:.2f})")
     if "constant" in low:
@@ -193,7 +195,7 @@ def attribute_one(reading: Reading, idle: Reading | None, max_foreign_share: flo
         out.parts[part], out.methods[part] = value, how
     if reasons:
         out.status = f"{NOT_ATTRIBUTABLE}: {'; '.join(dict.fromkeys(reasons))}"
-    elif any(m and m not in (ALONE,) and not m.startswith("none needed") for m in out.methods.values()):
+    elif any(m and not m.startswith("none needed") for m in out.methods.values()):
         out.status = "attributed"
     return out
 

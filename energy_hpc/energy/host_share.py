@@ -2,9 +2,11 @@
 operating system, so a neighbour that is not energy_hpc (another user's compile, a service, a job
 step Slurm does not show) is seen too, where the ledger sees only energy_hpc's windows.
 
-Own CPU time: the Slurm job's cgroup (``cpuacct.usage`` of cgroup v1, ``cpu.stat``'s
-``usage_usec`` of v2) when the process runs in a job that has one of its own; else this process and
-every descendant alive at the snapshot, plus the children it has reaped (``psutil``). Host busy
+Own CPU time: the Slurm job's cgroups on the host (``cpuacct.usage`` of cgroup v1, ``cpu.stat``'s
+``usage_usec`` of v2) when the process runs in a job that has one of its own; in a job without,
+its processes found by ``SLURM_JOB_ID`` in their environment; else this process and every
+descendant alive at the snapshot, plus the children it has reaped (``psutil``). The run-queue
+wait of the same processes (``schedstat``) says whether a neighbour slowed them. Host busy
 time: ``/proc/stat``'s first line, every state but idle and iowait. ``foreign_cpu_share`` =
 1 − own ÷ host busy, clipped to 0–1: the share of the window's CPU work that was not this
 measurement's (docs/measurement.md#isolation).
@@ -30,7 +32,7 @@ _CGROUP_ROOT = Path("/sys/fs/cgroup")
 class CpuSnapshot:
     own_s: float | None
     host_busy_s: float | None
-    source: str  # where own_s came from: "cgroup v1", "cgroup v2", "process tree"
+    source: str  # "cgroup v1", "cgroup v2", "job processes (SLURM_JOB_ID)", "process tree"
     at: float
     host_cpus: int | None = None
     own_wait_s: float | None = None
@@ -164,52 +166,62 @@ def _host_used_mem_gb() -> float | None:
         return None
 
 
+def _scan_job(job_id: str, cgroup: str | None) -> tuple[set[int], set[int]]:
+    """One pass over /proc: the processes in this job's cgroups on the host (``job_<id>`` under
+    whichever slurmd's tree), and those of our uid naming its ``SLURM_JOB_ID`` in their
+    environment (where the job has no cgroup, that still finds a Ray worker that is not our
+    descendant)."""
+    name = cgroup.rsplit("/", 1)[-1] if cgroup else None
+    needle = f"SLURM_JOB_ID={job_id}".encode() + b"\0"
+    uid = os.getuid()
+    in_cgroup, in_env = set(), set()
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        pid = int(entry.name)
+        try:
+            if name is not None:
+                for line in (entry / "cgroup").read_text().splitlines():
+                    level = job_level(line.split(":", 2)[2]) if line.count(":") >= 2 else None
+                    if level is not None and level.rsplit("/", 1)[-1] == name:
+                        in_cgroup.add(pid)
+                        break
+            if entry.stat().st_uid == uid and needle in (entry / "environ").read_bytes() + b"\0":
+                in_env.add(pid)
+        except OSError:
+            continue
+    return in_cgroup, in_env
+
+
+def _job_scan() -> tuple[set[int], set[int]]:
+    """:func:`_scan_job` for this process's Slurm job (nothing outside one)."""
+    job = os.environ.get("SLURM_JOB_ID")
+    if not job:
+        return set(), set()
+    return _scan_job(job, _job_cgroup_path("cpuacct") or _job_cgroup_path(None))
+
+
 def own_pids() -> set[int]:
     """This measurement's processes: the process tree, and in a Slurm job every process whose
     cgroup is the job's (Ray workers and vLLM engines started by another step of the job)."""
-    pids = {os.getpid()}
+    return {p.pid for p in _tree()} | {os.getpid()} | _job_scan()[0]
+
+
+def _cpu_s(pids: set[int]) -> float | None:
+    """CPU seconds of the live processes among ``pids`` (None when none is readable)."""
     try:
         import psutil
-
-        pids |= {c.pid for c in psutil.Process().children(recursive=True)}
-    except Exception:  # noqa: BLE001
-        pass
-    job = _job_cgroup_path("cpuacct") or _job_cgroup_path(None)
-    if job:
-        name = job.rsplit("/", 1)[-1]  # job_<id>, under whichever slurmd's tree on this host
-        for entry in Path("/proc").iterdir():
-            if not entry.name.isdigit():
-                continue
-            try:
-                text = (entry / "cgroup").read_text()
-            except OSError:
-                continue
-            for line in text.splitlines():
-                level = job_level(line.split(":", 2)[2]) if line.count(":") >= 2 else None
-                if level is not None and level.rsplit("/", 1)[-1] == name:
-                    pids.add(int(entry.name))
-                    break
-    return pids
-
-
-def _job_pids() -> set[int]:
-    """Live processes of this Slurm job on the host: its cgroup's, else those whose environment
-    names its ``SLURM_JOB_ID`` (empty outside a job)."""
-    job = os.environ.get("SLURM_JOB_ID")
-    if not job:
-        return set()
-    pids = own_pids()
-    needle = f"SLURM_JOB_ID={job}".encode() + b"\0"
-    uid = os.getuid()
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit() or int(entry.name) in pids:
-            continue
+    except ImportError:
+        return None
+    total, seen = 0.0, False
+    for pid in pids:
         try:
-            if entry.stat().st_uid == uid and needle in (entry / "environ").read_bytes() + b"\0":
-                pids.add(int(entry.name))
-        except OSError:
+            t = psutil.Process(pid).cpu_times()
+        except psutil.Error:
             continue
-    return pids
+        total += t.user + t.system
+        seen = True
+    return total if seen else None
 
 
 def _run_queue_wait_s(pids: set[int]) -> float | None:
@@ -228,36 +240,6 @@ def _run_queue_wait_s(pids: set[int]) -> float | None:
                 seen = True
             except (OSError, ValueError, IndexError):
                 continue
-    return total if seen else None
-
-
-def _job_processes_s() -> float | None:
-    """CPU seconds of every live process of this Slurm job on the host, found by the
-    ``SLURM_JOB_ID`` in its environment — where the job has no cgroup of its own, this is what
-    still covers a Ray worker that is not our descendant (a meter on another node of the cell)."""
-    job = os.environ.get("SLURM_JOB_ID")
-    if not job:
-        return None
-    try:
-        import psutil
-    except ImportError:
-        return None
-    needle = f"SLURM_JOB_ID={job}".encode()
-    uid = os.getuid()
-    total, seen = 0.0, 0
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            if entry.stat().st_uid != uid:
-                continue
-            if needle + b"\0" not in (entry / "environ").read_bytes() + b"\0":
-                continue
-            t = psutil.Process(int(entry.name)).cpu_times()
-            total += t.user + t.system
-            seen += 1
-        except (OSError, psutil.Error):
-            continue
     return total if seen else None
 
 
@@ -301,16 +283,16 @@ def _process_tree_s(tree: list[Any] | None = None) -> float | None:
 
 def snapshot(memory: bool = False) -> CpuSnapshot:
     """CPU times now; with ``memory`` also the own and host memory in use (the window's end)."""
-    in_job = bool(os.environ.get("SLURM_JOB_ID"))
-    tree = [] if in_job else _tree()
+    tree = _tree()
+    in_cgroup, in_env = _job_scan()  # one pass over /proc, in a Slurm job only
     job = _job_cgroup_s()
-    if job is None and (env_own := _job_processes_s()) is not None:
+    if job is None and in_env and (env_own := _cpu_s(in_env)) is not None:
         job = (env_own, "job processes (SLURM_JOB_ID)")
     own, source = job if job is not None else (_process_tree_s(tree or None), "process tree")
-    wait = _run_queue_wait_s(_job_pids() if in_job else {p.pid for p in tree})
+    wait = _run_queue_wait_s({p.pid for p in tree} | in_cgroup | in_env)
     own_mem = host_mem = None
     if memory:
-        own_mem = _job_memory_gb() if job is not None and source.startswith("cgroup") else None
+        own_mem = _job_memory_gb() if source.startswith("cgroup") else None
         own_mem = own_mem if own_mem is not None else _process_tree_mem_gb(tree or None)
         host_mem = _host_used_mem_gb()
     return CpuSnapshot(own_s=own, host_busy_s=_host_busy_s(), source=source, at=time.time(),

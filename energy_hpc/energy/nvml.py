@@ -209,8 +209,8 @@ class NvmlMeter:
             try:
                 for pid, used_mb in lister(g.handle):
                     self._seen[(g.index, pid)] = used_mb
-            except Exception:  # noqa: BLE001 - a driver without the call: nothing seen, said so
-                self._seen[(g.index, -1)] = None
+            except Exception:  # noqa: BLE001 - a driver without the call: nothing seen
+                continue
 
     def foreign_processes(self) -> list[dict[str, Any]]:
         """The processes seen on the job's GPUs during the window that are not the job's, with
@@ -219,7 +219,7 @@ class NvmlMeter:
 
         mine = own_pids()
         strangers = [{"gpu": gpu, "pid": pid, "used_mb": used} for (gpu, pid), used in
-                     sorted(self._seen.items()) if pid >= 0 and pid not in mine]
+                     sorted(self._seen.items()) if pid not in mine]
         utilization = getattr(self.gpu, "process_utilization", None)
         if strangers and utilization is not None:
             since = int(self._wall0 * 1e6)
