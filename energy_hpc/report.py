@@ -14,9 +14,9 @@ import pandas as pd
 
 from energy_hpc.analysis.figures import drawn_configurations, grade_note, make_figures
 from energy_hpc.analysis.payback import break_even_table, total_cost_table
-from energy_hpc.analysis.quality import meter_agreement
+from energy_hpc.analysis.quality import grade_label, meter_agreement
 from energy_hpc.analysis.recommend import recommend_all
-from energy_hpc.analysis.summary import model_labels, summarize
+from energy_hpc.analysis.summary import left_out_reasons, model_labels, summarize
 from energy_hpc.analysis.tables import (
     as_markdown,
     estimates_by_cell,
@@ -168,7 +168,7 @@ def _write_report(folders: list[str], out: Path, floor: float | None, within: fl
         sections += ["Measurement (column *Measurement*): `counted` = every Wh from a counter or "
                      "sensor (RAPL, NVML), `modelled` = none (CodeCarbon's load x TDP, a RAM "
                      "model), `partly modelled` between; here "
-                     + ", ".join(f"{n} {g.replace(', attributed', ' (attributed)')}" for g, n in grades.items())
+                     + ", ".join(f"{n} {grade_label(g)}" for g, n in grades.items())
                      + " (docs/measurement.md#quality).", ""]
     sections += billed_lines(summary)
     if "attributed_splits" in summary and int(summary["attributed_splits"].sum()):
@@ -184,8 +184,7 @@ def _write_report(folders: list[str], out: Path, floor: float | None, within: fl
         n, cells_hit = int(summary[counted].sum()), int((summary[counted] > 0).sum())
         how = ("left out of every energy figure, their accuracy kept (`--overlapping mark` keeps "
                "them)" if overlapping_splits == "exclude" else "kept in the figures, marked here")
-        reasons = sorted({str(r) for r in summary.get("energy_left_out_why", pd.Series(dtype=object))
-                          if isinstance(r, str)})
+        reasons = left_out_reasons(summary)
         why = f" — {'; '.join(reasons)}" if reasons else (
             " (flags `overlapping_window`, `node_shared_with_jobs`)")
         sections += [f"**{n} split(s) of {cells_hit} configuration(s) have energy that is not "

@@ -351,7 +351,9 @@ def grade_note(cells: pd.DataFrame) -> str | None:
     counts = cells["measurement"].fillna("ungraded").value_counts()
     grades = [v for g in ("counted", "partly modelled", "modelled") for v in (g, f"{g}, attributed")]
     order = [g for g in (*grades, "ungraded") if g in counts]
-    return ", ".join(f"{int(counts[g])} {g.replace(', attributed', ' (attributed)')}" for g in order)
+    from energy_hpc.analysis.quality import grade_label
+
+    return ", ".join(f"{int(counts[g])} {grade_label(g)}" for g in order)
 
 
 def make_figures(records: pd.DataFrame, out_dir: Path, with_paper: bool = True,

@@ -68,6 +68,11 @@ def split_grades(records: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame([split_quality(r) for _, r in records.iterrows()], index=records.index)
 
 
+def grade_label(grade: str) -> str:
+    """A grade as a count reads it: ``modelled, attributed`` → ``modelled (attributed)``."""
+    return grade.replace(", attributed", " (attributed)")
+
+
 def worst(grades: pd.Series) -> str | None:
     known = [g for g in grades if isinstance(g, str)]
     if not known:

@@ -219,6 +219,12 @@ def summarize(records: pd.DataFrame, overlapping_splits: str = "exclude") -> pd.
     return out
 
 
+def left_out_reasons(summary: pd.DataFrame) -> list[str]:
+    """Why configurations' splits have no energy (``energy_left_out_why``), each reason once."""
+    return sorted({str(r) for r in summary.get("energy_left_out_why", pd.Series(dtype=object))
+                   if isinstance(r, str)})
+
+
 def model_labels(cells: pd.DataFrame) -> pd.Series:
     """What tables and figures call each cell's model: its display name, else its config name."""
     if "model_display" not in cells:

@@ -85,7 +85,7 @@ def executor_for(kind: str) -> Executor:
 def print_summary(records: list[dict[str, Any]] | Any, title: str) -> None:
     import pandas as pd
 
-    from energy_hpc.analysis.summary import format_summary, summarize
+    from energy_hpc.analysis.summary import format_summary, left_out_reasons, summarize
 
     frame = records if isinstance(records, pd.DataFrame) else pd.DataFrame(records)
     if frame.empty:
@@ -96,9 +96,7 @@ def print_summary(records: list[dict[str, Any]] | Any, title: str) -> None:
     left_out = int(summary.get("overlapping_left_out", pd.Series(dtype=int)).sum())
     if left_out:
         total = int(summary.get("accuracy_splits", summary["splits"]).sum())
-        why = "; ".join(sorted({str(r) for r in summary.get("energy_left_out_why",
-                                                             pd.Series(dtype=object))
-                                 if isinstance(r, str)}))
+        why = "; ".join(left_out_reasons(summary))
         why = why or "records: flags overlapping_window / node_shared_with_jobs"
         print(f"{left_out} of {total} split(s) left out of the energy figures (accuracy uses every "
               "split): their energy includes another's work on the host and could not be "

@@ -192,6 +192,11 @@ def ray_temp_dir(name: str) -> Path:
 START_ATTEMPTS = 3  # a port picked free can be taken before Ray binds it (seen on a busy node)
 
 
+def _log_name(node: str, attempt: int) -> str:
+    """A node's Ray log, one per attempt: ``ray-n1.log``, then ``ray-n1-2.log``…"""
+    return f"ray-{node}.log" if attempt == 1 else f"ray-{node}-{attempt}.log"
+
+
 def log_tail(path: Path, lines: int = 6) -> str:
     """The last lines of a Ray log, for an error message (empty when unreadable)."""
     try:
@@ -214,8 +219,7 @@ def start_head(job_dir: Path, node: str, cpus: int, gpus: int) -> tuple[RayNode,
         args = [_ray_bin(), "start", "--head", f"--port={port}", "--include-dashboard=false",
                 f"--ray-client-server-port={client_port}",
                 *_common_args(address, node, cpus, gpus, temp_dir)]
-        log_path = job_dir / (f"ray-{node}.log" if attempt == 1 else f"ray-{node}-{attempt}.log")
-        head = _start(args, env, log_path, node)
+        head = _start(args, env, job_dir / _log_name(node, attempt), node)
         try:
             _wait_port(address, port, head, timeout=60)
         except RayStartError as exc:
@@ -244,8 +248,7 @@ def start_worker(job_dir: Path, node: str, cpus: int, gpus: int, timeout: float 
     address = node_address(node)
     temp_dir = ray_temp_dir(f"ehr-{job_key()}-{node}")
     args = [_ray_bin(), "start", f"--address={gcs}", *_common_args(address, node, cpus, gpus, temp_dir)]
-    name = f"ray-{node}.log" if attempt == 1 else f"ray-{node}-{attempt}.log"
-    worker = _start(args, ray_env(job_dir, create=False), job_dir / name, node)
+    worker = _start(args, ray_env(job_dir, create=False), job_dir / _log_name(node, attempt), node)
     worker.resources = (cpus, gpus)
     return worker
 
