@@ -81,7 +81,8 @@ def cpu_share_columns(reading: Reading, prefix: str = "") -> dict[str, Any]:
     share = reading.info.get("cpu_share") or {}
     return {f"{prefix}{key}": share.get(key) for key in
             ("own_cpu_s", "host_busy_cpu_s", "foreign_cpu_share", "own_cpu_source",
-             "cpu_wait_s", "cpu_contention", "allocated_cpu_share", "own_mem_gb",
+             "cpu_wait_s", "cpu_self_wait_s", "cpu_contention", "own_cpus",
+             "allocated_cpu_share", "own_mem_gb",
              "host_used_mem_gb", "foreign_mem_share")}
 
 

@@ -332,3 +332,46 @@ def test_a_slurm_jobs_cgroup_is_its_own_cpu_time(tmp_path, monkeypatch):
         "usage_usec 1500000\nuser_usec 1000000\n")
     proc.write_text("0::/system.slice/slurmstepd.scope/job_42/step_0/user/task_0\n")
     assert _job_cgroup_s(proc, v2) == (1.5, "cgroup v2")
+
+
+def test_waiting_on_its_own_threads_is_not_a_neighbours_doing():
+    """Two busy children of ours on one CPU wait for each other half the time: that wait is the
+    cell's own (runnable beyond the CPUs it may use), not contention; a stranger put on the same
+    CPU makes them wait more, and that part is."""
+    import psutil
+
+    from energy_hpc.energy.window import measure_window
+
+    loop = [sys.executable, "-c", "while True: pass"]
+
+    def window(stranger: bool) -> dict:
+        kids = [subprocess.Popen(loop) for _ in range(2)]
+        other = None
+        if stranger:
+            started = subprocess.run(["sh", "-c", f"'{sys.executable}' -c 'while True: pass' "
+                                      ">/dev/null 2>&1 & echo $!"], capture_output=True, text=True)
+            other = psutil.Process(int(started.stdout.strip()))
+            os.sched_setaffinity(other.pid, {0})
+        mask = os.sched_getaffinity(0)
+        try:
+            os.sched_setaffinity(0, {0})
+            for k in kids:
+                os.sched_setaffinity(k.pid, {0})
+            time.sleep(0.3)
+            return measure_window([_Meter()], lambda: time.sleep(2.0)).readings[0].info["cpu_share"]
+        finally:
+            os.sched_setaffinity(0, mask)
+            for k in kids:
+                k.kill()
+                k.wait()
+            if other is not None:
+                other.kill()
+
+    alone = window(stranger=False)
+    assert alone["own_cpus"] == 1
+    assert alone["cpu_wait_s"] > 0.6  # two runnable on one CPU: each waits about half of 2 s
+    assert alone["cpu_self_wait_s"] == pytest.approx(alone["cpu_wait_s"], rel=0.15)
+    assert alone["cpu_contention"] < 0.05
+    shared = window(stranger=True)
+    assert shared["foreign_cpu_share"] > 0.2
+    assert shared["cpu_contention"] > 0.10  # a third of the CPU went to the stranger

@@ -148,6 +148,8 @@ def attribute_one(reading: Reading, idle: Reading | None, max_foreign_share: flo
     strangers = reading.info.get("foreign_gpu_processes") or []
     reasons: list[str] = []
     contention, waited = share.get("cpu_contention"), share.get("cpu_wait_s")
+    if waited is not None:
+        waited -= share.get("cpu_self_wait_s") or 0.0  # the neighbour's part of the wait
     window = share.get("window_s") or reading.duration_s
     # slowed: its threads waited for a CPU a real part of their runnable time and of the window
     # (a node that only hosts an idle Ray worker waits a large share of almost nothing)

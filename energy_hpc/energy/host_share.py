@@ -6,7 +6,8 @@ Own CPU time: the Slurm job's cgroups on the host (``cpuacct.usage`` of cgroup v
 ``usage_usec`` of v2) when the process runs in a job that has one of its own; in a job without,
 its processes found by ``SLURM_JOB_ID`` in their environment; else this process and every
 descendant alive at the snapshot, plus the children it has reaped (``psutil``). The run-queue
-wait of the same processes (``schedstat``) says whether a neighbour slowed them. Host busy
+wait of the same processes (``schedstat``), less the wait their own threads make beyond the CPUs
+they may use (their affinity: a job's cpuset), says whether a neighbour slowed them. Host busy
 time: ``/proc/stat``'s first line, every state but idle and iowait. ``foreign_cpu_share`` =
 1 − own ÷ host busy, clipped to 0–1: the share of the window's CPU work that was not this
 measurement's (docs/measurement.md#isolation).
@@ -38,6 +39,7 @@ class CpuSnapshot:
     own_wait_s: float | None = None
     own_mem_gb: float | None = None
     host_used_mem_gb: float | None = None
+    own_cpus: int | None = None  # CPUs the own processes may run on (their affinity, a job's cpuset)
 
 
 def _host_busy_s(stat: Path = Path("/proc/stat")) -> float | None:
@@ -243,6 +245,18 @@ def _run_queue_wait_s(pids: set[int]) -> float | None:
     return total if seen else None
 
 
+def _allowed_cpus(pids: set[int]) -> int | None:
+    """How many CPUs the processes may run on together (the union of their affinity masks: a
+    Slurm job's cpuset, a ``taskset``), None when none is readable."""
+    cpus: set[int] = set()
+    for pid in pids:
+        try:
+            cpus |= os.sched_getaffinity(pid)
+        except OSError:
+            continue
+    return len(cpus) or None
+
+
 def allocated_cpu_share() -> float:
     """The share of this host's CPUs the measurement holds: a Slurm job's CPUs on the node over
     the host's, else 1 (a run outside Slurm has the machine)."""
@@ -289,7 +303,8 @@ def snapshot(memory: bool = False) -> CpuSnapshot:
     if job is None and in_env and (env_own := _cpu_s(in_env)) is not None:
         job = (env_own, "job processes (SLURM_JOB_ID)")
     own, source = job if job is not None else (_process_tree_s(tree or None), "process tree")
-    wait = _run_queue_wait_s({p.pid for p in tree} | in_cgroup | in_env)
+    pids = {p.pid for p in tree} | in_cgroup | in_env
+    wait = _run_queue_wait_s(pids)
     own_mem = host_mem = None
     if memory:
         own_mem = _job_memory_gb() if source.startswith("cgroup") else None
@@ -297,7 +312,7 @@ def snapshot(memory: bool = False) -> CpuSnapshot:
         host_mem = _host_used_mem_gb()
     return CpuSnapshot(own_s=own, host_busy_s=_host_busy_s(), source=source, at=time.time(),
                        host_cpus=os.cpu_count(), own_wait_s=wait, own_mem_gb=own_mem,
-                       host_used_mem_gb=host_mem)
+                       host_used_mem_gb=host_mem, own_cpus=_allowed_cpus(pids or {os.getpid()}))
 
 
 def cpu_share(before: CpuSnapshot, after: CpuSnapshot) -> dict[str, Any]:
@@ -310,16 +325,21 @@ def cpu_share(before: CpuSnapshot, after: CpuSnapshot) -> dict[str, Any]:
         share = 0.0 if host <= 0 else min(1.0, max(0.0, 1.0 - own / host))
     wait = ((after.own_wait_s - before.own_wait_s)
             if None not in (after.own_wait_s, before.own_wait_s) else None)
-    contention = None
+    window = after.at - before.at
+    contention = self_wait = None
     if wait is not None and own is not None and own + wait > 0:
-        contention = min(1.0, max(0.0, wait / (own + wait)))
+        # the wait its own threads make beyond the CPUs they may use is theirs, neighbour or not
+        # (a 1-core job whose meter thread runs beside its work): at least runnable − CPUs × window
+        cpus = after.own_cpus
+        self_wait = min(wait, max(0.0, own + wait - cpus * window)) if cpus and window > 0 else 0.0
+        contention = min(1.0, max(0.0, (wait - self_wait) / (own + wait)))
     mem_share = None
     if after.own_mem_gb is not None and after.host_used_mem_gb:
         mem_share = min(1.0, max(0.0, 1.0 - after.own_mem_gb / after.host_used_mem_gb))
     return {"own_cpu_s": own, "host_busy_cpu_s": host, "foreign_cpu_share": share,
             "own_cpu_source": after.source, "host_cpus": after.host_cpus,
-            "cpu_wait_s": wait, "cpu_contention": contention,
-            "window_s": after.at - before.at, "own_mem_gb": after.own_mem_gb,
+            "cpu_wait_s": wait, "cpu_self_wait_s": self_wait, "cpu_contention": contention,
+            "own_cpus": after.own_cpus, "window_s": window, "own_mem_gb": after.own_mem_gb,
             "host_used_mem_gb": after.host_used_mem_gb, "foreign_mem_share": mem_share,
             "allocated_cpu_share": allocated_cpu_share()}
 
