@@ -20,6 +20,7 @@ TEXT_CHARS_MEAN = "text_chars_mean"
 TIME_KEY = "time_key"  # what sets the time besides sizes (estimate.calibrated.time_key)
 DECODING = "decoding"
 BATCHING = "batching"
+QUANTIZATION = "quantization"  # an LLM's weights as served: none, fp8, awq, gptq, bitsandbytes
 # where
 CLUSTER = "cluster"
 GPU_TYPE = "gpu_type"
@@ -52,5 +53,5 @@ ENDED_AT = "ended_at"
 
 # what makes two records one configuration in the tables (seed and repetitions do not)
 CELL_KEYS = [MODEL, MODEL_DISPLAY, MODEL_FAMILY, DATASET, CLUSTER, GPU_TYPE, GPUS, NODES,
-             DECODING, BATCHING]
+             DECODING, BATCHING, QUANTIZATION]
 METRICS = [ACCURACY, ENERGY_WH, DURATION_S, AVG_POWER_W, ENERGY_PER_SAMPLE_WH]

@@ -54,20 +54,27 @@ def short_weights(weights: str) -> str:
 
 
 def display_name(model: Any) -> str:
-    """The model's display name, with its weights named when they are not the paper's: a
-    ``model.hf_id`` override must not run under the paper model's name."""
+    """The model's display name, with its weights named when they are not the paper's (a
+    ``model.hf_id`` override must not run under the paper model's name) and its quantization
+    when it has one (two precisions of one model are two rows everywhere)."""
     mine, theirs = weights_of(model), paper_weights(model.name)
+    name = model.display_name
     if mine and theirs and mine != theirs:
-        return f"{model.display_name} ({short_weights(mine)})"
-    return model.display_name
+        name = f"{name} ({short_weights(mine)})"
+    planner = getattr(model, "quantization_plan", None)
+    method = planner().method if planner is not None else "none"
+    return name if method == "none" else f"{name} [{method}]"
 
 
 def mismatch(model: str, weights: str | None, dataset: str, n_classes: int | None,
-             n_rows: int | None) -> str | None:
-    """Why a cell is not the paper's setup (None: it is): weights, classes or split sizes."""
+             n_rows: int | None, quantization: str | None = None) -> str | None:
+    """Why a cell is not the paper's setup (None: it is): weights, quantization, classes or
+    split sizes."""
     theirs = paper_weights(model)
     if theirs and weights and weights != theirs:
         return f"other weights ({short_weights(weights)}; the paper used {short_weights(theirs)})"
+    if theirs and quantization not in (None, "none", "-"):
+        return f"quantized ({quantization}; the paper served 16-bit weights)"
     return data_mismatch(dataset, n_classes, n_rows)
 
 

@@ -26,6 +26,7 @@ from energy_hpc.analysis.tables import (
     table_b6,
     table_b45,
     table_estimates,
+    table_precisions,
     table_site_accounting,
     write_table,
 )
@@ -258,6 +259,9 @@ def _write_report(folders: list[str], out: Path, floor: float | None, within: fl
                ("table_meter_agreement", "Meters against each other: per cell and part, the "
                 "direct meter ÷ CodeCarbon (median over splits; disagree = more than 10% apart)",
                 meter_agreement(records)),
+               ("table_precisions", "One model's precisions side by side (model.quantization: "
+                "accuracy, energy per text, GPUs held; energy ÷ the 16-bit cell's; docs/llm.md)",
+                table_precisions(summary)),
                ("table_break_even", "Break-even: texts after which the cell costlier to fit has "
                 "used less energy in total (pairs on each cluster's accuracy/energy frontier)",
                 break_even_table(summary))]

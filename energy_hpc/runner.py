@@ -86,6 +86,12 @@ def cpu_share_columns(reading: Reading, prefix: str = "") -> dict[str, Any]:
              "host_used_mem_gb", "foreign_mem_share")}
 
 
+def quantization_of(model: Any) -> str | None:
+    """The method an LLM's weights are served in (``none``, ``fp8``, ``awq``…); None for others."""
+    planner = getattr(model, "quantization_plan", None)
+    return planner().method if planner is not None else None
+
+
 def model_facts_of(model: Any) -> dict[str, Any] | None:
     """What an LLM's own files say of it, with where each fact came from (None: not here)."""
     reader = getattr(model, "model_facts", None)
@@ -160,6 +166,9 @@ def build_record(cell: Cell, split: Split, corpus: Corpus, readings: list[Readin
         "billed_gpus": billed_gpus(cell),
         "job_exclusive": bool(cell.on_slurm and cell.shape.exclusive),
         "gpu_memory_check": placement.memory_check,
+        col.QUANTIZATION: quantization_of(settings.model),
+        "serving": placement.serving,
+        "kv_concurrency": placement.concurrency,
         "dropped_rows": sum(corpus.dropped.values()),
         "dataset_fingerprint": corpus.fingerprint,
         "train_fingerprint": split.train_fingerprint,

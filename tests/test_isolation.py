@@ -375,3 +375,31 @@ def test_waiting_on_its_own_threads_is_not_a_neighbours_doing():
     shared = window(stranger=True)
     assert shared["foreign_cpu_share"] > 0.2
     assert shared["cpu_contention"] > 0.10  # a third of the CPU went to the stranger
+
+
+def test_a_process_of_the_same_slurm_job_is_own_and_another_jobs_is_not(monkeypatch):
+    """Where a job has no cgroup of its own, a Ray worker or vLLM engine started by another step
+    is found by the job id in its environment (not our descendant, so not in the process tree):
+    it is the job's own on a GPU, not a stranger; a process of another job is a stranger."""
+    import psutil
+
+    from energy_hpc.energy.host_share import own_pids
+
+    def started(job: str) -> psutil.Process:
+        out = subprocess.run(["sh", "-c", f"SLURM_JOB_ID={job} '{sys.executable}' -c "
+                              "'import time; time.sleep(60)' >/dev/null 2>&1 & echo $!"],
+                             capture_output=True, text=True)
+        return psutil.Process(int(out.stdout.strip()))
+
+    ours, theirs = started("424242"), started("515151")
+    try:
+        time.sleep(0.3)
+        monkeypatch.delenv("SLURM_JOB_ID", raising=False)
+        assert ours.pid not in own_pids()  # outside a job: only the process tree
+        monkeypatch.setenv("SLURM_JOB_ID", "424242")
+        pids = own_pids()
+        assert ours.pid in pids and theirs.pid not in pids
+        assert os.getpid() in pids
+    finally:
+        for p in (ours, theirs):
+            p.kill()

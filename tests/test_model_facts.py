@@ -177,6 +177,7 @@ def test_any_model_by_its_folder_is_planned_estimated_and_measured(tiny, tmp_pat
     assert record["model"] == "llm" and record["model_display"] == tiny.name
     facts = record["model_facts"]
     assert facts["layers"] == 2 and facts["sources"]["params"] == "safetensors headers"
+    assert record["quantization"] == "none" and record["serving"] == "16-bit weights on the CPU"
     meta = json.loads((path.parent / "meta.json").read_text())
     assert meta["model_facts"]["params"] == facts["params"]
 

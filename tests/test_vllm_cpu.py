@@ -34,3 +34,10 @@ def test_tiny_llama_through_real_vllm_on_cpu(tmp_path):
         assert all(label in cats for label in results[f"choice/{batching}"]["labels"])
         assert results[f"choice/{batching}"]["parse_methods"] == {"exact": 6}
     assert all(isinstance(text, str) for r in results.values() for text in r["raw"])
+    # a model with no model file, as a whole cell on vLLM (issue 26): placed, measured, recorded
+    cell = data["cell"]
+    assert cell["model"] == "llm" and cell["n_test"] == 4 and cell["energy_wh"] > 0
+    assert cell["quantization"] == "none" and cell["serving"] == "16-bit weights on the CPU"
+    assert cell["model_facts"]["layers"] == 2
+    assert cell["model_facts"]["sources"]["params"] == "safetensors headers"
+    assert cell["engine_loads"] == 0  # the engine loaded above served it

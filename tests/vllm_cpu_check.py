@@ -46,7 +46,27 @@ def main(out: str) -> None:
                 results[f"{decoding}/{batching}"] = {
                     "labels": pred.labels, "raw": pred.raw, "seconds": time.perf_counter() - t0,
                     "parse_methods": pred.info["parse_methods"]}
-    Path(out).write_text(json.dumps({"categories": cats, "results": results}, indent=1))
+        cell = end_to_end(path, Path(tmp) / "out")
+    Path(out).write_text(json.dumps({"categories": cats, "results": results, "cell": cell}, indent=1))
+
+
+def end_to_end(path: Path, out: Path) -> dict:
+    """A model no file describes (model=llm, its folder) as a whole cell on vLLM: placed,
+    estimated, measured and recorded; the engine above is reused (same weights and settings)."""
+    from energy_hpc.cell import compose_cell
+    from energy_hpc.classifiers.llm.engines import _Loaded
+    from energy_hpc.runner import run_cell
+
+    loads = _Loaded.loads
+    cell = compose_cell(["model=llm", f"model.hf_id={path}", "model.engine=vllm", "model.dtype=float32",
+                         "model.max_tokens=12", "model.context_length=2048",
+                         "model.gpu_memory_utilization=0.5", "dataset.n_train=8", "dataset.n_test=4",
+                         "repetitions=1", "progress=false", "energy.interval_s=1", f"out_dir={out}"])
+    [record] = run_cell(cell)
+    keep = ("model", "model_display", "quantization", "serving", "accuracy", "energy_wh",
+            "n_test", "est_basis", "model_facts")
+    return {**{k: record.get(k) for k in keep}, "engine_loads": _Loaded.loads - loads,
+            "placement": cell.placement.describe()}
 
 
 if __name__ == "__main__":  # vLLM spawns worker processes that re-import this module

@@ -26,9 +26,11 @@ def paper_mismatch_of(cell: pd.Series) -> str | None:
     if not pd.isna(cell.get("n_train")) and not pd.isna(cell.get("n_test")):
         n_rows = int(cell["n_train"]) + int(cell["n_test"])
     weights = cell.get("model_weights")
+    quant = cell.get(col.QUANTIZATION)
     return mismatch(str(cell["model"]), None if pd.isna(weights) else str(weights),
                     str(cell["dataset"]),
-                    None if pd.isna(cell.get("n_classes")) else int(cell["n_classes"]), n_rows)
+                    None if pd.isna(cell.get("n_classes")) else int(cell["n_classes"]), n_rows,
+                    None if quant is None or pd.isna(quant) else str(quant))
 
 
 OVERLAP_FLAGS = ("overlapping_window", "node_shared_with_jobs")
@@ -139,6 +141,9 @@ def summarize(records: pd.DataFrame, overlapping_splits: str = "exclude") -> pd.
         return pd.DataFrame()
     keys = [k for k in CELL_KEYS if k in records.columns]
     frame = attributed_energy(records)
+    if col.QUANTIZATION in frame and "model_kind" in frame:  # LLM records before the knob: 16-bit
+        older = frame[col.QUANTIZATION].isna() & (frame["model_kind"] == "llm")
+        frame.loc[older, col.QUANTIZATION] = "none"
     frame["_overlapping"] = overlapping(frame)
     for k in keys:
         frame[k] = frame[k].astype(object).where(frame[k].notna(), "-")

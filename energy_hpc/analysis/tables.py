@@ -77,7 +77,8 @@ def table_b2(summary: pd.DataFrame, dataset: str | None = None) -> pd.DataFrame:
     """Single vs double node: duration and energy with ratios (double ÷ single)."""
     cells = summary if dataset is None else summary[summary[rc.DATASET] == dataset]
     rows = []
-    for (_model, ds, cluster), group in cells.groupby([rc.MODEL, rc.DATASET, rc.CLUSTER], sort=False):
+    keys = [rc.MODEL, *([rc.QUANTIZATION] if rc.QUANTIZATION in cells else [])]
+    for (*_model, ds, cluster), group in cells.groupby([*keys, rc.DATASET, rc.CLUSTER], sort=False):
         one, two = group[group[rc.NODES] == 1], group[group[rc.NODES] == 2]
         if one.empty and two.empty:
             continue
@@ -88,6 +89,32 @@ def table_b2(summary: pd.DataFrame, dataset: str | None = None) -> pd.DataFrame:
         rows.append({"Model": model_labels(group).iloc[0], "Dataset": ds, "Cluster": cluster,
                      "Duration single (s)": d1, "Duration double (s)": d2, "Duration ratio": d2 / d1,
                      "Energy single (Wh)": e1, "Energy double (Wh)": e2, "Energy ratio": e2 / e1})
+    return pd.DataFrame(rows)
+
+
+def table_precisions(summary: pd.DataFrame) -> pd.DataFrame:
+    """One model's precisions side by side (``-m model.quantization=none,fp8``): where cells of
+    one model, dataset, cluster, decoding and batching differ in quantization, each one's
+    accuracy, energy per text and GPUs, and its energy against the 16-bit cell's."""
+    if rc.QUANTIZATION not in summary or summary.empty:
+        return pd.DataFrame()
+    keys = [k for k in (rc.MODEL, rc.DATASET, rc.CLUSTER, rc.NODES, rc.DECODING, rc.BATCHING)
+            if k in summary]
+    rows = []
+    for _, group in summary.groupby(keys, sort=False):
+        if group[rc.QUANTIZATION].nunique() < 2:
+            continue
+        base = group[group[rc.QUANTIZATION] == "none"]["energy_per_sample_wh_mean"]
+        base_wh = base.min() if not base.empty else np.nan
+        for (_, cell), label in zip(group.iterrows(), model_labels(group), strict=True):
+            per_text = cell.get("energy_per_sample_wh_mean", np.nan)
+            rows.append({"Model": label, "Dataset": cell[rc.DATASET], "Cluster": cell[rc.CLUSTER],
+                         "Quantization": cell[rc.QUANTIZATION], "GPUs": cell[rc.GPUS],
+                         "Accuracy": cell["accuracy_mean"],
+                         "Accuracy 95% CI": _ci(group.loc[[_]], rc.ACCURACY).iloc[0],
+                         "Energy per text (Wh)": per_text,
+                         "Energy 95% CI (Wh per pass)": _ci(group.loc[[_]], rc.ENERGY_WH).iloc[0],
+                         "Energy vs 16-bit": per_text / base_wh if base_wh else np.nan})
     return pd.DataFrame(rows)
 
 

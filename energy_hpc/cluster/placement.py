@@ -13,6 +13,7 @@ import math
 from dataclasses import asdict, dataclass
 
 from energy_hpc.config import ClusterConfig, ModelConfig, Settings
+from energy_hpc.config.quantization import compute_capability
 from energy_hpc.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -33,6 +34,8 @@ class Placement:
     # (a machine-wide GPU meter counts their idle draw) and flagged in the records
     gpus_idle: bool = False
     memory_check: str = "not needed"  # "passed", or why it was skipped
+    serving: str | None = None  # how the GPUs run the weights (an LLM's quantization path)
+    concurrency: str | None = None  # what the KV cache room holds at once (an LLM's)
 
     @property
     def gpus(self) -> int:
@@ -46,6 +49,10 @@ class Placement:
             if self.gpus_idle else ""
         if self.memory_check.startswith("skipped"):
             idle += f"; GPU memory check {self.memory_check}"
+        if self.serving:
+            idle += f"; {self.serving}"
+        if self.concurrency:
+            idle += f"; {self.concurrency}"
         return (f"{self.nodes} node(s) x {self.gpus_per_node} GPU(s): TP={self.tensor_parallel}, "
                 f"PP={self.pipeline_parallel}{mem}{idle}")
 
@@ -153,6 +160,9 @@ def plan_placement(settings: Settings) -> Placement:
         )
     if per_node == 0 and (why := model.requires_gpu()):
         raise ConfigError(f"{why}; set gpus=auto or gpus=N")
+    serving = model.serving_path(cluster.gpu_model,
+                                 compute_capability(cluster.gpu_model, cluster.gpu_compute_capability),
+                                 per_node)
     need = model.gpu_memory()
     w = need.weights_gb if need is not None else None
     needed = available = None
@@ -179,6 +189,8 @@ def plan_placement(settings: Settings) -> Placement:
                 f"{model.name} needs ~{needed:.0f} GB of GPU memory ({need.how}) but {where} "
                 f"give ~{available:.0f} GB usable; {hint}"
             )
+    concurrency = model.concurrency(available, nodes * per_node) if available is not None else None
     return Placement(nodes=nodes, gpus_per_node=per_node, tensor_parallel=max(per_node, 1),
                      pipeline_parallel=nodes, weights_gb=w, needed_gb=needed, available_gb=available,
-                     gpus_idle=bool(per_node) and not model.uses_gpu(), memory_check=memory_check)
+                     gpus_idle=bool(per_node) and not model.uses_gpu(), memory_check=memory_check,
+                     serving=serving, concurrency=concurrency)

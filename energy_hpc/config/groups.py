@@ -95,6 +95,8 @@ class ClusterConfig:
     gpu_model: str | None = None
     gpu_memory_gb: float | None = None
     gpu_power_w: float | None = None
+    # which quantizations the GPUs run (config/quantization.py); null: known by gpu_model's name
+    gpu_compute_capability: float | None = not_in_cell_id(None)
     cpus_per_node: int | None = None
     cpu_model: str | None = None
     cpu_power_w: float | None = None
@@ -141,7 +143,7 @@ class ClusterConfig:
                 "its compute node); state gpus_per_node, gpu_model and gpu_memory_gb in the file"
             )
         for name in ("gpu_memory_gb", "gpu_power_w", "cpus_per_node", "ram_gb", "mem_gb",
-                     "gpu_tflops_bf16", "gpu_mem_bandwidth_gbs"):
+                     "gpu_tflops_bf16", "gpu_mem_bandwidth_gbs", "gpu_compute_capability"):
             _positive("cluster", name, getattr(self, name))
         if self.pue is not None and self.pue < 1:
             raise ConfigError(f"cluster.pue={self.pue!r} is not valid; a power usage effectiveness "

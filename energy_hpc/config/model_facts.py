@@ -22,6 +22,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from energy_hpc.config.quantization import checkpoint_method
 from energy_hpc.errors import ConfigError
 
 CONFIG_MAX_BYTES = 4 * 2**20
@@ -47,6 +48,8 @@ class ModelFacts:
     experts: int | None = None
     experts_per_token: int | None = None
     quantization: str | None = None
+    quantization_bits: int | None = None
+    embedding_params: int | None = None  # input embeddings and LM head (one matrix when tied)
     weight_bytes: int | None = None
     params: int | None = None
     active_params: int | None = None
@@ -196,9 +199,11 @@ def _read(folder: str, mtime: float) -> ModelFacts:
     f["experts"] = _int(cfg, "num_local_experts", "num_experts", "n_routed_experts", "moe_num_experts")
     f["experts_per_token"] = _int(cfg, "num_experts_per_tok", "num_experts_per_token", "moe_top_k")
     f["attention_layers"] = _attention_layers(cfg, f["layers"])
-    quant = top.get("quantization_config") or cfg.get("quantization_config")
-    f["quantization"] = (str(quant.get("quant_method") or "unknown").lower()
-                         if isinstance(quant, dict) else None)
+    f["quantization"], f["quantization_bits"] = checkpoint_method(
+        top.get("quantization_config") or cfg.get("quantization_config"))
+    tied = cfg.get("tie_word_embeddings", top.get("tie_word_embeddings"))
+    f["embedding_params"] = (f["vocab_size"] * f["hidden_size"] * (1 if tied else 2)
+                             if f["vocab_size"] and f["hidden_size"] else None)
     for key, value in f.items():
         if value is not None:
             src[key] = "config.json"

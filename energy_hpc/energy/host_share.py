@@ -205,8 +205,10 @@ def _job_scan() -> tuple[set[int], set[int]]:
 
 def own_pids() -> set[int]:
     """This measurement's processes: the process tree, and in a Slurm job every process whose
-    cgroup is the job's (Ray workers and vLLM engines started by another step of the job)."""
-    return {p.pid for p in _tree()} | {os.getpid()} | _job_scan()[0]
+    cgroup is the job's or, where the job has none, that names the job's ``SLURM_JOB_ID`` (Ray
+    workers and vLLM engines started by another step of the job: not strangers on its GPUs)."""
+    in_cgroup, in_env = _job_scan()
+    return {p.pid for p in _tree()} | {os.getpid()} | in_cgroup | in_env
 
 
 def _cpu_s(pids: set[int]) -> float | None:

@@ -120,6 +120,9 @@ def inference(cell: Cell, text_chars: float | None = None,
     load_s = ENGINE_START_S + params * 1e9 * per_param / LOAD_BYTES_PER_S
     moe = f"; {active:.3g} of {params:.3g} B parameters active" if active else ""
     facts = "" if source == "model file" else f"; {params:.3g} B parameters from {source}"
+    quant = model.quantization_plan() if hasattr(model, "quantization_plan") else None
+    if quant is not None and quant.method != "none":  # fewer bytes read per token; bf16 peak kept
+        facts += f"; {quant.label} weights: {per_param:.2g} bytes per parameter read"
     return PassGuess(pass_s=pass_s, load_s=load_s,
                      basis=f"first principles: {tokens:.0f} prompt tokens, {outs[0]}–{outs[1]} "
                            f"output tokens per text{moe}{facts}{note}")

@@ -97,4 +97,4 @@ class LLMClassifier:
         return {"hf_id": m.hf_id, "revision": m.revision, "engine": m.engine, "dtype": m.dtype,
                 "decoding": m.decoding, "batching": m.batching, "max_tokens": m.max_tokens,
                 "few_shot": m.few_shot, "instruction_language": m.instruction_language,
-                "load_format": m.load_format}
+                "load_format": m.load_format, "quantization": m.quantization_plan().label}

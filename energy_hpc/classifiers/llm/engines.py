@@ -72,8 +72,16 @@ class TransformersEngine:
         if dtype is None:
             raise ConfigError(f"model.dtype={model.dtype!r} for transformers; use one of {', '.join(self.DTYPES)}")
         device = "cuda" if context.gpus and torch.cuda.is_available() else "cpu"
-        self.model = AutoModelForCausalLM.from_pretrained(
-            path, dtype=getattr(torch, dtype) if dtype != "auto" else "auto").to(device).eval()
+        kwargs: dict[str, Any] = {"dtype": getattr(torch, dtype) if dtype != "auto" else "auto"}
+        quant = model.quantization_plan()
+        if quant.method == "bitsandbytes" and not quant.prequantized:
+            from transformers import BitsAndBytesConfig  # needs the bitsandbytes package and a GPU
+
+            kwargs.update(quantization_config=BitsAndBytesConfig(load_in_4bit=True),
+                          device_map=device)
+        net = AutoModelForCausalLM.from_pretrained(path, **kwargs)
+        # a quantized model is placed as it loads (and cannot be moved after)
+        self.model = (net if quant.method != "none" else net.to(device)).eval()
         self.device = device
 
     def _prompts(self, batch: Sequence[Messages]) -> list[str]:
@@ -144,10 +152,15 @@ class VllmEngine:
         }
         if model.revision:
             kwargs["revision"] = model.revision
+        # a pre-quantized checkpoint is left to vLLM's detection (it picks the Marlin kernels);
+        # fp8 / bitsandbytes on a 16-bit checkpoint quantize as the weights load
+        quant = model.quantization_plan()
+        if quant.vllm_quantization:
+            kwargs["quantization"] = quant.vllm_quantization
         if pp > 1 or context.ray_address:
             kwargs["distributed_executor_backend"] = "ray"
-        log.info("vLLM: %s with TP=%d PP=%d%s", model.hf_id, tp, pp,
-                 " over Ray" if "distributed_executor_backend" in kwargs else "")
+        log.info("vLLM: %s with TP=%d PP=%d%s, weights %s", model.hf_id, tp, pp,
+                 " over Ray" if "distributed_executor_backend" in kwargs else "", quant.label)
         self.llm = LLM(**kwargs)
         self.tokenizer = self.llm.get_tokenizer()
 
