@@ -190,3 +190,19 @@ def test_the_report_puts_one_models_precisions_side_by_side():
     [row] = b2[b2["Energy double (Wh)"].notna()].to_dict("records")
     assert row["Energy single (Wh)"] == pytest.approx(21.0) and row["Energy ratio"] == pytest.approx(30 / 21)
     assert table_precisions(summary[summary["quantization"] == "fp8"]).empty
+
+
+def test_a_method_for_a_checkpoint_not_here_is_taken_at_its_word_and_checked_at_load(tmp_path):
+    """Planning on a login node without the files: awq is assumed (4-bit bytes), the plan says so,
+    and vLLM is told the method so that a checkpoint that is not AWQ fails at load rather than
+    being measured as 16-bit under an awq label; where the files are, they decide."""
+    cell = compose_cell(["model=llama8b", "cluster=capella", "model.quantization=awq"])
+    q = cell.settings.model.quantization_plan()
+    assert q.assumed and q.vllm_quantization == "awq"
+    assert cell.settings.model.weights_gb() == pytest.approx(8.03 * 0.5)
+    assert "assumed awq, checked when it loads" in cell.placement.serving
+    folder = _awq(tmp_path / "m")
+    here = compose_cell(["model=llm", f"model.hf_id={folder}", "cluster=capella",
+                         "model.quantization=awq", "model.engine=vllm"])
+    q = here.settings.model.quantization_plan()
+    assert not q.assumed and q.vllm_quantization is None

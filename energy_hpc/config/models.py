@@ -248,8 +248,11 @@ class LLMModelConfig(ModelConfig):
         """What ``model.quantization`` comes to for this checkpoint (config/quantization.py)."""
         facts = self.model_facts()
         if facts is None and self.quantization in ("awq", "gptq"):
-            # the checkpoint is not here to say: taken at its word, its bytes estimated
-            return QuantizationPlan(self.quantization, True, BITS[self.quantization], None)
+            # the checkpoint is not here to say: taken at its word, its bytes estimated, and named
+            # to vLLM, which then refuses a checkpoint that is not (where the files are, at load,
+            # the plan is made from them and vLLM picks its kernel)
+            return QuantizationPlan(self.quantization, True, BITS[self.quantization],
+                                    self.quantization, assumed=True)
         return plan_quantization(self.quantization, facts.quantization if facts else None,
                                  facts.quantization_bits if facts else None, str(self.hf_id))
 

@@ -83,6 +83,7 @@ class QuantizationPlan:
     bits: int | None  # per quantized weight; None: the 16-bit dtype
     vllm_quantization: str | None  # what to hand vLLM (None: it detects the checkpoint's)
     path: str = ""  # how this GPU runs it, said in the plan and the records
+    assumed: bool = False  # the checkpoint's files are not here: the method is the user's word
 
     @property
     def label(self) -> str:
@@ -141,6 +142,9 @@ def gpu_path(q: QuantizationPlan, capability: float | None, gpu: str, moe: bool,
                 "FP8 weight-only (FP8 Marlin: half the weight bytes, 16-bit arithmetic)")
     if q.method in ("awq", "gptq"):
         kernel = f"{q.method}_marlin" if capability >= 8.0 else q.method
+        if q.assumed:
+            return (f"{q.method.upper()} {q.bits or 4}-bit weights, 16-bit arithmetic (the checkpoint "
+                    f"is not here: assumed {q.method}, checked when it loads)")
         return f"{q.method.upper()} {q.bits or 4}-bit weights, 16-bit arithmetic ({kernel} kernel, as vLLM picks)"
     return f"bitsandbytes {q.bits or 4}-bit weights, 16-bit arithmetic"
 
