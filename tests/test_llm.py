@@ -231,3 +231,71 @@ def test_packed_llm_cells_share_one_engine_and_predict_as_alone(tiny, tmp_path):
     for p, a in zip(packed, alone, strict=True):
         assert [r["accuracy"] for r in p] == [r["accuracy"] for r in a]
         assert raw_answers(tmp_path / "packed", p) == raw_answers(tmp_path / "alone", a)
+
+
+def _independent_scores(engine, messages, categories) -> list[float]:
+    """Each category's summed log-probability by a full forward pass of its own (no cache)."""
+    import torch
+
+    from energy_hpc.classifiers.llm.prompt import ANSWER_PREFIX
+
+    tok = engine.tokenizer
+    prompt = tok.apply_chat_template(messages, add_generation_prompt=True, tokenize=False) + ANSWER_PREFIX
+    prefix = tok(prompt, add_special_tokens=False)["input_ids"]
+    scores = []
+    for category in categories:
+        cat = tok(category, add_special_tokens=False)["input_ids"]
+        ids = torch.tensor([prefix + cat])
+        with torch.inference_mode():
+            logits = engine.model(ids).logits[0, len(prefix) - 1:-1].float()
+        scores.append(torch.log_softmax(logits, -1).gather(1, ids[0, len(prefix):, None]).sum().item())
+    return scores
+
+
+@NEEDS_LLM
+def test_score_picks_the_argmax_of_the_summed_log_probabilities_reusing_the_prompts_cache(tiny):
+    """decoding=score on the transformers engine: one pass over the prompt, then each category's
+    tokens on its KV cache; equal to full passes computed independently, categories sharing a
+    first token included, with 1 + (multi-token categories) passes per text instead of one per
+    category; no answer can be invalid."""
+    model = llm_settings(tiny, "/tmp", "model.decoding=score", "model.batching=batched").settings.model
+    probe = LLMClassifier(model, ClassifierContext(categories=("a", "b")))
+    tok = probe.engine.tokenizer
+    first = {}
+    for word in ("bus", "buses", "bus stop", "taxes", "tax office", "waste", "waste collection", "park"):
+        first.setdefault(tok(word, add_special_tokens=False)["input_ids"][0], []).append(word)
+    shared = next(words for words in first.values() if len(words) > 1)
+    categories = tuple(dict.fromkeys([*shared, "taxes", "park", "waste collection"]))
+    clf = LLMClassifier(model, ClassifierContext(categories=categories), engine=probe.engine)
+    texts = ["The bus was late again.", "When is the waste collected?", "My tax bill is wrong."]
+    before = clf.engine.forward_passes, clf.engine.forward_tokens
+    pred = clf.predict(texts)
+    lengths = [len(tok(c, add_special_tokens=False)["input_ids"]) for c in clf.categories]
+    assert clf.engine.forward_passes - before[0] == len(texts) * (1 + sum(n > 1 for n in lengths))
+    scored_tokens = clf.engine.forward_tokens - before[1]
+    assert scored_tokens == pred.info["prompt_tokens_mean"] * len(texts) + len(texts) * sum(n - 1 for n in lengths)
+    # the choice decoding runs the whole prompt once per category
+    choice = LLMClassifier(llm_settings(tiny, "/tmp", "model.decoding=choice").settings.model,
+                           ClassifierContext(categories=categories), engine=probe.engine)
+    before = choice.engine.forward_tokens
+    choice.predict(texts)
+    assert choice.engine.forward_tokens - before > len(categories) * pred.info["prompt_tokens_mean"] * len(texts) * 0.9
+    assert choice.engine.forward_tokens - before > 4 * scored_tokens
+    for text, label, raw in zip(texts, pred.labels, pred.raw, strict=True):
+        messages = build_messages(text, clf.categories, "en", [])
+        expected = _independent_scores(clf.engine, messages, clf.categories)
+        assert label == clf.categories[max(range(len(expected)), key=expected.__getitem__)]
+        mine = [float(x) for x in raw.split("\t", 1)[1].strip("[]").split(",")]
+        assert mine == pytest.approx(expected, abs=1e-3)
+    assert pred.info["parse_methods"] == {"scored": 3} and pred.info["output_tokens_mean"] == 0
+    assert pred.info["prompt_tokens_mean"] > 50 and pred.info["score_margin_mean"] >= 0
+
+
+@NEEDS_LLM
+def test_score_cells_record_no_invalid_answers_and_the_tokens_per_text(tiny, tmp_path):
+    [scored] = run_cell(llm_settings(tiny, tmp_path, "model.decoding=score", "repetitions=1"))
+    assert scored["decoding"] == "score" and scored["invalid_rate"] == 0.0
+    assert scored["output_tokens_mean"] == 0 and scored["prompt_tokens_mean"] > 50
+    assert scored["score_margin_mean"] >= 0
+    [free] = run_cell(llm_settings(tiny, tmp_path / "f", "repetitions=1"))
+    assert 0 < free["output_tokens_mean"] <= 12 and free["prompt_tokens_mean"] > 50

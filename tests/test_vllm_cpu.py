@@ -26,7 +26,9 @@ def test_tiny_llama_through_real_vllm_on_cpu(tmp_path):
     assert proc.returncode == 0, proc.stderr[-5000:]
     data = json.loads(out.read_text())
     cats, results = data["categories"], data["results"]
-    assert set(results) == {"choice/sequential", "choice/batched", "free/sequential", "free/batched"}
+    independent = results.pop("independent")
+    assert set(results) == {"choice/sequential", "choice/batched", "free/sequential", "free/batched",
+                            "score/sequential", "score/batched"}
     for key, r in results.items():
         assert len(r["labels"]) == len(r["raw"]) == 6, key
         assert all(label is None or label in cats for label in r["labels"])
@@ -34,6 +36,15 @@ def test_tiny_llama_through_real_vllm_on_cpu(tmp_path):
         assert all(label in cats for label in results[f"choice/{batching}"]["labels"])
         assert results[f"choice/{batching}"]["parse_methods"] == {"exact": 6}
     assert all(isinstance(text, str) for r in results.values() for text in r["raw"])
+    # score through vLLM's prompt log-probabilities = transformers' full passes, computed apart
+    for batching in ("sequential", "batched"):
+        r = results[f"score/{batching}"]
+        assert r["parse_methods"] == {"scored": 6} and r["output_tokens_mean"] == 0
+        for label, raw, expected in zip(r["labels"], r["raw"], independent, strict=True):
+            mine = [float(x) for x in raw.split("\t", 1)[1].strip("[]").split(",")]
+            assert mine == pytest.approx(expected, abs=2e-2)
+            assert label == cats[max(range(len(cats)), key=expected.__getitem__)]
+    assert 0 < results["free/batched"]["output_tokens_mean"] <= 12
     # a model with no model file, as a whole cell on vLLM (issue 26): placed, measured, recorded
     cell = data["cell"]
     assert cell["model"] == "llm" and cell["n_test"] == 4 and cell["energy_wh"] > 0

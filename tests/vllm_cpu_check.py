@@ -32,7 +32,7 @@ def main(out: str) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         path = build_tiny_llama(Path(tmp) / "tiny", frame["text"].tolist())
         engine = None
-        for decoding in ("choice", "free"):
+        for decoding in ("choice", "free", "score"):
             for batching in ("sequential", "batched"):
                 model = LLMModelConfig(name="tiny", kind="llm", family="llm", hf_id=str(path), engine="vllm",
                                     dtype="float32", decoding=decoding, batching=batching, max_tokens=12,
@@ -45,9 +45,36 @@ def main(out: str) -> None:
                 pred = clf.predict(frame["text"].tolist())
                 results[f"{decoding}/{batching}"] = {
                     "labels": pred.labels, "raw": pred.raw, "seconds": time.perf_counter() - t0,
-                    "parse_methods": pred.info["parse_methods"]}
+                    "parse_methods": pred.info["parse_methods"],
+                    "output_tokens_mean": pred.info.get("output_tokens_mean"),
+                    "prompt_tokens_mean": pred.info.get("prompt_tokens_mean")}
+        results["independent"] = independent_scores(path, frame["text"].tolist(), cats)
         cell = end_to_end(path, Path(tmp) / "out")
     Path(out).write_text(json.dumps({"categories": cats, "results": results, "cell": cell}, indent=1))
+
+
+def independent_scores(path: Path, texts: list[str], cats: list[str]) -> list[list[float]]:
+    """Each category's summed log-probability by transformers, a full pass per category."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from energy_hpc.classifiers.llm.prompt import ANSWER_PREFIX, build_messages
+
+    tok = AutoTokenizer.from_pretrained(path)
+    net = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32).eval()
+    rows = []
+    for text in texts:
+        prompt = tok.apply_chat_template(build_messages(text, cats), add_generation_prompt=True,
+                                         tokenize=False) + ANSWER_PREFIX
+        prefix = tok(prompt, add_special_tokens=False)["input_ids"]
+        row = []
+        for cat in cats:
+            ids = torch.tensor([prefix + tok(cat, add_special_tokens=False)["input_ids"]])
+            with torch.inference_mode():
+                logits = net(ids).logits[0, len(prefix) - 1:-1].float()
+            row.append(torch.log_softmax(logits, -1).gather(1, ids[0, len(prefix):, None]).sum().item())
+        rows.append(row)
+    return rows
 
 
 def end_to_end(path: Path, out: Path) -> dict:

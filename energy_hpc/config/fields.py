@@ -16,7 +16,7 @@ DATA_SOURCES = ("demo", "file", "hf")
 ID_EXEMPT = "not_in_cell_id"
 ID_WHEN_SET = "in_cell_id_when_set"
 RAM_MODELS = ("codecarbon", "paper_job", "paper_rss")
-DECODINGS = ("free", "choice")
+DECODINGS = ("free", "choice", "score")
 BATCHINGS = ("sequential", "batched")
 ENGINES = ("transformers", "vllm")
 

@@ -83,6 +83,8 @@ def prompt_tokens(cell: Cell, text_chars: float | None = None,
 
 
 def output_tokens(model: Any) -> tuple[int, int]:
+    if getattr(model, "decoding", None) == "score":  # no generation: the one token vLLM emits
+        return (1, 1)
     lo, hi = OUTPUT_TOKENS.get(model.family, OUTPUT_TOKENS["llm"])
     max_tokens = getattr(model, "max_tokens", 64)
     return (min(lo, max_tokens), min(hi or max_tokens, max_tokens))

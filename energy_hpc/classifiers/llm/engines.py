@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from energy_hpc.classifiers.base import ClassifierContext
-from energy_hpc.classifiers.llm.prompt import ASSISTANT_TEMPLATE
+from energy_hpc.classifiers.llm.prompt import ANSWER_PREFIX, ASSISTANT_TEMPLATE
 from energy_hpc.config import LLMModelConfig
 from energy_hpc.errors import ConfigError, UserError
 
@@ -20,9 +20,25 @@ Messages = list[dict[str, str]]
 
 class Engine(Protocol):
     tokenizer: Any
+    # tokens of the last call: {"prompt": N, "output": M} (the records' per-text means)
+    last_tokens: dict[str, int]
 
     def generate(self, batch: Sequence[Messages], max_tokens: int,
                  choices: Sequence[str] | None = None) -> list[str]: ...
+
+    def score(self, batch: Sequence[Messages], categories: Sequence[str]) -> list[list[float]]:
+        """Each category's summed log-probability after the prompt and the answer's opening
+        (``ANSWER_PREFIX``), per prompt: no generation."""
+        ...
+
+
+def category_ids(tokenizer: Any, categories: Sequence[str]) -> list[list[int]]:
+    """Each category's tokens as they follow the answer's opening (never empty)."""
+    ids = [tokenizer(c, add_special_tokens=False)["input_ids"] for c in categories]
+    empty = [c for c, i in zip(categories, ids, strict=True) if not i]
+    if empty:
+        raise ConfigError(f"decoding=score: the categories {empty} are no tokens to this tokenizer")
+    return ids
 
 
 def resolve_model_path(hf_id: str, revision: str | None = None) -> str:
@@ -83,6 +99,9 @@ class TransformersEngine:
         # a quantized model is placed as it loads (and cannot be moved after)
         self.model = (net if quant.method != "none" else net.to(device)).eval()
         self.device = device
+        self.last_tokens = {"prompt": 0, "output": 0}
+        # model calls and the tokens they ran: what score saves over choice, counted
+        self.forward_passes = self.forward_tokens = 0
 
     def _prompts(self, batch: Sequence[Messages]) -> list[str]:
         return [self.tokenizer.apply_chat_template(m, add_generation_prompt=True, tokenize=False)
@@ -98,7 +117,47 @@ class TransformersEngine:
             out = self.model.generate(**enc, max_new_tokens=max_tokens, do_sample=False,
                                       pad_token_id=self.tokenizer.pad_token_id)
         new = out[:, enc["input_ids"].shape[1]:]
+        pad, eos = self.tokenizer.pad_token_id, self.tokenizer.eos_token_id
+        produced = sum(1 for t in new.flatten().tolist() if t not in (pad, eos))
+        self.last_tokens = {"prompt": int(enc["attention_mask"].sum()), "output": produced}
         return self.tokenizer.batch_decode(new, skip_special_tokens=True)
+
+    def score(self, batch: Sequence[Messages], categories: Sequence[str]) -> list[list[float]]:
+        """One forward pass over each prompt (its KV cache kept), then each category's tokens
+        after it on that cache, cropped back between categories; a one-token category needs no
+        pass of its own (the prompt's last logits score it)."""
+        import inspect
+
+        torch = self.torch
+        cats = category_ids(self.tokenizer, categories)
+        # transformers 5.2x names the KV cache argument and output "cache", earlier ones
+        # "past_key_values"; crop(-n) drops the last n tokens in both
+        name = "cache" if "cache" in inspect.signature(self.model.forward).parameters \
+            else "past_key_values"
+        out_scores, prompt_tokens = [], 0
+        for prompt in self._prompts(batch):
+            ids = self.tokenizer(prompt + ANSWER_PREFIX, add_special_tokens=False)["input_ids"]
+            prompt_tokens += len(ids)
+            with torch.inference_mode():
+                out = self.model(torch.tensor([ids], device=self.device), use_cache=True)
+                self.forward_passes += 1
+                self.forward_tokens += len(ids)
+                cache, first = getattr(out, name), torch.log_softmax(out.logits[0, -1].float(), -1)
+                scores = []
+                for toks in cats:
+                    total = first[toks[0]].item()
+                    if len(toks) > 1:
+                        rest = self.model(torch.tensor([toks[:-1]], device=self.device),
+                                          use_cache=True, **{name: cache})
+                        self.forward_passes += 1
+                        self.forward_tokens += len(toks) - 1
+                        logp = torch.log_softmax(rest.logits[0].float(), -1)
+                        total += logp.gather(1, torch.tensor(toks[1:], device=self.device)[:, None]).sum().item()
+                        cache.crop(-(len(toks) - 1))
+                    scores.append(total)
+            out_scores.append(scores)
+        self.last_tokens = {"prompt": prompt_tokens, "output": 0}
+        return out_scores
 
     def _best_choice(self, prompt: str, choices: Sequence[str]) -> str:
         """Restrict the answer to the categories: the completion with the highest log-likelihood."""
@@ -111,6 +170,8 @@ class TransformersEngine:
             ids = torch.tensor([prefix + answer], device=self.device)
             with torch.inference_mode():
                 logits = self.model(ids).logits[0, len(prefix) - 1:-1].float()
+                self.forward_passes += 1
+                self.forward_tokens += ids.shape[1]
             logp = torch.log_softmax(logits, -1).gather(1, ids[0, len(prefix):, None]).sum().item()
             scores.append(logp)
         best = max(range(len(choices)), key=scores.__getitem__)
@@ -163,6 +224,7 @@ class VllmEngine:
                  " over Ray" if "distributed_executor_backend" in kwargs else "", quant.label)
         self.llm = LLM(**kwargs)
         self.tokenizer = self.llm.get_tokenizer()
+        self.last_tokens = {"prompt": 0, "output": 0}
 
     def close(self) -> None:
         """Shut vLLM's engine-core process down now, not at some garbage collection."""
@@ -182,7 +244,32 @@ class VllmEngine:
         extra = structured_choice_params(choices) if choices else {}
         params = SamplingParams(temperature=0.0, max_tokens=max_tokens, **extra)
         outputs = self.llm.chat(list(batch), params, use_tqdm=False)
+        self.last_tokens = {"prompt": sum(len(o.prompt_token_ids or ()) for o in outputs),
+                            "output": sum(len(o.outputs[0].token_ids) for o in outputs)}
         return [o.outputs[0].text for o in outputs]
+
+    def score(self, batch: Sequence[Messages], categories: Sequence[str]) -> list[list[float]]:
+        """vLLM's prompt log-probabilities: one request per category (the prompt, the answer's
+        opening, the category), one token generated and ignored; the category's summed
+        log-probability read from the prompt's."""
+        from vllm import SamplingParams
+
+        cats = category_ids(self.tokenizer, categories)
+        prefixes = [self.tokenizer(self.tokenizer.apply_chat_template(
+            m, add_generation_prompt=True, tokenize=False) + ANSWER_PREFIX,
+            add_special_tokens=False)["input_ids"] for m in batch]
+        requests = [{"prompt_token_ids": ids + toks} for ids in prefixes for toks in cats]
+        params = SamplingParams(temperature=0.0, max_tokens=1, prompt_logprobs=0)
+        outputs = self.llm.generate(requests, params, use_tqdm=False)
+        scores: list[list[float]] = []
+        for i, ids in enumerate(prefixes):
+            row = []
+            for j, toks in enumerate(cats):
+                logprobs = outputs[i * len(cats) + j].prompt_logprobs
+                row.append(sum(logprobs[len(ids) + k][tok].logprob for k, tok in enumerate(toks)))
+            scores.append(row)
+        self.last_tokens = {"prompt": sum(len(ids) for ids in prefixes), "output": 0}
+        return scores
 
 
 ENGINES = {"transformers": TransformersEngine, "vllm": VllmEngine}

@@ -49,6 +49,8 @@ ASSISTANT_TEMPLATE = """[[ ## category ## ]]
 {category}
 
 [[ ## completed ## ]]"""
+# the answer up to where the category's value begins: what decoding=score appends to the prompt
+ANSWER_PREFIX = ASSISTANT_TEMPLATE.split("{category}")[0]
 
 
 def check_categories(categories: Sequence[str]) -> list[str]:
