@@ -20,6 +20,7 @@ TEXT_CHARS_MEAN = "text_chars_mean"
 TIME_KEY = "time_key"  # what sets the time besides sizes (estimate.calibrated.time_key)
 DECODING = "decoding"
 BATCHING = "batching"
+FEW_SHOT = "few_shot"  # an LLM's demonstrations per prompt (0: zero-shot, the paper's)
 QUANTIZATION = "quantization"  # an LLM's weights as served: none, fp8, awq, gptq, bitsandbytes
 # where
 CLUSTER = "cluster"
@@ -31,6 +32,10 @@ NODES = "nodes"
 ACCURACY = "accuracy"
 MACRO_F1 = "macro_f1"
 INVALID_RATE = "invalid_rate"
+# an LLM's tokens per text (generated: 0 for decoding=score) and score's best-vs-runner-up margin
+OUTPUT_TOKENS = "output_tokens_mean"
+PROMPT_TOKENS = "prompt_tokens_mean"
+SCORE_MARGIN = "score_margin_mean"
 # cost, per pass over the test set
 ENERGY_WH = "energy_wh"
 DURATION_S = "duration_s"
@@ -53,5 +58,5 @@ ENDED_AT = "ended_at"
 
 # what makes two records one configuration in the tables (seed and repetitions do not)
 CELL_KEYS = [MODEL, MODEL_DISPLAY, MODEL_FAMILY, DATASET, CLUSTER, GPU_TYPE, GPUS, NODES,
-             DECODING, BATCHING, QUANTIZATION]
+             DECODING, BATCHING, FEW_SHOT, QUANTIZATION]
 METRICS = [ACCURACY, ENERGY_WH, DURATION_S, AVG_POWER_W, ENERGY_PER_SAMPLE_WH]

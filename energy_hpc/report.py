@@ -15,7 +15,7 @@ import pandas as pd
 from energy_hpc.analysis.figures import drawn_configurations, grade_note, make_figures
 from energy_hpc.analysis.payback import break_even_table, total_cost_table
 from energy_hpc.analysis.quality import grade_label, meter_agreement
-from energy_hpc.analysis.recommend import recommend_all
+from energy_hpc.analysis.recommend import cheapest_ways, recommend_all
 from energy_hpc.analysis.summary import left_out_reasons, model_labels, summarize
 from energy_hpc.analysis.tables import (
     as_markdown,
@@ -26,6 +26,7 @@ from energy_hpc.analysis.tables import (
     table_b6,
     table_b45,
     table_estimates,
+    table_llm_methods,
     table_precisions,
     table_site_accounting,
     write_table,
@@ -231,6 +232,7 @@ def _write_report(folders: list[str], out: Path, floor: float | None, within: fl
             print(f"energy_hpc.report: warning: {count} {what} skipped", file=sys.stderr)
     sections += ["## Recommendation", ""]
     sections += [f"- {rec.sentence}" for rec in recommend_all(summary, floor, within)]
+    sections += [f"- {sentence}" for sentence in cheapest_ways(summary, within)]
     sections.append("")
 
     b2, b3 = table_b2(summary), table_b3(summary)
@@ -259,6 +261,10 @@ def _write_report(folders: list[str], out: Path, floor: float | None, within: fl
                ("table_meter_agreement", "Meters against each other: per cell and part, the "
                 "direct meter ÷ CodeCarbon (median over splits; disagree = more than 10% apart)",
                 meter_agreement(records)),
+               ("table_llm_methods", "Classifying with one LLM, each way (decoding, batching, "
+                "few-shot, quantization; energy ÷ the paper's way: free, sequential, zero-shot, "
+                "16-bit; score has no invalid answers by construction; docs/llm.md)",
+                table_llm_methods(summary)),
                ("table_precisions", "One model's precisions side by side (model.quantization: "
                 "accuracy, energy per text, GPUs held; energy ÷ the 16-bit cell's; docs/llm.md)",
                 table_precisions(summary)),

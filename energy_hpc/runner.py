@@ -140,6 +140,7 @@ def build_record(cell: Cell, split: Split, corpus: Corpus, readings: list[Readin
         col.N_CLASSES: len(corpus.labels),
         col.DECODING: getattr(settings.model, "decoding", None),
         col.BATCHING: getattr(settings.model, "batching", None),
+        col.FEW_SHOT: getattr(settings.model, "few_shot", None),
         col.CLUSTER: settings.cluster.name,
         col.GPU_TYPE: settings.cluster.gpu_model,
         col.GPUS: placement.gpus,

@@ -290,3 +290,24 @@ def test_the_report_says_what_holding_whole_nodes_billed():
     assert ("Llama 3.1 8B on capella: 4 GPU(s) held --exclusive for its 1 (4x the GPU-hours; per "
             "1000 texts 0.1 GPU-h used, 0.4 billed)") in text
     assert billed_lines(summary.iloc[1:]) == []
+
+
+def test_a_window_of_a_few_ticks_is_not_judged_on_tick_noise():
+    """A 50 ms window in which /proc/stat moved one tick more than the cell's own times (an 11%
+    'foreign share' of 0.09 s) is alone: two ticks per CPU is the counters' resolution. One
+    clock tick more than that is a neighbour."""
+    from energy_hpc.energy.attribution import CLOCK_TICKS, attribute_one
+
+    def reading(foreign_s: float) -> Reading:
+        own = 0.08
+        share = {"own_cpu_s": own, "host_busy_cpu_s": own + foreign_s, "host_cpus": 2,
+                 "foreign_cpu_share": foreign_s / (own + foreign_s), "cpu_wait_s": 0.04,
+                 "cpu_self_wait_s": 0.0, "cpu_contention": 0.33, "window_s": 0.05}
+        return Reading(meter="codecarbon", duration_s=0.05, cpu_wh=5e-7, ram_wh=5e-7,
+                       methods={"cpu": "codecarbon-load-model", "ram": "codecarbon-ram-model"},
+                       info={"cpu_share": share})
+
+    assert attribute_one(reading(0.01), None, 0.8).status == "alone"
+    assert attribute_one(reading(4 / CLOCK_TICKS), None, 0.8).status == "alone"
+    slowed = attribute_one(reading(5 / CLOCK_TICKS), None, 0.8).status
+    assert slowed.startswith("not attributable: the cell waited for a CPU 33%")

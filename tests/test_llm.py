@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import json
 
+import pandas as pd
 import pytest
 
 from energy_hpc.cell import compose_cell
@@ -299,3 +300,29 @@ def test_score_cells_record_no_invalid_answers_and_the_tokens_per_text(tiny, tmp
     assert scored["score_margin_mean"] >= 0
     [free] = run_cell(llm_settings(tiny, tmp_path / "f", "repetitions=1"))
     assert 0 < free["output_tokens_mean"] <= 12 and free["prompt_tokens_mean"] > 50
+
+
+@NEEDS_LLM
+def test_the_report_puts_one_llms_ways_side_by_side(tiny, tmp_path):
+    """Four real cells of the tiny Llama (free one at a time — the paper's way —, free batched,
+    choice, score): one row each with tokens and energy per text against the paper's way, and a
+    sentence naming the cheapest way within the accuracy margin."""
+    from energy_hpc.report import main as report_main
+
+    out = tmp_path / "out"
+    for extra in ([], ["model.batching=batched"], ["model.decoding=choice"],
+                  ["model.decoding=score", "model.batching=batched"]):
+        run_cell(llm_settings(tiny, out, "repetitions=1", "model.max_tokens=8", *extra))
+    assert report_main([str(out), "--out", str(tmp_path / "report"), "--within", "1"]) == 0
+    text = (tmp_path / "report" / "report.md").read_text()
+    table = pd.read_csv(tmp_path / "report" / "tables" / "table_llm_methods.csv")
+    assert sorted(table["Way"]) == ["choice, sequential, 0-shot", "free, batched, 0-shot",
+                                    "free, sequential, 0-shot", "score, batched, 0-shot"]
+    ways = table.set_index("Way")
+    assert ways.loc["free, sequential, 0-shot", "Energy vs the paper's way"] == pytest.approx(1.0)
+    assert ways.loc["score, batched, 0-shot", "Output tokens per text"] == 0
+    assert ways.loc["score, batched, 0-shot", "Invalid rate"] == 0
+    assert 0 < ways.loc["free, batched, 0-shot", "Output tokens per text"] <= 8
+    cheapest = ways["Energy per text (Wh)"].idxmin()
+    assert f"the cheapest within 1 of its best accuracy is **{cheapest}**" in text
+    assert "Classifying with one LLM, each way" in text

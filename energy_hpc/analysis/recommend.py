@@ -163,3 +163,31 @@ def recommend(summary: pd.DataFrame, dataset: str, accuracy_floor: float | None 
                          f"({chosen['accuracy_ci_low']:.3f}–{chosen['accuracy_ci_high']:.3f} vs "
                          f"{top['accuracy_ci_low']:.3f}–{top['accuracy_ci_high']:.3f}).")
     return Recommendation(dataset, sentence, chosen, top, floor, True)
+
+
+def cheapest_ways(summary: pd.DataFrame, within: float | None = None) -> list[str]:
+    """Per LLM measured more than one way (tables.table_llm_methods): the way of least energy per
+    text whose accuracy is within ``within`` of that model's best way, and what it saves against
+    the paper's way."""
+    from energy_hpc.analysis.summary import model_labels
+    from energy_hpc.analysis.tables import is_papers_way, llm_method_groups, way_of
+
+    within = DEFAULT_WITHIN if within is None else within
+    out = []
+    for group in llm_method_groups(summary):
+        cells = group.dropna(subset=["energy_per_sample_wh_mean", "accuracy_mean"])
+        if len(cells) < 2:
+            continue
+        good = cells[cells["accuracy_mean"] >= cells["accuracy_mean"].max() - within]
+        best = good.loc[good["energy_per_sample_wh_mean"].idxmin()]
+        name = model_labels(cells.loc[[best.name]]).iloc[0]
+        sentence = (f"{name} on {best[rc.DATASET]} @ {best[rc.CLUSTER]}: of {len(cells)} ways, the "
+                    f"cheapest within {within:g} of its best accuracy is **{way_of(best)}** "
+                    f"({best['energy_per_sample_wh_mean']:.3g} Wh per text, accuracy "
+                    f"{best['accuracy_mean']:.3f})")
+        papers = cells[[is_papers_way(c) for _, c in cells.iterrows()]]
+        if not papers.empty and best.name not in papers.index:
+            ratio = papers["energy_per_sample_wh_mean"].min() / best["energy_per_sample_wh_mean"]
+            sentence += f", {ratio:.3g}x less energy than the paper's way (free, sequential)"
+        out.append(sentence + ".")
+    return out

@@ -12,7 +12,8 @@ from energy_hpc.paper_setup import mismatch
 
 __all__ = ["CELL_KEYS", "METRICS", "summarize", "pareto_front"]
 EXTRA_MEANS = [col.CPU_WH, col.GPU_WH, col.RAM_WH, col.MACRO_F1, col.INVALID_RATE,
-               col.EMISSIONS_KG, col.FIT_ENERGY_WH, col.FIT_DURATION_S]
+               col.EMISSIONS_KG, col.FIT_ENERGY_WH, col.FIT_DURATION_S, col.OUTPUT_TOKENS,
+               col.PROMPT_TOKENS, col.SCORE_MARGIN]
 DEX = [col.ENERGY_WH, col.DURATION_S]
 # quality: over every split, overlapping or not (the energy figures leave those out)
 ACCURACY_METRICS = [col.ACCURACY, col.MACRO_F1, col.INVALID_RATE]
@@ -141,9 +142,12 @@ def summarize(records: pd.DataFrame, overlapping_splits: str = "exclude") -> pd.
         return pd.DataFrame()
     keys = [k for k in CELL_KEYS if k in records.columns]
     frame = attributed_energy(records)
-    if col.QUANTIZATION in frame and "model_kind" in frame:  # LLM records before the knob: 16-bit
-        older = frame[col.QUANTIZATION].isna() & (frame["model_kind"] == "llm")
-        frame.loc[older, col.QUANTIZATION] = "none"
+    if "model_kind" in frame:  # LLM records from before a column: 16-bit, zero-shot
+        for column, before in ((col.QUANTIZATION, "none"), (col.FEW_SHOT, 0)):
+            if column in frame:
+                older = frame[column].isna() & (frame["model_kind"] == "llm")
+                frame[column] = frame[column].astype(object)
+                frame.loc[older, column] = before
     frame["_overlapping"] = overlapping(frame)
     for k in keys:
         frame[k] = frame[k].astype(object).where(frame[k].notna(), "-")

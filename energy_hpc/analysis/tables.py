@@ -118,6 +118,57 @@ def table_precisions(summary: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+LLM_FAMILIES = ("llm", "reasoning")
+def way_of(cell: pd.Series) -> str:
+    """How an LLM cell classifies, in words: decoding, batching, shots, quantization."""
+    shots = cell.get(rc.FEW_SHOT)
+    quant = cell.get(rc.QUANTIZATION)
+    parts = [str(cell.get(rc.DECODING)), str(cell.get(rc.BATCHING)),
+             f"{int(shots)}-shot" if isinstance(shots, int | float) and not pd.isna(shots) else "0-shot"]
+    if isinstance(quant, str) and quant not in ("none", "-"):
+        parts.append(quant)
+    return ", ".join(parts)
+
+
+def is_papers_way(cell: pd.Series) -> bool:
+    """Free generation, one text at a time, zero-shot, 16-bit: how the paper classified."""
+    shots, quant = cell.get(rc.FEW_SHOT), cell.get(rc.QUANTIZATION, "none")
+    return (cell.get(rc.DECODING) == "free" and cell.get(rc.BATCHING) == "sequential"
+            and (shots is None or shots in (0, "-") or pd.isna(shots)) and quant in ("none", "-"))
+
+
+def llm_method_groups(summary: pd.DataFrame) -> list[pd.DataFrame]:
+    """Cells of one LLM on one dataset, cluster and node count measured more than one way."""
+    if summary.empty or rc.MODEL_FAMILY not in summary:
+        return []
+    cells = summary[summary[rc.MODEL_FAMILY].isin(LLM_FAMILIES)]
+    keys = [k for k in (rc.MODEL, rc.DATASET, rc.CLUSTER, rc.NODES) if k in cells]
+    return [g for _, g in cells.groupby(keys, sort=False) if len(g) > 1]
+
+
+def table_llm_methods(summary: pd.DataFrame) -> pd.DataFrame:
+    """Classifying with one LLM, each way (decoding, batching, few-shot, quantization): accuracy,
+    invalid answers, generated tokens and energy per text, and energy ÷ the paper's way (free
+    generation, one text at a time, zero-shot, 16-bit). ``score`` has no invalid answers by
+    construction: a different method, not a faster copy of free generation."""
+    rows = []
+    for group in llm_method_groups(summary):
+        base = group[[is_papers_way(c) for _, c in group.iterrows()]]
+        base_wh = base["energy_per_sample_wh_mean"].min() if not base.empty else np.nan
+        for (i, cell), label in zip(group.iterrows(), model_labels(group), strict=True):
+            per_text = cell.get("energy_per_sample_wh_mean", np.nan)
+            rows.append({"Model": label, "Dataset": cell[rc.DATASET], "Cluster": cell[rc.CLUSTER],
+                         "Way": way_of(cell), "GPUs": cell[rc.GPUS],
+                         "Accuracy": cell["accuracy_mean"],
+                         "Accuracy 95% CI": _ci(group.loc[[i]], rc.ACCURACY).iloc[0],
+                         "Invalid rate": cell.get(f"{rc.INVALID_RATE}_mean", np.nan),
+                         "Output tokens per text": cell.get(f"{rc.OUTPUT_TOKENS}_mean", np.nan),
+                         "Energy per text (Wh)": per_text,
+                         "Energy 95% CI (Wh per pass)": _ci(group.loc[[i]], rc.ENERGY_WH).iloc[0],
+                         "Energy vs the paper's way": per_text / base_wh if base_wh else np.nan})
+    return pd.DataFrame(rows)
+
+
 def gpu_cells(summary: pd.DataFrame) -> pd.DataFrame:
     """Cells whose model computes on GPUs: a CPU-only cell (0 GPUs, or GPUs held idle by a CPU
     model) says nothing about a GPU architecture."""

@@ -5,7 +5,8 @@ neighbour's work too. Each window records whose CPU work the host did (host_shar
 each part of a reading gets an attributed value and the method that made it:
 
 - ``none needed (alone)``: the foreign CPU share is at most ``ALONE_SHARE`` (the host's own
-  housekeeping); the whole-host number is the cell's.
+  housekeeping), or the foreign CPU time is within two clock ticks per CPU (what /proc/stat
+  cannot tell from nothing in a window of a few ticks); the whole-host number is the cell's.
 - a counted part (RAPL, CodeCarbon reading RAPL): power taken as linear in the host's busy cores,
   fitted through the idle baseline and the window (so a baseline a neighbour was busy in still
   gives the true floor); the floor by the share of the host's CPUs the job holds, the rest by the
@@ -34,12 +35,14 @@ it would measure alone, and no split of the energy can give that back.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from typing import Any
 
 from energy_hpc.energy.base import PARTS, Reading
 
 ALONE_SHARE = 0.05
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 MAX_CONTENTION = 0.10
 ALONE = "none needed (alone)"
 NOT_ATTRIBUTABLE = "not attributable"
@@ -139,12 +142,24 @@ def _idle_power(idle: Reading | None, part: str) -> float | None:
     return idle.part(part) * 3600.0 / idle.duration_s
 
 
+def _within_tick_noise(share: dict[str, Any]) -> bool:
+    """Whether the foreign CPU time (host busy − own) is within the counters' resolution:
+    /proc/stat and a process's times advance by clock ticks (1/100 s), two reads per window,
+    so up to two ticks per CPU of difference is no neighbour."""
+    host, own = share.get("host_busy_cpu_s"), share.get("own_cpu_s")
+    if host is None or own is None:
+        return False
+    return host - own <= 2 * (share.get("host_cpus") or 1) / CLOCK_TICKS
+
+
 def attribute_one(reading: Reading, idle: Reading | None, max_foreign_share: float,
                   scope: str = "node") -> Attribution:
     """One node's reading (the module docstring)."""
     share = reading.info.get("cpu_share") or {}
     f = share.get("foreign_cpu_share")
     out = Attribution(foreign_cpu_share=f)
+    if f is not None and _within_tick_noise(share):
+        f = 0.0  # what /proc/stat cannot tell from nothing (a window of a few ticks)
     strangers = reading.info.get("foreign_gpu_processes") or []
     reasons: list[str] = []
     contention, waited = share.get("cpu_contention"), share.get("cpu_wait_s")

@@ -110,7 +110,9 @@ class TransformersEngine:
     def generate(self, batch: Sequence[Messages], max_tokens: int,
                  choices: Sequence[str] | None = None) -> list[str]:
         prompts = self._prompts(batch)
-        if choices:
+        if choices:  # scored, not generated: no output tokens
+            self.last_tokens = {"prompt": sum(len(self.tokenizer(p, add_special_tokens=False)[
+                "input_ids"]) for p in prompts), "output": 0}
             return [self._best_choice(p, choices) for p in prompts]
         enc = self.tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=False).to(self.device)
         with self.torch.inference_mode():
