@@ -66,15 +66,24 @@ def display_name(model: Any) -> str:
     return name if method == "none" else f"{name} [{method}]"
 
 
+# how the paper ran its LLMs (dspy: free generation, one text at a time, zero-shot, 16-bit)
+PAPERS_WAY = {"quantization": ("none", "quantized ({}; the paper served 16-bit weights)"),
+              "decoding": ("free", "decoding={} (the paper generated freely)"),
+              "batching": ("sequential", "batching={} (the paper prompted one text at a time)"),
+              "few_shot": (0, "{}-shot (the paper was zero-shot)")}
+
+
 def mismatch(model: str, weights: str | None, dataset: str, n_classes: int | None,
-             n_rows: int | None, quantization: str | None = None) -> str | None:
-    """Why a cell is not the paper's setup (None: it is): weights, quantization, classes or
-    split sizes."""
+             n_rows: int | None, way: dict[str, Any] | None = None) -> str | None:
+    """Why a cell is not the paper's setup (None: it is): weights, how an LLM was run (``way``:
+    decoding, batching, few_shot, quantization as recorded), classes or split sizes."""
     theirs = paper_weights(model)
     if theirs and weights and weights != theirs:
         return f"other weights ({short_weights(weights)}; the paper used {short_weights(theirs)})"
-    if theirs and quantization not in (None, "none", "-"):
-        return f"quantized ({quantization}; the paper served 16-bit weights)"
+    for key, (papers, why) in PAPERS_WAY.items():
+        value = (way or {}).get(key)
+        if theirs and value not in (None, "-", papers) and str(value) != str(papers):
+            return why.format(int(value) if isinstance(value, float) else value)
     return data_mismatch(dataset, n_classes, n_rows)
 
 

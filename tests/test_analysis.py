@@ -517,6 +517,13 @@ def test_an_overridden_hf_id_renames_the_model():
     assert display_name(other) == "Llama 3.1 8B (Mistral-7B)"
     assert mismatch("llama8b", weights_of(other), "tomatoes", 2, 400).startswith("other weights")
     assert mismatch("llama8b", weights_of(paper), "tomatoes", 2, 400) is None
+    papers_way = {"decoding": "free", "batching": "sequential", "few_shot": 0.0, "quantization": "none"}
+    assert mismatch("llama8b", weights_of(paper), "tomatoes", 2, 400, papers_way) is None
+    assert mismatch("llama8b", weights_of(paper), "tomatoes", 2, 400,
+                    {**papers_way, "decoding": "score"}) == "decoding=score (the paper generated freely)"
+    assert mismatch("llama8b", weights_of(paper), "tomatoes", 2, 400,
+                    {**papers_way, "few_shot": 3.0}) == "3-shot (the paper was zero-shot)"
+    assert mismatch("linear_bow", None, "tomatoes", 2, 400, {"decoding": "-"}) is None
 
 
 @NEEDS_ANALYSIS
