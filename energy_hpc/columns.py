@@ -21,6 +21,7 @@ TIME_KEY = "time_key"  # what sets the time besides sizes (estimate.calibrated.t
 DECODING = "decoding"
 BATCHING = "batching"
 FEW_SHOT = "few_shot"  # an LLM's demonstrations per prompt (0: zero-shot, the paper's)
+THINKING_TOKENS = "thinking_tokens"  # a reasoning model's thinking budget (null: max_tokens, the paper's)
 QUANTIZATION = "quantization"  # an LLM's weights as served: none, fp8, awq, gptq, bitsandbytes
 # where
 CLUSTER = "cluster"
@@ -58,5 +59,5 @@ ENDED_AT = "ended_at"
 
 # what makes two records one configuration in the tables (seed and repetitions do not)
 CELL_KEYS = [MODEL, MODEL_DISPLAY, MODEL_FAMILY, DATASET, CLUSTER, GPU_TYPE, GPUS, NODES,
-             DECODING, BATCHING, FEW_SHOT, QUANTIZATION]
+             DECODING, BATCHING, FEW_SHOT, THINKING_TOKENS, QUANTIZATION]
 METRICS = [ACCURACY, ENERGY_WH, DURATION_S, AVG_POWER_W, ENERGY_PER_SAMPLE_WH]

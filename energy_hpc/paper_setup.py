@@ -70,7 +70,9 @@ def display_name(model: Any) -> str:
 PAPERS_WAY = {"quantization": ("none", "quantized ({}; the paper served 16-bit weights)"),
               "decoding": ("free", "decoding={} (the paper generated freely)"),
               "batching": ("sequential", "batching={} (the paper prompted one text at a time)"),
-              "few_shot": (0, "{}-shot (the paper was zero-shot)")}
+              "few_shot": (0, "{}-shot (the paper was zero-shot)"),
+              "thinking_tokens": (None, "thinking capped at {} tokens (the paper let it think up "
+                                        "to max_tokens)")}
 
 
 def mismatch(model: str, weights: str | None, dataset: str, n_classes: int | None,
@@ -82,7 +84,7 @@ def mismatch(model: str, weights: str | None, dataset: str, n_classes: int | Non
         return f"other weights ({short_weights(weights)}; the paper used {short_weights(theirs)})"
     for key, (papers, why) in PAPERS_WAY.items():
         value = (way or {}).get(key)
-        if theirs and value not in (None, "-", papers) and str(value) != str(papers):
+        if theirs and value is not None and value not in ("-", papers) and str(value) != str(papers):
             return why.format(int(value) if isinstance(value, float) else value)
     return data_mismatch(dataset, n_classes, n_rows)
 

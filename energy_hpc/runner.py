@@ -141,6 +141,7 @@ def build_record(cell: Cell, split: Split, corpus: Corpus, readings: list[Readin
         col.DECODING: getattr(settings.model, "decoding", None),
         col.BATCHING: getattr(settings.model, "batching", None),
         col.FEW_SHOT: getattr(settings.model, "few_shot", None),
+        col.THINKING_TOKENS: getattr(settings.model, "thinking_tokens", None),
         col.CLUSTER: settings.cluster.name,
         col.GPU_TYPE: settings.cluster.gpu_model,
         col.GPUS: placement.gpus,

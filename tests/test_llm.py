@@ -326,3 +326,57 @@ def test_the_report_puts_one_llms_ways_side_by_side(tiny, tmp_path):
     cheapest = ways["Energy per text (Wh)"].idxmin()
     assert f"the cheapest within 1 of its best accuracy is **{cheapest}**" in text
     assert "Classifying with one LLM, each way" in text
+
+
+@NEEDS_LLM
+@pytest.mark.parametrize("budget", [5, 0])
+def test_a_thinking_budget_is_honoured_and_the_forced_answers_counted(tiny, tmp_path, budget):
+    """A reasoning model (the tiny Llama as ds_llama8b): it thinks at most thinking_tokens tokens
+    (stopping at its own </think>), then the block is closed for it and it answers; 0 skips the
+    thinking. The engine's calls are watched, not replaced."""
+    cell = compose_cell([
+        "model=ds_llama8b", f"model.hf_id={tiny}", "model.engine=transformers", "model.dtype=float32",
+        "model.max_tokens=6", f"model.thinking_tokens={budget}", "model.context_length=2048",
+        "dataset.n_train=8", "dataset.n_test=4", "repetitions=1", "progress=false",
+        f"out_dir={tmp_path}", "energy.interval_s=1"])
+    clf = LLMClassifier(cell.settings.model, ClassifierContext(categories=("a", "b")))
+    calls = []
+    real = clf.engine.complete
+
+    def watched(prompts, max_tokens, stop=None):
+        done = real(prompts, max_tokens, stop)
+        calls.append((list(prompts), max_tokens, stop, done))
+        return done
+
+    clf.engine.complete = watched
+    try:
+        pred = clf.predict(["The bus was late.", "My tax bill is wrong."])
+    finally:
+        del clf.engine.complete
+    thinking = [c for c in calls if c[2] == ["</think>"]]
+    answers = [c for c in calls if c[2] is None]
+    assert len(thinking) == (2 if budget else 0) and len(answers) == 2  # sequential: per text
+    for _, max_tokens, _, done in thinking:
+        assert max_tokens == budget and all(d.tokens <= budget for d in done)
+    for prompts, max_tokens, _, _ in answers:
+        assert max_tokens == 6 and all(p.endswith("\n</think>\n\n") and "<think>" in p for p in prompts)
+    forced = sum(not d.stopped for c in thinking for d in c[3]) if budget else 2
+    assert pred.info["thinking_capped"] == forced
+    assert pred.info["thinking_tokens_mean"] <= budget
+    assert all("</think>" in raw for raw in pred.raw)
+    [record] = run_cell(cell)
+    assert record["thinking_tokens"] == budget and "thinking_capped" in record
+    assert record["output_tokens_mean"] <= budget + 6
+
+
+@pytest.mark.parametrize(("overrides", "message"), [
+    (["model=llama8b", "model.thinking_tokens=64"], "llama8b is not a reasoning model (family: llm)"),
+    (["model=ds_llama8b", "model.thinking_tokens=64", "model.decoding=score"],
+     "a thinking budget bounds free generation; use decoding=free"),
+    (["model=ds_llama8b", "model.thinking_tokens=-1"], "model.thinking_tokens=-1 is not valid"),
+])
+def test_a_thinking_budget_where_it_means_nothing_is_refused(overrides, message):
+    import re
+
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        compose_cell([*overrides, "cluster=capella"])

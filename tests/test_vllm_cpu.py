@@ -27,6 +27,10 @@ def test_tiny_llama_through_real_vllm_on_cpu(tmp_path):
     data = json.loads(out.read_text())
     cats, results = data["categories"], data["results"]
     independent = results.pop("independent")
+    thinking = results.pop("thinking")  # a thinking budget of 4 tokens, then a 6-token answer
+    assert thinking["thinking_tokens_mean"] <= 4 and 0 <= thinking["capped"] <= 6
+    assert thinking["output_tokens_mean"] <= 4 + 6
+    assert all("</think>" in raw for raw in thinking["raw"])
     assert set(results) == {"choice/sequential", "choice/batched", "free/sequential", "free/batched",
                             "score/sequential", "score/batched"}
     for key, r in results.items():

@@ -49,6 +49,13 @@ def main(out: str) -> None:
                     "output_tokens_mean": pred.info.get("output_tokens_mean"),
                     "prompt_tokens_mean": pred.info.get("prompt_tokens_mean")}
         results["independent"] = independent_scores(path, frame["text"].tolist(), cats)
+        thinker = LLMModelConfig(name="tiny", kind="llm", family="reasoning", hf_id=str(path),
+                                 engine="vllm", dtype="float32", max_tokens=6, thinking_tokens=4,
+                                 batching="batched", context_length=2048, gpu_memory_utilization=0.5)
+        pred = LLMClassifier(thinker, context, engine=engine).predict(frame["text"].tolist())
+        results["thinking"] = {"raw": pred.raw, "capped": pred.info["thinking_capped"],
+                               "thinking_tokens_mean": pred.info["thinking_tokens_mean"],
+                               "output_tokens_mean": pred.info["output_tokens_mean"]}
         cell = end_to_end(path, Path(tmp) / "out")
     Path(out).write_text(json.dumps({"categories": cats, "results": results, "cell": cell}, indent=1))
 

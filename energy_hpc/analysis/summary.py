@@ -27,7 +27,8 @@ def paper_mismatch_of(cell: pd.Series) -> str | None:
     if not pd.isna(cell.get("n_train")) and not pd.isna(cell.get("n_test")):
         n_rows = int(cell["n_train"]) + int(cell["n_test"])
     weights = cell.get("model_weights")
-    way = {k: cell.get(k) for k in (col.DECODING, col.BATCHING, col.FEW_SHOT, col.QUANTIZATION)}
+    way = {k: cell.get(k) for k in (col.DECODING, col.BATCHING, col.FEW_SHOT, col.THINKING_TOKENS,
+                                    col.QUANTIZATION)}
     way = {k: None if v is None or (not isinstance(v, str) and pd.isna(v)) else v
            for k, v in way.items()}
     return mismatch(str(cell["model"]), None if pd.isna(weights) else str(weights),

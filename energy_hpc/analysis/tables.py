@@ -125,6 +125,9 @@ def way_of(cell: pd.Series) -> str:
     quant = cell.get(rc.QUANTIZATION)
     parts = [str(cell.get(rc.DECODING)), str(cell.get(rc.BATCHING)),
              f"{int(shots)}-shot" if isinstance(shots, int | float) and not pd.isna(shots) else "0-shot"]
+    thinking = cell.get(rc.THINKING_TOKENS)
+    if isinstance(thinking, int | float) and not pd.isna(thinking):
+        parts.append(f"thinking <= {int(thinking)}")
     if isinstance(quant, str) and quant not in ("none", "-"):
         parts.append(quant)
     return ", ".join(parts)
@@ -133,8 +136,10 @@ def way_of(cell: pd.Series) -> str:
 def is_papers_way(cell: pd.Series) -> bool:
     """Free generation, one text at a time, zero-shot, 16-bit: how the paper classified."""
     shots, quant = cell.get(rc.FEW_SHOT), cell.get(rc.QUANTIZATION, "none")
+    thinking = cell.get(rc.THINKING_TOKENS)
     return (cell.get(rc.DECODING) == "free" and cell.get(rc.BATCHING) == "sequential"
-            and (shots is None or shots in (0, "-") or pd.isna(shots)) and quant in ("none", "-"))
+            and (shots is None or shots in (0, "-") or pd.isna(shots)) and quant in ("none", "-")
+            and (thinking is None or thinking == "-" or pd.isna(thinking)))
 
 
 def llm_method_groups(summary: pd.DataFrame) -> list[pd.DataFrame]:

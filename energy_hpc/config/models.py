@@ -185,6 +185,9 @@ class LLMModelConfig(ModelConfig):
     quantization: str = in_cell_id_when_set("auto")
     context_length: int = 4096
     max_tokens: int = 32
+    # a reasoning model's thinking budget: the answer is forced after this many thinking tokens
+    # (null: max_tokens is the whole budget, the paper's way)
+    thinking_tokens: int | None = in_cell_id_when_set(None)
     engine: str = "transformers"
     decoding: str = "free"
     batching: str = "batched"
@@ -212,6 +215,16 @@ class LLMModelConfig(ModelConfig):
         _one_of("model", "batching", self.batching, BATCHINGS)
         _positive("model", "max_tokens", self.max_tokens)
         _positive("model", "few_shot", self.few_shot, allow_zero=True)
+        if self.thinking_tokens is not None:
+            _positive("model", "thinking_tokens", self.thinking_tokens, allow_zero=True)
+            if self.family != "reasoning":
+                raise ConfigError(
+                    f"model.thinking_tokens={self.thinking_tokens}: {self.name} is not a reasoning "
+                    f"model (family: {self.family}); a thinking budget applies to family reasoning "
+                    "(ds_llama8b, ds_qwen14b, …: models that think in <think>…</think>)")
+            if self.decoding != "free":
+                raise ConfigError(f"model.thinking_tokens with model.decoding={self.decoding}: "
+                                  "a thinking budget bounds free generation; use decoding=free")
         _positive("model", "params_billion", self.params_billion)
         _positive("model", "active_params_billion", self.active_params_billion)
         if self.active_params_billion and self.params_billion and \

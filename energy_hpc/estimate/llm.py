@@ -87,6 +87,10 @@ def output_tokens(model: Any) -> tuple[int, int]:
         return (1, 1)
     lo, hi = OUTPUT_TOKENS.get(model.family, OUTPUT_TOKENS["llm"])
     max_tokens = getattr(model, "max_tokens", 64)
+    thinking = getattr(model, "thinking_tokens", None)
+    if thinking is not None:  # thinking capped, then an instruction model's short answer
+        answer_lo, answer_hi = OUTPUT_TOKENS["llm"]
+        return (min(lo, thinking) + answer_lo, thinking + min(answer_hi, max_tokens))
     return (min(lo, max_tokens), min(hi or max_tokens, max_tokens))
 
 

@@ -8,13 +8,15 @@ from collections.abc import Sequence
 from typing import Any
 
 from energy_hpc.classifiers.base import ClassifierContext, Prediction
-from energy_hpc.classifiers.llm.engines import build_engine
+from energy_hpc.classifiers.llm.engines import Completion, build_engine
 from energy_hpc.classifiers.llm.parsing import parse_answer
 from energy_hpc.classifiers.llm.prompt import build_messages, check_categories
 from energy_hpc.config import LLMModelConfig
 from energy_hpc.errors import ConfigError
 
 log = logging.getLogger(__name__)
+
+THINK_OPEN, THINK_CLOSE = "<think>", "</think>"
 
 
 class LLMClassifier:
@@ -56,7 +58,8 @@ class LLMClassifier:
             empty = build_messages("", self.categories, self.model.instruction_language, self.demos)
             prompt = tok.apply_chat_template(empty, add_generation_prompt=True, tokenize=False)
             self._overhead = len(tok(prompt, add_special_tokens=False)["input_ids"])
-        budget = self.model.context_length - self.model.max_tokens - self._overhead - 8
+        budget = (self.model.context_length - self.model.max_tokens - (self.model.thinking_tokens or 0)
+                  - self._overhead - 8 - (16 if self.model.thinking_tokens is not None else 0))
         if budget <= 0:
             raise ConfigError(
                 f"model.context_length={self.model.context_length} leaves no room for the text: the "
@@ -85,6 +88,8 @@ class LLMClassifier:
         tokens = Counter[str]()
         if self.model.decoding == "score":
             return self._scored(batch, cut, tokens)
+        if self.model.thinking_tokens is not None:
+            return self._bounded(batch, cut, tokens)
         choices = self.categories if self.model.decoding == "choice" else None
         groups = [batch] if self.model.batching == "batched" else [[m] for m in batch]
         outputs = []
@@ -116,6 +121,42 @@ class LLMClassifier:
                                 "score_margin_mean": sum(margins) / len(margins) if margins else None,
                                 **self._token_means(tokens, len(batch))})
 
+    def _bounded(self, batch: list, cut: int, tokens: Counter) -> Prediction:
+        """A reasoning model with a thinking budget: it thinks until it closes its ``<think>``
+        block or has thought ``thinking_tokens`` tokens; then the block is closed for it and it
+        answers in up to ``max_tokens``. ``thinking_tokens=0`` skips the thinking (the closed
+        empty block DeepSeek-R1's distills answer after). Answers forced at the cap are counted."""
+        tok, budget = self.engine.tokenizer, self.model.thinking_tokens or 0
+        prompts = []
+        for messages in batch:
+            prompt = tok.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+            prompts.append(prompt if prompt.rstrip().endswith(THINK_OPEN) else prompt + THINK_OPEN + "\n")
+        groups = [prompts] if self.model.batching == "batched" else [[p] for p in prompts]
+        outputs, thought, capped = [], [], 0
+        for group in groups:
+            if budget:
+                thinking = self.engine.complete(group, budget, stop=[THINK_CLOSE])
+                tokens.update(getattr(self.engine, "last_tokens", {}))
+            else:
+                thinking = [Completion("", 0, False)] * len(group)
+            capped += sum(not t.stopped for t in thinking)
+            thought += [t.tokens for t in thinking]
+            answers = self.engine.complete(
+                [p + t.text + f"\n{THINK_CLOSE}\n\n" for p, t in zip(group, thinking, strict=True)],
+                self.model.max_tokens)
+            answer_tokens = getattr(self.engine, "last_tokens", {})
+            tokens.update({"output": answer_tokens.get("output", 0)})
+            if not budget:
+                tokens.update({"prompt": answer_tokens.get("prompt", 0)})
+            outputs += [t.text + THINK_CLOSE + a.text for t, a in zip(thinking, answers, strict=True)]
+        parsed = [parse_answer(o, self.categories) for o in outputs]
+        return Prediction(labels=[label for label, _ in parsed], raw=outputs,
+                          info={"truncated_texts": cut,
+                                "parse_methods": dict(Counter(how for _, how in parsed)),
+                                "thinking_capped": capped,
+                                "thinking_tokens_mean": sum(thought) / len(thought) if thought else None,
+                                **self._token_means(tokens, len(batch))})
+
     @staticmethod
     def _token_means(tokens: Counter, n: int) -> dict[str, float | None]:
         """Prompt and generated tokens per text, where the engine counts them."""
@@ -128,4 +169,5 @@ class LLMClassifier:
         return {"hf_id": m.hf_id, "revision": m.revision, "engine": m.engine, "dtype": m.dtype,
                 "decoding": m.decoding, "batching": m.batching, "max_tokens": m.max_tokens,
                 "few_shot": m.few_shot, "instruction_language": m.instruction_language,
-                "load_format": m.load_format, "quantization": m.quantization_plan().label}
+                "load_format": m.load_format, "quantization": m.quantization_plan().label,
+                "thinking_tokens": m.thinking_tokens}

@@ -6,7 +6,7 @@ import logging
 import os
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from energy_hpc.classifiers.base import ClassifierContext
 from energy_hpc.classifiers.llm.prompt import ANSWER_PREFIX, ASSISTANT_TEMPLATE
@@ -30,6 +30,18 @@ class Engine(Protocol):
         """Each category's summed log-probability after the prompt and the answer's opening
         (``ANSWER_PREFIX``), per prompt: no generation."""
         ...
+
+    def complete(self, prompts: Sequence[str], max_tokens: int,
+                 stop: Sequence[str] | None = None) -> list[Completion]:
+        """Greedy continuations of raw (already templated) prompts, each cut before the first
+        ``stop`` string it produced."""
+        ...
+
+
+class Completion(NamedTuple):
+    text: str  # without the stop string
+    tokens: int  # generated, the stop string's included
+    stopped: bool  # ended on a stop string (not on the token budget or end of sequence)
 
 
 def category_ids(tokenizer: Any, categories: Sequence[str]) -> list[list[int]]:
@@ -123,6 +135,25 @@ class TransformersEngine:
         produced = sum(1 for t in new.flatten().tolist() if t not in (pad, eos))
         self.last_tokens = {"prompt": int(enc["attention_mask"].sum()), "output": produced}
         return self.tokenizer.batch_decode(new, skip_special_tokens=True)
+
+    def complete(self, prompts: Sequence[str], max_tokens: int,
+                 stop: Sequence[str] | None = None) -> list[Completion]:
+        enc = self.tokenizer(list(prompts), return_tensors="pt", padding=True,
+                             add_special_tokens=False).to(self.device)
+        extra: dict[str, Any] = {"stop_strings": list(stop), "tokenizer": self.tokenizer} if stop else {}
+        with self.torch.inference_mode():
+            out = self.model.generate(**enc, max_new_tokens=max_tokens, do_sample=False,
+                                      pad_token_id=self.tokenizer.pad_token_id, **extra)
+        pad, eos = self.tokenizer.pad_token_id, self.tokenizer.eos_token_id
+        results = []
+        for row in out[:, enc["input_ids"].shape[1]:].tolist():
+            ids = [t for t in row if t not in (pad, eos)]
+            text = self.tokenizer.decode(ids, skip_special_tokens=True)
+            hit = next((s for s in stop or () if s in text), None)
+            results.append(Completion(text.split(hit)[0] if hit else text, len(ids), hit is not None))
+        self.last_tokens = {"prompt": int(enc["attention_mask"].sum()),
+                            "output": sum(c.tokens for c in results)}
+        return results
 
     def score(self, batch: Sequence[Messages], categories: Sequence[str]) -> list[list[float]]:
         """One forward pass over each prompt (its KV cache kept), then each category's tokens
@@ -249,6 +280,18 @@ class VllmEngine:
         self.last_tokens = {"prompt": sum(len(o.prompt_token_ids or ()) for o in outputs),
                             "output": sum(len(o.outputs[0].token_ids) for o in outputs)}
         return [o.outputs[0].text for o in outputs]
+
+    def complete(self, prompts: Sequence[str], max_tokens: int,
+                 stop: Sequence[str] | None = None) -> list[Completion]:
+        from vllm import SamplingParams
+
+        params = SamplingParams(temperature=0.0, max_tokens=max_tokens,
+                                stop=list(stop) if stop else None)
+        outputs = self.llm.generate(list(prompts), params, use_tqdm=False)
+        self.last_tokens = {"prompt": sum(len(o.prompt_token_ids or ()) for o in outputs),
+                            "output": sum(len(o.outputs[0].token_ids) for o in outputs)}
+        return [Completion(o.outputs[0].text, len(o.outputs[0].token_ids),
+                           o.outputs[0].stop_reason in (stop or ())) for o in outputs]
 
     def score(self, batch: Sequence[Messages], categories: Sequence[str]) -> list[list[float]]:
         """vLLM's prompt log-probabilities: one request per category (the prompt, the answer's
