@@ -380,3 +380,29 @@ def test_a_thinking_budget_where_it_means_nothing_is_refused(overrides, message)
 
     with pytest.raises(ConfigError, match=re.escape(message)):
         compose_cell([*overrides, "cluster=capella"])
+
+
+@NEEDS_LLM
+def test_the_gpu_check_runs_its_steps_on_the_cpu(tmp_path):
+    """benchmarks/gpu_check.py --cpu: the same three steps a lent GPU runs, tiny shapes, so the
+    script is known to work before a GPU is seen; every step ends without an error and the four
+    ways of the LLM step are measured over the same prompts."""
+    import subprocess
+    import sys
+
+    from tests.conftest import REPO
+
+    proc = subprocess.run([sys.executable, str(REPO / "benchmarks" / "gpu_check.py"), "--cpu",
+                           "--out", str(tmp_path), "--prompts", "4", "--steps", "2",
+                           "--meter-seconds", "1"], capture_output=True, text=True, timeout=600,
+                          cwd=REPO)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    result = json.loads((tmp_path / "gpu_check.json").read_text())
+    assert set(result["steps"]) == {"meters", "llm", "finetune"}
+    assert not any("error" in step for step in result["steps"].values())
+    ways = result["steps"]["llm"]["ways"]
+    assert set(ways) == {"free/sequential", "free/batched", "choice/batched", "score/batched"}
+    assert ways["free/sequential"]["vs_free_sequential"] == pytest.approx(1.0)
+    assert ways["score/batched"]["output_tokens_mean"] == 0
+    assert result["steps"]["finetune"]["fit_energy_wh"] > 0
+    assert "| free/sequential |" in (tmp_path / "gpu_check.md").read_text()

@@ -115,6 +115,21 @@ class TransformersEngine:
         # model calls and the tokens they ran: what score saves over choice, counted
         self.forward_passes = self.forward_tokens = 0
 
+    @classmethod
+    def from_loaded(cls, net: Any, tokenizer: Any, device: str) -> TransformersEngine:
+        """An engine around a model already in memory (benchmarks/gpu_check.py builds a random
+        8B-shaped one on the GPU rather than writing and reading 16 GB of weights)."""
+        import torch
+
+        engine = cls.__new__(cls)
+        engine.torch, engine.model, engine.tokenizer, engine.device = torch, net.eval(), tokenizer, device
+        tokenizer.padding_side = "left"
+        if tokenizer.pad_token is None:
+            tokenizer.pad_token = tokenizer.eos_token
+        engine.last_tokens = {"prompt": 0, "output": 0}
+        engine.forward_passes = engine.forward_tokens = 0
+        return engine
+
     def _prompts(self, batch: Sequence[Messages]) -> list[str]:
         return [self.tokenizer.apply_chat_template(m, add_generation_prompt=True, tokenize=False)
                 for m in batch]
