@@ -27,6 +27,12 @@ def test_tiny_llama_through_real_vllm_on_cpu(tmp_path):
     data = json.loads(out.read_text())
     cats, results = data["categories"], data["results"]
     independent = results.pop("independent")
+    one = results.pop("score_one_token")  # one request per text, logprob_token_ids
+    assert len(one["categories"]) == 3 and one["requests_per_text"] == 1
+    for label, raw, expected in zip(one["labels"], one["raw"], one["independent"], strict=True):
+        mine = [float(x) for x in raw.split("\t", 1)[1].strip("[]").split(",")]
+        assert mine == pytest.approx(expected, abs=2e-2)
+        assert label == one["categories"][max(range(3), key=expected.__getitem__)]
     thinking = results.pop("thinking")  # a thinking budget of 4 tokens, then a 6-token answer
     assert thinking["thinking_tokens_mean"] <= 4 and 0 <= thinking["capped"] <= 6
     assert thinking["output_tokens_mean"] <= 4 + 6
@@ -44,6 +50,7 @@ def test_tiny_llama_through_real_vllm_on_cpu(tmp_path):
     for batching in ("sequential", "batched"):
         r = results[f"score/{batching}"]
         assert r["parse_methods"] == {"scored": 6} and r["output_tokens_mean"] == 0
+        assert r["requests_per_text"] == len(cats)  # multi-token categories: one request each
         for label, raw, expected in zip(r["labels"], r["raw"], independent, strict=True):
             mine = [float(x) for x in raw.split("\t", 1)[1].strip("[]").split(",")]
             assert mine == pytest.approx(expected, abs=2e-2)

@@ -47,8 +47,22 @@ def main(out: str) -> None:
                     "labels": pred.labels, "raw": pred.raw, "seconds": time.perf_counter() - t0,
                     "parse_methods": pred.info["parse_methods"],
                     "output_tokens_mean": pred.info.get("output_tokens_mean"),
-                    "prompt_tokens_mean": pred.info.get("prompt_tokens_mean")}
+                    "prompt_tokens_mean": pred.info.get("prompt_tokens_mean"),
+                    "requests_per_text": pred.info.get("requests_per_text")}
         results["independent"] = independent_scores(path, frame["text"].tolist(), cats)
+        # one-token categories: vLLM scores them with one request per text (logprob_token_ids)
+        tok = engine.tokenizer
+        words = sorted({w for t in frame["text"] for w in t.split() if w.isalpha()})
+        single = [w for w in words if len(tok(w, add_special_tokens=False)["input_ids"]) == 1][:3]
+        scorer = LLMModelConfig(name="tiny", kind="llm", family="llm", hf_id=str(path), engine="vllm",
+                                dtype="float32", decoding="score", batching="batched", max_tokens=12,
+                                context_length=2048, gpu_memory_utilization=0.5)
+        pred = LLMClassifier(scorer, ClassifierContext(categories=tuple(single), placement=context.placement),
+                             engine=engine).predict(frame["text"].tolist())
+        results["score_one_token"] = {"categories": single, "labels": pred.labels, "raw": pred.raw,
+                                      "requests_per_text": pred.info.get("requests_per_text"),
+                                      "independent": independent_scores(path, frame["text"].tolist(),
+                                                                        single)}
         thinker = LLMModelConfig(name="tiny", kind="llm", family="reasoning", hf_id=str(path),
                                  engine="vllm", dtype="float32", max_tokens=6, thinking_tokens=4,
                                  batching="batched", context_length=2048, gpu_memory_utilization=0.5)

@@ -162,7 +162,10 @@ class LLMClassifier:
         """Prompt and generated tokens per text, where the engine counts them."""
         if not n or not tokens:
             return {"prompt_tokens_mean": None, "output_tokens_mean": None}
-        return {"prompt_tokens_mean": tokens["prompt"] / n, "output_tokens_mean": tokens["output"] / n}
+        out = {"prompt_tokens_mean": tokens["prompt"] / n, "output_tokens_mean": tokens["output"] / n}
+        if tokens.get("requests"):  # engine requests per text (vLLM's score: 1, or one per category)
+            out["requests_per_text"] = tokens["requests"] / n
+        return out
 
     def describe(self) -> dict[str, Any]:
         m = self.model
