@@ -98,19 +98,22 @@ def test_a_hybrid_counts_its_attention_layers_and_the_index_its_bytes(tmp_path):
     cfg = {"architectures": ["JambaForCausalLM"], "num_hidden_layers": 32, "hidden_size": 4096,
            "num_attention_heads": 32, "num_key_value_heads": 8, "attn_layer_period": 8,
            "attn_layer_offset": 4, "num_experts": 16, "num_experts_per_tok": 2, "vocab_size": 65536,
-           "intermediate_size": 14336, "max_position_embeddings": 262144}
+           "intermediate_size": 14336, "max_position_embeddings": 262144, "mamba_d_state": 16,
+           "mamba_d_conv": 4, "mamba_expand": 2}
     (tmp_path / "config.json").write_text(json.dumps(cfg))
     (tmp_path / "model.safetensors.index.json").write_text(json.dumps(
         {"metadata": {"total_size": 103_000_000_000}, "weight_map": {}}))
     facts = read_facts(str(tmp_path))
     assert facts.attention_layers == 4 and facts.layers == 32 and facts.experts == 16
     assert facts.weight_bytes == 103_000_000_000 and facts.params is None
+    assert facts.mamba_state_values == 28 * (8192 * 16 + 8192 * 3)  # per sequence, any length
     cell = compose_cell(["model=llm", f"model.hf_id={tmp_path}", "cluster=capella", "gpus=auto",
                          f"out_dir={tmp_path / 'out'}"])
     assert cell.placement.gpus == 2 and cell.placement.weights_gb == 103.0  # x 1.15 on 94 GB H100s
     how = cell.settings.model.gpu_memory().how
     assert how.startswith("103 GB of weights (the model's safetensors) x 1.15 headroom (holds the KV "
-                          "cache: 0.067 GB for 1 sequence x 4096 tokens x 2 x 4 attention layers")
+                          "cache: 0.076 GB for 1 sequence x 4096 tokens x 2 x 4 attention layers")
+    assert how.endswith(", + Mamba state 8.72 MB per sequence)")
 
 
 def test_the_hub_cache_is_read_offline_by_revision(tmp_path, monkeypatch):

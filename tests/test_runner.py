@@ -383,7 +383,8 @@ def test_every_named_column_is_what_the_runner_writes(settings_for):
     from energy_hpc import columns
 
     only_some = {columns.ENGINE_LOAD_S: "LLM cells", columns.IDLE_POWER_W: "energy.idle_baseline_s > 0",
-                 columns.INVALID_RATE: "LLM cells"}
+                 columns.INVALID_RATE: "LLM cells", columns.OUTPUT_TOKENS: "LLM cells",
+                 columns.PROMPT_TOKENS: "LLM cells", columns.SCORE_MARGIN: "decoding=score"}
     [rec] = run_cell(settings_for("repetitions=1"), meters=[CountingMeter()])
     named = {v for k, v in vars(columns).items() if k.isupper() and isinstance(v, str)}
     missing = sorted(named - set(rec) - set(only_some))

@@ -39,6 +39,9 @@ class ModelFacts:
     architecture: str | None = None
     layers: int | None = None
     attention_layers: int | None = None
+    # a hybrid's Mamba layers: their state per sequence (SSM d_inner x d_state + conv d_inner x
+    # (d_conv - 1) values per layer), whatever the sequence's length
+    mamba_state_values: int | None = None
     hidden_size: int | None = None
     heads: int | None = None
     kv_heads: int | None = None
@@ -150,6 +153,21 @@ def _attention_layers(cfg: dict[str, Any], layers: int | None) -> int | None:
     return layers
 
 
+def _mamba_state_values(cfg: dict[str, Any], f: dict[str, Any]) -> int | None:
+    """Values of state a hybrid's Mamba layers keep per sequence (Jamba's ``mamba_d_state``,
+    ``mamba_d_conv``, ``mamba_expand``; Mamba's ``state_size``, ``conv_kernel``, ``expand``)."""
+    layers, attention, hidden = f["layers"], f["attention_layers"], f["hidden_size"]
+    if not (layers and attention is not None and hidden) or attention >= layers:
+        return None
+    d_state = _int(cfg, "mamba_d_state", "state_size", "ssm_state_size")
+    d_conv = _int(cfg, "mamba_d_conv", "conv_kernel")
+    expand = _int(cfg, "mamba_expand", "expand")
+    if not (d_state and d_conv and expand):
+        return None
+    inner = expand * hidden
+    return (layers - attention) * (inner * d_state + inner * (d_conv - 1))
+
+
 def _estimated_params(cfg: dict[str, Any], f: dict[str, Any]) -> tuple[int, int | None] | None:
     """Parameters (total, active) from a transformer's config, where no weight file says them:
     embeddings, attention, a gated MLP or its experts, per layer."""
@@ -199,6 +217,7 @@ def _read(folder: str, mtime: float) -> ModelFacts:
     f["experts"] = _int(cfg, "num_local_experts", "num_experts", "n_routed_experts", "moe_num_experts")
     f["experts_per_token"] = _int(cfg, "num_experts_per_tok", "num_experts_per_token", "moe_top_k")
     f["attention_layers"] = _attention_layers(cfg, f["layers"])
+    f["mamba_state_values"] = _mamba_state_values(cfg, f)
     f["quantization"], f["quantization_bits"] = checkpoint_method(
         top.get("quantization_config") or cfg.get("quantization_config"))
     tied = cfg.get("tie_word_embeddings", top.get("tie_word_embeddings"))

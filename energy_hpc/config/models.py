@@ -387,10 +387,14 @@ class LLMModelConfig(ModelConfig):
             return None
         per_value = BYTES_PER_PARAM.get(self.dtype.lower(), 2)  # the KV cache is kept at dtype
         per_token = 2 * facts.attention_layers * facts.kv_heads * facts.head_dim * per_value
-        return (per_token * self.context_length * sequences / 1e9,
-                f"{sequences} sequence{'s' if sequences > 1 else ''} x {self.context_length} tokens "
-                f"x 2 x {facts.attention_layers} attention layers x {facts.kv_heads} KV heads x "
-                f"{facts.head_dim} x {per_value:g} bytes")
+        how = (f"{sequences} sequence{'s' if sequences > 1 else ''} x {self.context_length} tokens "
+               f"x 2 x {facts.attention_layers} attention layers x {facts.kv_heads} KV heads x "
+               f"{facts.head_dim} x {per_value:g} bytes")
+        mamba = (facts.mamba_state_values or 0) * per_value * sequences
+        if mamba:  # vLLM keeps a hybrid's Mamba state at the model's dtype by default
+            how += (f", + Mamba state {facts.mamba_state_values * per_value / 1e6:.3g} MB per "
+                    "sequence")
+        return (per_token * self.context_length * sequences + mamba) / 1e9, how
 
     def concurrency(self, usable_gb: float, gpus: int) -> str | None:
         """What the KV cache room left on ``gpus`` GPUs of ``usable_gb`` in all holds: how many

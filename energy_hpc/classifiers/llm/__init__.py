@@ -64,7 +64,9 @@ class LLMClassifier:
             raise ConfigError(
                 f"model.context_length={self.model.context_length} leaves no room for the text: the "
                 f"prompt takes {self._overhead} tokens and model.max_tokens={self.model.max_tokens}"
-            )
+                + (f" plus model.thinking_tokens={self.model.thinking_tokens}"
+                   if self.model.thinking_tokens is not None else "")
+                + "; raise model.context_length or lower those")
         return budget
 
     def truncate(self, texts: Sequence[str]) -> tuple[list[str], int]:
