@@ -13,6 +13,8 @@ from functools import lru_cache
 from importlib import resources
 from typing import Any
 
+from energy_hpc.config.quantization import method_of
+
 PAPER_EMBEDDING = "sentence-transformers/paraphrase-multilingual-mpnet-base-v2"
 
 # dataset -> (classes, n_train + n_test per split)
@@ -61,9 +63,8 @@ def display_name(model: Any) -> str:
     name = model.display_name
     if mine and theirs and mine != theirs:
         name = f"{name} ({short_weights(mine)})"
-    planner = getattr(model, "quantization_plan", None)
-    method = planner().method if planner is not None else "none"
-    return name if method == "none" else f"{name} [{method}]"
+    method = method_of(model)
+    return name if method in (None, "none") else f"{name} [{method}]"
 
 
 # how the paper ran its LLMs (dspy: free generation, one text at a time, zero-shot, 16-bit)
@@ -82,11 +83,19 @@ def mismatch(model: str, weights: str | None, dataset: str, n_classes: int | Non
     theirs = paper_weights(model)
     if theirs and weights and weights != theirs:
         return f"other weights ({short_weights(weights)}; the paper used {short_weights(theirs)})"
-    for key, (papers, why) in PAPERS_WAY.items():
-        value = (way or {}).get(key)
-        if theirs and value is not None and value not in ("-", papers) and str(value) != str(papers):
-            return why.format(int(value) if isinstance(value, float) else value)
+    if theirs and (why := way_mismatch(way or {})):
+        return why
     return data_mismatch(dataset, n_classes, n_rows)
+
+
+def way_mismatch(way: dict[str, Any]) -> str | None:
+    """How an LLM run differs from the paper's way (:data:`PAPERS_WAY`), or None; a value not
+    recorded (None, ``-``) is taken as the paper's."""
+    for key, (papers, why) in PAPERS_WAY.items():
+        value = way.get(key)
+        if value is not None and value not in ("-", papers) and str(value) != str(papers):
+            return why.format(int(value) if isinstance(value, float) else value)
+    return None
 
 
 def data_mismatch(dataset: str, n_classes: int | None, n_rows: int | None) -> str | None:

@@ -19,6 +19,7 @@ from energy_hpc.classifiers import Classifier, ClassifierContext, build_classifi
 from energy_hpc.cluster.neighbours import SHARED_FLAG, other_jobs_on_my_nodes, union
 from energy_hpc.cluster.placement import Placement
 from energy_hpc.config import Settings
+from energy_hpc.config.quantization import method_of
 from energy_hpc.data import Corpus, Split, load_corpus, make_splits
 from energy_hpc.energy import Meter, Reading, create_meters, measure_window
 from energy_hpc.energy.attribution import attribution_columns
@@ -84,12 +85,6 @@ def cpu_share_columns(reading: Reading, prefix: str = "") -> dict[str, Any]:
              "cpu_wait_s", "cpu_self_wait_s", "cpu_contention", "own_cpus",
              "allocated_cpu_share", "own_mem_gb",
              "host_used_mem_gb", "foreign_mem_share")}
-
-
-def quantization_of(model: Any) -> str | None:
-    """The method an LLM's weights are served in (``none``, ``fp8``, ``awq``…); None for others."""
-    planner = getattr(model, "quantization_plan", None)
-    return planner().method if planner is not None else None
 
 
 def model_facts_of(model: Any) -> dict[str, Any] | None:
@@ -168,7 +163,7 @@ def build_record(cell: Cell, split: Split, corpus: Corpus, readings: list[Readin
         "billed_gpus": billed_gpus(cell),
         "job_exclusive": bool(cell.on_slurm and cell.shape.exclusive),
         "gpu_memory_check": placement.memory_check,
-        col.QUANTIZATION: quantization_of(settings.model),
+        col.QUANTIZATION: method_of(settings.model),
         "serving": placement.serving,
         "kv_concurrency": placement.concurrency,
         "dropped_rows": sum(corpus.dropped.values()),

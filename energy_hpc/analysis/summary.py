@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pandas as pd
 
@@ -27,13 +29,18 @@ def paper_mismatch_of(cell: pd.Series) -> str | None:
     if not pd.isna(cell.get("n_train")) and not pd.isna(cell.get("n_test")):
         n_rows = int(cell["n_train"]) + int(cell["n_test"])
     weights = cell.get("model_weights")
-    way = {k: cell.get(k) for k in (col.DECODING, col.BATCHING, col.FEW_SHOT, col.THINKING_TOKENS,
-                                    col.QUANTIZATION)}
-    way = {k: None if v is None or (not isinstance(v, str) and pd.isna(v)) else v
-           for k, v in way.items()}
     return mismatch(str(cell["model"]), None if pd.isna(weights) else str(weights),
                     str(cell["dataset"]),
-                    None if pd.isna(cell.get("n_classes")) else int(cell["n_classes"]), n_rows, way)
+                    None if pd.isna(cell.get("n_classes")) else int(cell["n_classes"]), n_rows,
+                    llm_way(cell))
+
+
+def llm_way(cell: pd.Series) -> dict[str, Any]:
+    """How a cell's LLM was run, as recorded (None where a column is missing or empty)."""
+    way = {k: cell.get(k) for k in (col.DECODING, col.BATCHING, col.FEW_SHOT, col.THINKING_TOKENS,
+                                    col.QUANTIZATION)}
+    return {k: None if v is None or (not isinstance(v, str) and pd.isna(v)) else v
+            for k, v in way.items()}
 
 
 OVERLAP_FLAGS = ("overlapping_window", "node_shared_with_jobs")

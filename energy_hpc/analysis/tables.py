@@ -6,14 +6,17 @@ Missing cells stay in the tables as missing ("–"), so a gap in a sweep is visi
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from energy_hpc import columns as rc
 from energy_hpc.analysis.paper import display_name, paper_cells
-from energy_hpc.analysis.summary import model_labels
+from energy_hpc.analysis.summary import llm_way, model_labels
+from energy_hpc.paper_setup import way_mismatch
 
 MISSING = "–"
 
@@ -104,18 +107,30 @@ def table_precisions(summary: pd.DataFrame) -> pd.DataFrame:
     for _, group in summary.groupby(keys, sort=False):
         if group[rc.QUANTIZATION].nunique() < 2:
             continue
-        base = group[group[rc.QUANTIZATION] == "none"]["energy_per_sample_wh_mean"]
-        base_wh = base.min() if not base.empty else np.nan
-        for (_, cell), label in zip(group.iterrows(), model_labels(group), strict=True):
-            per_text = cell.get("energy_per_sample_wh_mean", np.nan)
-            rows.append({"Model": label, "Dataset": cell[rc.DATASET], "Cluster": cell[rc.CLUSTER],
-                         "Quantization": cell[rc.QUANTIZATION], "GPUs": cell[rc.GPUS],
-                         "Accuracy": cell["accuracy_mean"],
-                         "Accuracy 95% CI": _ci(group.loc[[_]], rc.ACCURACY).iloc[0],
-                         "Energy per text (Wh)": per_text,
-                         "Energy 95% CI (Wh per pass)": _ci(group.loc[[_]], rc.ENERGY_WH).iloc[0],
-                         "Energy vs 16-bit": per_text / base_wh if base_wh else np.nan})
+        rows += _side_by_side(group, group[rc.QUANTIZATION] == "none", "Energy vs 16-bit",
+                              lambda cell: {"Quantization": cell[rc.QUANTIZATION]})
     return pd.DataFrame(rows)
+
+
+Columns = Callable[[pd.Series], dict[str, Any]]
+
+
+def _side_by_side(group: pd.DataFrame, base: pd.Series, ratio: str, what: Columns,
+                  between: Columns = lambda cell: {}) -> list[dict[str, Any]]:
+    """One row per cell of ``group``: model, dataset, cluster, ``what(cell)``, GPUs, accuracy
+    (CI), ``between(cell)``, energy per text (CI of the pass), and ``ratio``: its energy per
+    text ÷ the least of the ``base`` cells' (NaN without one)."""
+    base_wh = group.loc[base, "energy_per_sample_wh_mean"].min() if base.any() else np.nan
+    rows = []
+    for (i, cell), label in zip(group.iterrows(), model_labels(group), strict=True):
+        one, per_text = group.loc[[i]], cell.get("energy_per_sample_wh_mean", np.nan)
+        rows.append({"Model": label, "Dataset": cell[rc.DATASET], "Cluster": cell[rc.CLUSTER],
+                     **what(cell), "GPUs": cell[rc.GPUS], "Accuracy": cell["accuracy_mean"],
+                     "Accuracy 95% CI": _ci(one, rc.ACCURACY).iloc[0], **between(cell),
+                     "Energy per text (Wh)": per_text,
+                     "Energy 95% CI (Wh per pass)": _ci(one, rc.ENERGY_WH).iloc[0],
+                     ratio: per_text / base_wh if base_wh else np.nan})
+    return rows
 
 
 LLM_FAMILIES = ("llm", "reasoning")
@@ -135,11 +150,7 @@ def way_of(cell: pd.Series) -> str:
 
 def is_papers_way(cell: pd.Series) -> bool:
     """Free generation, one text at a time, zero-shot, 16-bit: how the paper classified."""
-    shots, quant = cell.get(rc.FEW_SHOT), cell.get(rc.QUANTIZATION, "none")
-    thinking = cell.get(rc.THINKING_TOKENS)
-    return (cell.get(rc.DECODING) == "free" and cell.get(rc.BATCHING) == "sequential"
-            and (shots is None or shots in (0, "-") or pd.isna(shots)) and quant in ("none", "-")
-            and (thinking is None or thinking == "-" or pd.isna(thinking)))
+    return way_mismatch(llm_way(cell)) is None
 
 
 def llm_method_groups(summary: pd.DataFrame) -> list[pd.DataFrame]:
@@ -158,19 +169,11 @@ def table_llm_methods(summary: pd.DataFrame) -> pd.DataFrame:
     construction: a different method, not a faster copy of free generation."""
     rows = []
     for group in llm_method_groups(summary):
-        base = group[[is_papers_way(c) for _, c in group.iterrows()]]
-        base_wh = base["energy_per_sample_wh_mean"].min() if not base.empty else np.nan
-        for (i, cell), label in zip(group.iterrows(), model_labels(group), strict=True):
-            per_text = cell.get("energy_per_sample_wh_mean", np.nan)
-            rows.append({"Model": label, "Dataset": cell[rc.DATASET], "Cluster": cell[rc.CLUSTER],
-                         "Way": way_of(cell), "GPUs": cell[rc.GPUS],
-                         "Accuracy": cell["accuracy_mean"],
-                         "Accuracy 95% CI": _ci(group.loc[[i]], rc.ACCURACY).iloc[0],
-                         "Invalid rate": cell.get(f"{rc.INVALID_RATE}_mean", np.nan),
-                         "Output tokens per text": cell.get(f"{rc.OUTPUT_TOKENS}_mean", np.nan),
-                         "Energy per text (Wh)": per_text,
-                         "Energy 95% CI (Wh per pass)": _ci(group.loc[[i]], rc.ENERGY_WH).iloc[0],
-                         "Energy vs the paper's way": per_text / base_wh if base_wh else np.nan})
+        papers = pd.Series([is_papers_way(c) for _, c in group.iterrows()], index=group.index)
+        rows += _side_by_side(
+            group, papers, "Energy vs the paper's way", lambda cell: {"Way": way_of(cell)},
+            lambda cell: {"Invalid rate": cell.get(f"{rc.INVALID_RATE}_mean", np.nan),
+                          "Output tokens per text": cell.get(f"{rc.OUTPUT_TOKENS}_mean", np.nan)})
     return pd.DataFrame(rows)
 
 

@@ -319,22 +319,29 @@ class LLMModelConfig(ModelConfig):
         return params, active, per_param, source
 
     def weights_gb(self) -> float | None:
-        """The weights in GB as served: the checkpoint's exact safetensors bytes when they are
-        here and served as they are; else parameters x bytes per weight of the quantization
-        (embeddings and the LM head kept at ``dtype``, as vLLM and bitsandbytes keep them)."""
+        """The weights in GB as served (:meth:`_weights`)."""
+        return self._weights()[0]
+
+    def _weights(self) -> tuple[float | None, str]:
+        """The weights in GB as served and where the number comes from: the checkpoint's exact
+        safetensors bytes when they are here and served as they are; else parameters x bytes per
+        weight of the quantization (embeddings and the LM head kept at ``dtype``, as vLLM and
+        bitsandbytes keep them)."""
         params, _, _ = self._params()
         q = self.quantization_plan()
         facts = self.model_facts()
         if facts is not None and facts.weights_gb and (q.prequantized or q.method == "none") \
                 and not (self.params_billion and q.method == "none"):
-            return facts.weights_gb
+            return facts.weights_gb, "the model's safetensors"
         if q.method == "none" or not q.bits:
-            return params * self._per_param() if params else None
+            return (params * self._per_param() if params else None,
+                    f"parameters x {self._per_param():g} bytes")
         embed = min(facts.embedding_params / 1e9, params) if facts and facts.embedding_params else 0.0
-        return (params - embed) * q.bits / 8 + embed * self._per_param()
+        return ((params - embed) * q.bits / 8 + embed * self._per_param(),
+                f"parameters x {q.bits}/8 bytes, embeddings at {self.dtype}")
 
     def gpu_memory(self) -> GpuMemory | None:
-        weights = self.weights_gb()
+        weights, source = self._weights()
         if weights is None:
             return None
         q = self.quantization_plan()
@@ -342,7 +349,7 @@ class LLMModelConfig(ModelConfig):
         if self.params_billion and q.method == "none":
             how = f"{self.params_billion} B params x {self._per_param()} bytes x {HEADROOM} headroom"
         else:
-            how = f"{weights:.3g} GB of{quant} weights ({self._weights_source(q)}) x {HEADROOM} headroom"
+            how = f"{weights:.3g} GB of{quant} weights ({source}) x {HEADROOM} headroom"
         needed = weights * HEADROOM
         kv = self.kv_cache_gb()
         if kv is not None:
@@ -358,20 +365,12 @@ class LLMModelConfig(ModelConfig):
                 how += f" (holds the KV cache: {kv_gb:.2g} GB for {kv_how})"
         return GpuMemory(weights_gb=weights, needed_gb=needed, divisible=True, how=how)
 
-    def _weights_source(self, q: QuantizationPlan) -> str:
-        facts = self.model_facts()
-        if facts is not None and facts.weights_gb and (q.prequantized or q.method == "none"):
-            return "the model's safetensors"
-        if q.method == "none":
-            return f"parameters x {self._per_param():g} bytes"
-        return f"parameters x {q.bits}/8 bytes, embeddings at {self.dtype}"
-
     def kv_cache_gb(self, sequences: int = 1) -> tuple[float, str] | None:
         """The KV cache of ``sequences`` sequences of ``context_length`` tokens (one: what vLLM
         must fit to start; batches share what is left) from the model's files: 2 (K and V) ×
-        attention layers × KV heads × head dim × bytes per value of ``dtype``; None where the
-        files do not say. A hybrid's Mamba layers keep a fixed state per sequence instead, not
-        counted here."""
+        attention layers × KV heads × head dim × bytes per value of ``dtype`` per token, plus a
+        hybrid's Mamba state per sequence (whatever its length); None where the files do not
+        say."""
         try:
             facts = self.model_facts()
         except ConfigError:

@@ -36,7 +36,14 @@ COMPUTE_CAPABILITY = {
     "RTX A6000": 8.6, "T4": 7.5, "RTX 2080": 7.5, "V100": 7.0, "P100": 6.0,
 }
 # the lowest capability each way of running a method needs (vLLM's table)
-NEEDS = {"fp8": 8.0, "awq": 7.5, "gptq": 6.0, "bitsandbytes": 7.0, "none": 0.0}
+NEEDS = {"fp8": 8.0, "awq": 7.5, "gptq": 6.0, "bitsandbytes": 7.0}
+
+
+def method_of(model: Any) -> str | None:
+    """The method a model's weights are served in (``none``, ``fp8``, ``awq``…): an LLM's plan;
+    None for a kind that has none."""
+    planner = getattr(model, "quantization_plan", None)
+    return planner().method if planner is not None else None
 
 
 def compute_capability(gpu_model: str | None, stated: float | None = None) -> float | None:
@@ -82,7 +89,6 @@ class QuantizationPlan:
     prequantized: bool  # the checkpoint's files are quantized: their bytes are the weights
     bits: int | None  # per quantized weight; None: the 16-bit dtype
     vllm_quantization: str | None  # what to hand vLLM (None: it detects the checkpoint's)
-    path: str = ""  # how this GPU runs it, said in the plan and the records
     assumed: bool = False  # the checkpoint's files are not here: the method is the user's word
 
     @property
@@ -124,7 +130,7 @@ def gpu_path(q: QuantizationPlan, capability: float | None, gpu: str, moe: bool,
     if capability is None:
         return (f"{q.label}: {gpu or 'the GPU'}'s compute capability is not known here (state "
                 "gpu_compute_capability in the cluster file to have it checked)")
-    supported = [m for m in ("fp8", "awq", "gptq", "bitsandbytes") if capability >= NEEDS[m]]
+    supported = [m for m in NEEDS if capability >= NEEDS[m]]
     if q.method == "fp8" and moe and capability < 8.9:
         supported.remove("fp8")
     need = NEEDS.get(q.method)
@@ -150,4 +156,4 @@ def gpu_path(q: QuantizationPlan, capability: float | None, gpu: str, moe: bool,
 
 
 __all__ = ["BITS", "COMPUTE_CAPABILITY", "QUANTIZATIONS", "QuantizationPlan", "checkpoint_method",
-           "compute_capability", "gpu_path", "plan"]
+           "compute_capability", "gpu_path", "method_of", "plan"]

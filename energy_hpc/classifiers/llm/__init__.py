@@ -93,9 +93,8 @@ class LLMClassifier:
         if self.model.thinking_tokens is not None:
             return self._bounded(batch, cut, tokens)
         choices = self.categories if self.model.decoding == "choice" else None
-        groups = [batch] if self.model.batching == "batched" else [[m] for m in batch]
         outputs = []
-        for group in groups:
+        for group in self._groups(batch):
             outputs += self.engine.generate(group, self.model.max_tokens, choices)
             tokens.update(getattr(self.engine, "last_tokens", {}))
         parsed = [parse_answer(o, self.categories) for o in outputs]
@@ -108,9 +107,8 @@ class LLMClassifier:
         """decoding=score: the category of highest summed log-probability, no generation; the
         margin to the runner-up is its confidence. No answer can be invalid (invalid_rate 0 by
         construction: a different method from free generation, not a faster copy of it)."""
-        groups = [batch] if self.model.batching == "batched" else [[m] for m in batch]
         rows: list[list[float]] = []
-        for group in groups:
+        for group in self._groups(batch):
             rows += self.engine.score(group, self.categories)
             tokens.update(getattr(self.engine, "last_tokens", {}))
         labels, margins = [], []
@@ -133,9 +131,8 @@ class LLMClassifier:
         for messages in batch:
             prompt = tok.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
             prompts.append(prompt if prompt.rstrip().endswith(THINK_OPEN) else prompt + THINK_OPEN + "\n")
-        groups = [prompts] if self.model.batching == "batched" else [[p] for p in prompts]
         outputs, thought, capped = [], [], 0
-        for group in groups:
+        for group in self._groups(prompts):
             if budget:
                 thinking = self.engine.complete(group, budget, stop=[THINK_CLOSE])
                 tokens.update(getattr(self.engine, "last_tokens", {}))
@@ -158,6 +155,10 @@ class LLMClassifier:
                                 "thinking_capped": capped,
                                 "thinking_tokens_mean": sum(thought) / len(thought) if thought else None,
                                 **self._token_means(tokens, len(batch))})
+
+    def _groups(self, items: list) -> list[list]:
+        """What one engine call gets: every prompt at once (batched), or one at a time."""
+        return [items] if self.model.batching == "batched" else [[item] for item in items]
 
     @staticmethod
     def _token_means(tokens: Counter, n: int) -> dict[str, float | None]:

@@ -141,15 +141,7 @@ class TransformersEngine:
             self.last_tokens = {"prompt": sum(len(self.tokenizer(p, add_special_tokens=False)[
                 "input_ids"]) for p in prompts), "output": 0}
             return [self._best_choice(p, choices) for p in prompts]
-        enc = self.tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=False).to(self.device)
-        with self.torch.inference_mode():
-            out = self.model.generate(**enc, max_new_tokens=max_tokens, do_sample=False,
-                                      pad_token_id=self.tokenizer.pad_token_id)
-        new = out[:, enc["input_ids"].shape[1]:]
-        pad, eos = self.tokenizer.pad_token_id, self.tokenizer.eos_token_id
-        produced = sum(1 for t in new.flatten().tolist() if t not in (pad, eos))
-        self.last_tokens = {"prompt": int(enc["attention_mask"].sum()), "output": produced}
-        return self.tokenizer.batch_decode(new, skip_special_tokens=True)
+        return [c.text for c in self.complete(prompts, max_tokens)]
 
     def complete(self, prompts: Sequence[str], max_tokens: int,
                  stop: Sequence[str] | None = None) -> list[Completion]:
@@ -292,8 +284,7 @@ class VllmEngine:
         extra = structured_choice_params(choices) if choices else {}
         params = SamplingParams(temperature=0.0, max_tokens=max_tokens, **extra)
         outputs = self.llm.chat(list(batch), params, use_tqdm=False)
-        self.last_tokens = {"prompt": sum(len(o.prompt_token_ids or ()) for o in outputs),
-                            "output": sum(len(o.outputs[0].token_ids) for o in outputs)}
+        self.last_tokens = _vllm_tokens(outputs)
         return [o.outputs[0].text for o in outputs]
 
     def complete(self, prompts: Sequence[str], max_tokens: int,
@@ -303,8 +294,7 @@ class VllmEngine:
         params = SamplingParams(temperature=0.0, max_tokens=max_tokens,
                                 stop=list(stop) if stop else None)
         outputs = self.llm.generate(list(prompts), params, use_tqdm=False)
-        self.last_tokens = {"prompt": sum(len(o.prompt_token_ids or ()) for o in outputs),
-                            "output": sum(len(o.outputs[0].token_ids) for o in outputs)}
+        self.last_tokens = _vllm_tokens(outputs)
         return [Completion(o.outputs[0].text, len(o.outputs[0].token_ids),
                            o.outputs[0].stop_reason in (stop or ())) for o in outputs]
 
@@ -344,6 +334,12 @@ class VllmEngine:
                 row.append(sum(logprobs[len(ids) + k][tok].logprob for k, tok in enumerate(toks)))
             scores.append(row)
         return scores
+
+
+def _vllm_tokens(outputs: list[Any]) -> dict[str, int]:
+    """Prompt and generated tokens of vLLM's request outputs (``Engine.last_tokens``)."""
+    return {"prompt": sum(len(o.prompt_token_ids or ()) for o in outputs),
+            "output": sum(len(o.outputs[0].token_ids) for o in outputs)}
 
 
 ENGINES = {"transformers": TransformersEngine, "vllm": VllmEngine}
