@@ -36,21 +36,12 @@ PAPER_LLAMA8B = {"energy_wh": 5.86, "duration_s": 36.88, "texts": 189}  # Table 
 
 
 def tokenizer_folder(folder: Path, texts: list[str], vocab: int) -> Any:
-    """A byte-level BPE trained here on the prompts (the real tokenizers need the hub)."""
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import PreTrainedTokenizerFast
+    """The tests' byte-level BPE trained on the prompts (the real tokenizers need the hub), with
+    BERT's special tokens too, saved in ``folder``."""
+    from tests.tiny_llama import byte_level_tokenizer
 
-    tok = Tokenizer(models.BPE(unk_token="<unk>"))
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tok.decoder = decoders.ByteLevel()
-    tok.train_from_iterator(texts, trainers.BpeTrainer(
-        vocab_size=vocab, special_tokens=["<unk>", "<s>", "</s>", "<pad>", "[CLS]", "[SEP]", "[MASK]"],
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
-    fast = PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<s>", eos_token="</s>",
-                                   pad_token="<pad>", cls_token="[CLS]", sep_token="[SEP]",
-                                   mask_token="[MASK]", unk_token="<unk>")
-    fast.chat_template = ("{% for m in messages %}<s>{{ m['role'] }}\n{{ m['content'] }}</s>\n"
-                          "{% endfor %}{% if add_generation_prompt %}<s>assistant\n{% endif %}")
+    fast = byte_level_tokenizer(texts, vocab, cls_token="[CLS]", sep_token="[SEP]",
+                                mask_token="[MASK]")
     fast.save_pretrained(folder)
     return fast
 

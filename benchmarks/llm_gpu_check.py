@@ -12,8 +12,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import tempfile
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests.tiny_llama's tokenizer
 
 # Llama 3.1 8B's published architecture (config.json of meta-llama/Meta-Llama-3.1-8B-Instruct).
 LLAMA31_8B = {
@@ -28,23 +31,12 @@ LLAMA31_8B = {
 
 
 def write_model(folder: Path) -> Path:
-    """config.json plus a byte-level tokenizer trained here (the real one needs the hub)."""
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import PreTrainedTokenizerFast
-
+    """config.json plus the tests' byte-level tokenizer trained here (the real one needs the hub)."""
     from energy_hpc.classifiers.llm.prompt import build_messages
+    from tests.tiny_llama import byte_level_tokenizer
 
     corpus = [m["content"] for m in build_messages("Die Endlagersuche braucht Daten.", ["geoWK", "Tongestein"])]
-    tok = Tokenizer(models.BPE(unk_token="<unk>"))
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tok.decoder = decoders.ByteLevel()
-    tok.train_from_iterator(corpus * 5, trainers.BpeTrainer(
-        vocab_size=2000, special_tokens=["<unk>", "<s>", "</s>", "<pad>"],
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
-    fast = PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<s>", eos_token="</s>", pad_token="<pad>")
-    fast.chat_template = ("{% for m in messages %}<s>{{ m['role'] }}\n{{ m['content'] }}</s>\n{% endfor %}"
-                          "{% if add_generation_prompt %}<s>assistant\n{% endif %}")
-    fast.save_pretrained(folder)
+    byte_level_tokenizer(corpus * 5, 2000).save_pretrained(folder)
     (folder / "config.json").write_text(json.dumps(LLAMA31_8B))
     return folder
 
