@@ -59,33 +59,13 @@ def meters(cpu: bool) -> list:
 
 def step_meters(args: argparse.Namespace) -> dict:
     """NVML counter vs NVML sampling vs CodeCarbon over one steady load."""
-    import torch
+    from benchmarks.gpu_energy_check import steady_load
 
-    from energy_hpc.energy.codecarbon_meter import CodeCarbonMeter
-    from energy_hpc.energy.window import measure_window
-
-    device = "cpu" if args.cpu else "cuda"
-    size = 512 if args.cpu else 8192
-    a = torch.randn(size, size, device=device, dtype=torch.bfloat16)
-    b = torch.randn(size, size, device=device, dtype=torch.bfloat16)
-
-    def burst() -> None:
-        t0 = time.perf_counter()
-        while time.perf_counter() - t0 < 0.5:
-            a @ b
-        if not args.cpu:
-            torch.cuda.synchronize()
-
-    chosen = [CodeCarbonMeter(interval_s=1.0)]
-    if not args.cpu:
-        from benchmarks.gpu_energy_check import SamplingOnly
-        from energy_hpc.energy.nvml import NvmlMeter
-
-        chosen = [NvmlMeter(visible="0"), NvmlMeter(SamplingOnly(), sample_s=0.1, visible="0"), *chosen]
-    window = measure_window(chosen, burst, min_window_s=args.meter_seconds)
-    out: dict[str, Any] = {"window_s": window.readings[0].duration_s}
-    for name, reading in zip(("nvml_counter", "nvml_sampling", "codecarbon")[-len(chosen):],
-                             window.readings, strict=True):
+    readings = steady_load(args.meter_seconds, 512 if args.cpu else 8192,
+                           "cpu" if args.cpu else "cuda")
+    out: dict[str, Any] = {"window_s": readings[0].duration_s}
+    for name, reading in zip(("nvml_counter", "nvml_sampling", "codecarbon")[-len(readings):],
+                             readings, strict=True):
         out[name] = {"gpu_wh": reading.gpu_wh, "cpu_wh": reading.cpu_wh, "ram_wh": reading.ram_wh,
                      "avg_power_w": reading.avg_power_w,
                      "devices": [d.__dict__ for d in reading.devices]}
@@ -94,7 +74,7 @@ def step_meters(args: argparse.Namespace) -> dict:
         out["sampling_vs_counter"] = out["nvml_sampling"]["gpu_wh"] / counter
         cc = out["codecarbon"]["gpu_wh"]
         out["codecarbon_vs_counter"] = cc / counter if cc else None
-        out["gpu"] = window.readings[0].info.get("gpus")
+        out["gpu"] = readings[0].info.get("gpus")
     return out
 
 

@@ -26,6 +26,31 @@ class SamplingOnly(PynvmlInterface):
         raise CounterNotSupported()
 
 
+def steady_load(seconds: float, size: int, device: str = "cuda") -> list:
+    """``seconds`` of bf16 matrix multiplies measured at once by NVML's counter, NVML power
+    sampling (0.1 s) and CodeCarbon, in that order (on ``device="cpu"``: CodeCarbon alone)."""
+    import torch
+
+    a = torch.randn(size, size, device=device, dtype=torch.bfloat16)
+    b = torch.randn(size, size, device=device, dtype=torch.bfloat16)
+    cuda = device != "cpu"
+
+    def burst() -> None:
+        t0 = time.perf_counter()
+        while time.perf_counter() - t0 < 0.5:
+            a @ b
+        if cuda:
+            torch.cuda.synchronize()
+
+    for _ in range(10):
+        a @ b
+    meters = [CodeCarbonMeter(interval_s=1.0)]
+    if cuda:
+        torch.cuda.synchronize()
+        meters = [NvmlMeter(visible="0"), NvmlMeter(SamplingOnly(), sample_s=0.1, visible="0"), *meters]
+    return measure_window(meters, burst, min_window_s=seconds).readings
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seconds", type=float, default=20.0)
@@ -34,23 +59,7 @@ def main() -> None:
     import torch
 
     assert torch.cuda.is_available(), "needs a CUDA GPU"
-    a = torch.randn(args.size, args.size, device="cuda", dtype=torch.bfloat16)
-    b = torch.randn(args.size, args.size, device="cuda", dtype=torch.bfloat16)
-    for _ in range(10):
-        a @ b
-    torch.cuda.synchronize()
-    counter = NvmlMeter(visible="0")
-    sampling = NvmlMeter(SamplingOnly(), sample_s=0.1, visible="0")
-    cc = CodeCarbonMeter(interval_s=1.0)
-
-    def burst():
-        t0 = time.perf_counter()
-        while time.perf_counter() - t0 < 0.5:
-            a @ b
-        torch.cuda.synchronize()
-
-    w = measure_window([counter, sampling, cc], burst, min_window_s=args.seconds)
-    rc, rs, rcc = w.readings
+    rc, rs, rcc = steady_load(args.seconds, args.size)
     print(f"GPU: {rc.info['gpus'][0]['name']}, driver {rc.info['driver']}, window {rc.duration_s:.2f} s")
     print(f"nvml counter      : {rc.gpu_wh:.4f} Wh  ({rc.avg_power_w:.1f} W)")
     print(f"nvml sampling 0.1s: {rs.gpu_wh:.4f} Wh  ratio to counter {rs.gpu_wh / rc.gpu_wh:.4f}")
