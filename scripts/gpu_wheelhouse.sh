@@ -11,7 +11,11 @@ cd "$(dirname "$0")/.."
 DIR=${1:-wheelhouse}
 PYV=${2:-3.12}
 ABI="cp${PYV/./}"
-rm -rf "$DIR" && mkdir -p "$DIR"
+if [ -L "$DIR" ] || { [ -e "$DIR" ] && [ -n "$(ls -A "$DIR" 2>/dev/null)" ] && [ ! -f "$DIR/requirements.txt" ]; }; then
+  echo "gpu_wheelhouse: $DIR exists and is not a wheelhouse this script built (no requirements.txt); give an empty or new folder" >&2
+  exit 2
+fi
+rm -f "$DIR"/*.whl "$DIR"/requirements.txt && mkdir -p "$DIR"
 python -m pip wheel -q --no-deps -w "$DIR" . 'antlr4-python3-runtime==4.9.3'
 TARGET=(--only-binary=:all: --python-version "$PYV" --implementation cp --abi "$ABI"
         --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64
